@@ -1,1 +1,150 @@
-//! placeholder
+//! api-gateway: the HTTP API for the apps and operators.
+//!
+//! Until authentication lands, it binds to loopback by default and says so at start-up.
+
+pub mod applications;
+pub mod error;
+
+use std::{net::SocketAddr, str::FromStr, time::{Duration, Instant}};
+
+use axum::{
+    Json, Router,
+    extract::{MatchedPath, Request, State},
+    http::{HeaderName, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use brain_runtime::{
+    settings::{Env, SettingsError},
+    telemetry::metric_name,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use sqlx::{PgPool, postgres::{PgConnectOptions, PgPoolOptions}};
+use tokio_util::sync::CancellationToken;
+use tower_http::{
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+
+pub const SERVICE: &str = "api-gateway";
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen_addr: SocketAddr,
+    /// A role that can only read the published read models.
+    pub database_url: SecretString,
+    pub request_timeout: Duration,
+    pub otlp_endpoint: Option<String>,
+    pub log_json: bool,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        let env = Env::new(SERVICE);
+        Ok(Self {
+            listen_addr: env.or("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            database_url: env.secret("DATABASE_URL")?,
+            request_timeout: env.millis("REQUEST_TIMEOUT", 10_000)?,
+            otlp_endpoint: env.optional("OTLP_ENDPOINT")?,
+            log_json: env.or::<String>("LOG_FORMAT", "json".into())? != "text",
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+}
+
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and builds the routes.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(settings.database_url.expose_secret())?;
+        // Lazy: the gateway starts (and says it is not ready) while the database is down.
+        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(3)).connect_lazy_with(options);
+        let listener = tokio::net::TcpListener::bind(settings.listen_addr).await?;
+        let addr = listener.local_addr()?;
+        if addr.ip().is_loopback() {
+            tracing::info!(%addr, "listening on loopback only: authentication is not implemented yet, so the API is not exposed");
+        } else {
+            tracing::warn!(%addr, "listening on a non-loopback address WITHOUT authentication: anyone who can reach it can read application data");
+        }
+        Ok(Self { listener, router: router(AppState { pool }, settings.request_timeout) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+        Ok(())
+    }
+}
+
+pub fn router(state: AppState, timeout: Duration) -> Router {
+    brain_runtime::telemetry::metrics_handle();
+    let api = Router::new()
+        .route("/api/v1/applications/{id}", get(applications::get))
+        .route("/ready", get(ready))
+        .route("/health/deps", get(deps))
+        .with_state(state);
+    Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/api/v1/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/metrics", get(|| async { brain_runtime::telemetry::metrics_handle().render() }))
+        .merge(api)
+        .fallback(|| async { error::ApiError::not_found("route_not_found", "no such route") })
+        .layer(middleware::from_fn(record_metrics))
+        .layer(RequestBodyLimitLayer::new(64 * 1024))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn ping(pool: &PgPool) -> Result<Duration, sqlx::Error> {
+    let started = Instant::now();
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(started.elapsed())
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match ping(&state.pool).await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "read model unavailable").into_response(),
+    }
+}
+
+async fn deps(State(state): State<AppState>) -> Response {
+    let postgres = match ping(&state.pool).await {
+        Ok(latency) => json!({ "ok": true, "latencyMs": latency.as_secs_f64() * 1000.0 }),
+        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+    };
+    let status = if postgres["ok"] == true { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({ "postgres": postgres }))).into_response()
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(metric_name(SERVICE, "http_requests_total"), "route" => route.clone(), "method" => method, "status" => status).increment(1);
+    metrics::histogram!(metric_name(SERVICE, "http_request_duration_seconds"), "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,67 @@
+//! `GET /api/v1/applications/{id}`: the console read model of one application.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{AppState, error::ApiError};
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    pub application_id: String,
+    pub tenant_id: String,
+    pub loan_id: String,
+    pub loan_number: String,
+    pub loan_type: String,
+    pub ventures_status: String,
+    pub status_changed_at: DateTime<Utc>,
+    pub amount_requested_cents: i64,
+    pub amount_approved_cents: Option<i64>,
+    pub version: i64,
+    pub source_occurred_at: DateTime<Utc>,
+    pub projected_at: DateTime<Utc>,
+    pub correlation_id: String,
+}
+
+/// Application ids are what Firestore accepts as a document id, within reason.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') && id != "." && id != ".."
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Application>, ApiError> {
+    if !valid_id(&id) {
+        return Err(ApiError::bad_request(
+            "invalid_application_id",
+            "application ids are 1-128 characters of letters, digits, '-', '_' and '.'",
+        ));
+    }
+    let row: Option<Application> = sqlx::query_as(
+        "SELECT application_id, tenant_id, loan_id, loan_number, loan_type, ventures_status, status_changed_at,
+                amount_requested_cents, amount_approved_cents, version, source_occurred_at, projected_at, correlation_id
+         FROM read_api.applications WHERE application_id = $1",
+    )
+    .bind(&id)
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(ApiError::database)?;
+    row.map(Json).ok_or_else(|| ApiError::not_found("application_not_found", format!("no application {id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_id;
+
+    #[test]
+    fn ids_are_checked_at_the_edge() {
+        assert!(valid_id("app-1_x.y"));
+        assert!(!valid_id(""));
+        assert!(!valid_id(".."));
+        assert!(!valid_id("a/b"));
+        assert!(!valid_id(&"a".repeat(129)));
+        assert!(!valid_id("a b"));
+    }
+}
