@@ -84,7 +84,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         tenant_id: settings.tenant_id.clone(),
         interval: settings.sweep_interval,
         page_size: settings.page_size,
-        backoff: Backoff { max: Duration::from_secs(30), ..Backoff::default() },
+        // A poller keeps its lag low: at most 10 s between tries unless the server asks for more.
+        backoff: Backoff { max: Duration::from_secs(10), ..Backoff::default() },
     };
     let result = sweep.run(shutdown.clone()).await;
     shutdown.cancel();

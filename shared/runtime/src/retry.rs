@@ -28,21 +28,23 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay before retry number `attempt` (1 = first retry).
+    /// The delay before retry number `attempt` (1 = first retry). A server's `Retry-After` hint
+    /// replaces the exponential delay (it knows when it will be ready), with up to 10 % jitter so
+    /// that many clients told the same moment do not return at once.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         self.delay_with(attempt, retry_after, &mut rand::rng())
     }
 
     pub fn delay_with(&self, attempt: u32, retry_after: Option<Duration>, rng: &mut impl Rng) -> Duration {
+        if let Some(hint) = retry_after {
+            let hint = hint.min(self.max_retry_after);
+            return hint + hint.mul_f64(0.1 * rng.random::<f64>());
+        }
         let exponent = attempt.saturating_sub(1).min(32) as i32;
         let base = (self.initial.as_secs_f64() * self.multiplier.powi(exponent)).min(self.max.as_secs_f64());
         let jitter = self.jitter.clamp(0.0, 1.0);
         let delay = base * (1.0 - jitter * rng.random::<f64>());
-        let delay = Duration::from_secs_f64(delay.max(0.0));
-        match retry_after {
-            Some(hint) => delay.max(hint.min(self.max_retry_after)),
-            None => delay,
-        }
+        Duration::from_secs_f64(delay.max(0.0))
     }
 }
 
@@ -67,10 +69,12 @@ mod tests {
             let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
             let hint = hint.map(Duration::from_secs);
             let d = b.delay_with(attempt, hint, &mut rng);
-            let ceiling = b.max.max(hint.map_or(Duration::ZERO, |h| h.min(b.max_retry_after)));
-            prop_assert!(d <= ceiling);
-            if let Some(h) = hint {
-                prop_assert!(d >= h.min(b.max_retry_after));
+            match hint {
+                Some(h) => {
+                    let h = h.min(b.max_retry_after);
+                    prop_assert!(d >= h && d <= h.mul_f64(1.1));
+                }
+                None => prop_assert!(d <= b.max),
             }
         }
     }

@@ -1,0 +1,18 @@
+//! System tests: the whole flow on real infrastructure. Run with `make test`.
+
+mod audit;
+mod crash;
+mod flow;
+mod interop;
+mod outage;
+mod poison;
+
+use std::sync::Once;
+
+/// Logs of the test process itself (services log to target/system-tests/<test>/).
+pub fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_test_writer().try_init();
+    });
+}

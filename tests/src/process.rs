@@ -1,0 +1,94 @@
+//! Brain's services as child processes of a test, so they can be killed like in production.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
+
+use crate::{repo_root, wait_for};
+
+/// The built binary of a workspace package (`make test` builds them first).
+pub fn binary(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    target.join("debug").join(name)
+}
+
+pub struct ServiceProcess {
+    pub name: &'static str,
+    env: Vec<(String, String)>,
+    ready_url: String,
+    log: PathBuf,
+    child: Option<Child>,
+    pub starts: u32,
+    pub kills: u32,
+}
+
+impl ServiceProcess {
+    pub fn new(name: &'static str, env: Vec<(String, String)>, ready_url: String, log: PathBuf) -> Self {
+        Self { name, env, ready_url, log, child: None, starts: 0, kills: 0 }
+    }
+
+    /// Starts the process and waits until its `/ready` answers 200.
+    pub async fn start(&mut self) -> anyhow::Result<()> {
+        let bin = binary(self.name);
+        anyhow::ensure!(bin.exists(), "{} is not built: run `cargo build --workspace --bins`", bin.display());
+        let log = std::fs::File::options().create(true).append(true).open(&self.log)?;
+        let mut command = Command::new(&bin);
+        // Settings come only from this harness, never from the developer's shell.
+        for (key, _) in std::env::vars() {
+            if ["BRAIN__", "VENTURES_SYNC__", "PROJECTION_WRITER__", "API_GATEWAY__"].iter().any(|p| key.starts_with(p)) {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", std::env::var("BRAIN_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        self.child = Some(child);
+        self.starts += 1;
+        let http = reqwest::Client::new();
+        let url = self.ready_url.clone();
+        let name = self.name;
+        let result = wait_for(&format!("{name} to be ready"), Duration::from_secs(60), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { Ok(http.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())) }
+        })
+        .await;
+        if result.is_err() {
+            let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<_> = tail.lines().rev().take(20).collect();
+            anyhow::bail!("{name} did not become ready; log tail:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        Ok(())
+    }
+
+    /// SIGKILL: no shutdown hooks, no final commit, no flush.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+            self.kills += 1;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+            }
+            match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+                Ok(status) => anyhow::ensure!(status?.success(), "{} exited with failure on SIGTERM", self.name),
+                Err(_) => {
+                    child.kill().await?;
+                    anyhow::bail!("{} did not stop within 30 s of SIGTERM", self.name);
+                }
+            }
+        }
+        Ok(())
+    }
+}

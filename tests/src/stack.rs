@@ -1,0 +1,123 @@
+//! One test's whole system: infrastructure plus Brain's services as processes.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use brain_events::{Codec, RegistryClient, codec::SchemaIds};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::{
+    free_port,
+    infra::{self, Broker, Database, VenturesCredentials},
+    process::ServiceProcess,
+    repo_root,
+};
+
+pub const VENTURES_SYNC: &str = "ventures-sync";
+pub const PROJECTION_WRITER: &str = "projection-writer";
+pub const API_GATEWAY: &str = "api-gateway";
+
+pub struct Stack {
+    pub logs: PathBuf,
+    pub broker: Broker,
+    pub db: Database,
+    pub registry_url: String,
+    pub sim: ventures_simulator::RunningSimulator,
+    pub credentials: VenturesCredentials,
+    pub project_id: String,
+    pub gateway_url: String,
+    pub services: BTreeMap<&'static str, ServiceProcess>,
+    pub http: reqwest::Client,
+    _shutdown: DropGuard,
+}
+
+impl Stack {
+    /// Starts the infrastructure for test `name`; services start with `start_services`.
+    pub async fn start(name: &str) -> anyhow::Result<Self> {
+        let logs = repo_root().join("target/system-tests").join(format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+        std::fs::create_dir_all(&logs)?;
+        infra::emulator_host()?;
+        let shutdown = CancellationToken::new();
+        let broker = Broker::start(logs.join("broker.log")).await?;
+        let db = Database::create().await?;
+        let registry_url = infra::registry(&db, shutdown.clone()).await?;
+        let credentials = VenturesCredentials::generate();
+        let sim = infra::simulator(&credentials).await?;
+        let project_id = format!("brain-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let gateway_port = free_port();
+        let mut stack = Self {
+            logs,
+            broker,
+            db,
+            registry_url,
+            sim,
+            credentials,
+            project_id,
+            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            services: BTreeMap::new(),
+            http: reqwest::Client::new(),
+            _shutdown: shutdown.drop_guard(),
+        };
+        for name in [VENTURES_SYNC, PROJECTION_WRITER, API_GATEWAY] {
+            let process = stack.process(name, gateway_port);
+            stack.services.insert(name, process);
+        }
+        tracing::info!(logs = %stack.logs.display(), "stack started");
+        Ok(stack)
+    }
+
+    fn process(&self, name: &'static str, gateway_port: u16) -> ServiceProcess {
+        let prefix = name.to_uppercase().replace('-', "_");
+        let mut env: Vec<(String, String)> = vec![
+            ("BRAIN__KAFKA_BROKERS".into(), self.broker.bootstrap.clone()),
+            ("BRAIN__SCHEMA_REGISTRY_URL".into(), self.registry_url.clone()),
+            ("BRAIN__DATABASE_URL".into(), self.db.url(None)),
+        ];
+        let ops_port = free_port();
+        let mut ready = format!("http://127.0.0.1:{ops_port}/ready");
+        env.push((format!("{prefix}__OPS_ADDR"), format!("127.0.0.1:{ops_port}")));
+        match name {
+            VENTURES_SYNC => env.extend([
+                (format!("{prefix}__VENTURES_BASE_URL"), self.sim.base_url()),
+                (format!("{prefix}__VENTURES_CLIENT"), self.credentials.client.clone()),
+                (format!("{prefix}__VENTURES_USERNAME"), self.credentials.username.clone()),
+                (format!("{prefix}__VENTURES_PASSWORD"), self.credentials.password.clone()),
+                (format!("{prefix}__SWEEP_INTERVAL_MS"), "200".into()),
+            ]),
+            PROJECTION_WRITER => env.push((format!("{prefix}__FIRESTORE_PROJECT_ID"), self.project_id.clone())),
+            _ => {
+                env.push((format!("{prefix}__LISTEN_ADDR"), format!("127.0.0.1:{gateway_port}")));
+                env.push((format!("{prefix}__DATABASE_URL"), self.db.url(Some("brain_gateway_reader"))));
+                ready = format!("http://127.0.0.1:{gateway_port}/ready");
+            }
+        }
+        ServiceProcess::new(name, env, ready, self.logs.join(format!("{name}.log")))
+    }
+
+    pub async fn start_services(&mut self, names: &[&'static str]) -> anyhow::Result<()> {
+        for name in names {
+            self.service(name).start().await?;
+        }
+        Ok(())
+    }
+
+    pub fn service(&mut self, name: &str) -> &mut ServiceProcess {
+        self.services.get_mut(name).unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    /// A codec talking to this test's registry.
+    pub fn codec(&self) -> Codec {
+        Codec::new(RegistryClient::new(&self.registry_url).expect("registry client"), SchemaIds::AutoRegister)
+    }
+
+    /// Firestore, as projection-writer sees it.
+    pub async fn projections(&self) -> anyhow::Result<projection_writer::firestore::Projections> {
+        projection_writer::firestore::Projections::connect(&self.project_id).await
+    }
+
+    pub async fn stop_all(&mut self) -> anyhow::Result<()> {
+        for service in self.services.values_mut() {
+            service.stop().await?;
+        }
+        Ok(())
+    }
+}
