@@ -1,5 +1,55 @@
 #!/usr/bin/env bash
-# Placeholder: the lead wires `make test` here.
+# `make test`: every test, on real parts, from a fresh clone. Installs what is missing, ensures
+# PostgreSQL, starts a Firestore emulator of its own, then runs: the schema compatibility check,
+# clippy, all unit/property/integration/system tests (each system test starts its own broker,
+# database, registry and simulator), and the compose-file validation.
 set -euo pipefail
-echo "make test: not yet wired (infra/dev/test.sh)" >&2
-exit 1
+# shellcheck source=infra/dev/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+started=$(date +%s)
+step() { printf '\n== %s (%ss)\n' "$*" "$(($(date +%s) - started))"; }
+
+# In CI each run is a fresh clone: keep compiled dependencies between runs on the same machine.
+if [[ "${CI:-}" == "true" && -z "${CARGO_TARGET_DIR:-}" ]]; then
+  export CARGO_TARGET_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/brain/target"
+fi
+
+step "setup"
+bash infra/dev/setup.sh
+
+step "build"
+cargo build --workspace --bins --tests
+
+step "postgres"
+bash infra/dev/stack.sh up postgres
+# shellcheck source=infra/dev/ports.env
+source infra/dev/ports.env
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+
+step "firestore emulator (tests' own)"
+emulator_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$LOG_DIR"
+node "$EMULATOR_DIR/launcher.mjs" --port "$emulator_port" >"$LOG_DIR/test-emulator.log" 2>&1 &
+emulator_pid=$!
+trap 'kill "$emulator_pid" 2>/dev/null || true' EXIT
+port_open() { timeout 1 bash -c ': >"/dev/tcp/127.0.0.1/$1"' 2>/dev/null; }
+for _ in $(seq 100); do
+  port_open "$emulator_port" && break
+  sleep 0.1
+done
+export FIRESTORE_EMULATOR_HOST="127.0.0.1:$emulator_port"
+
+step "schema compatibility (BACKWARD_TRANSITIVE against main)"
+"${CARGO_TARGET_DIR:-target}/debug/schema-check"
+
+step "clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+step "compose files"
+if [[ -x infra/dev/check-compose.sh ]]; then bash infra/dev/check-compose.sh; fi
+
+step "tests"
+cargo test --workspace --no-fail-fast
+
+step "done"

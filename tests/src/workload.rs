@@ -152,8 +152,14 @@ pub async fn read_model_converged(pool: &PgPool, expected: &Expected) -> anyhow:
 /// (no coalescing allowed, e.g. no resync happened).
 pub async fn check(pool: &PgPool, projections: &Projections, expected: &Expected, exact: bool) -> anyhow::Result<Report> {
     let mut report = Report { applications: expected.loans.len(), source_versions: expected.versions(), ..Report::default() };
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT entity_id, version FROM projection_writer.event_log WHERE entity_type = 'application' ORDER BY id").fetch_all(pool).await?;
+    let ids: Vec<String> = expected.loans.keys().cloned().collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT entity_id, version FROM projection_writer.event_log
+         WHERE entity_type = 'application' AND entity_id = ANY($1) ORDER BY id",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
     report.event_log_rows = rows.len();
     let mut per_app: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (app, version) in rows {
@@ -172,12 +178,10 @@ pub async fn check(pool: &PgPool, projections: &Projections, expected: &Expected
             report.lost += 1;
         }
     }
-    report.duplicates += per_app.values().map(Vec::len).sum::<usize>(); // rows for unknown applications
 
     let read_model: Vec<(String, i64, String)> =
         sqlx::query_as("SELECT application_id, version, ventures_status FROM projection_writer.applications").fetch_all(pool).await?;
     let read_model: BTreeMap<_, _> = read_model.into_iter().map(|(a, v, s)| (a, (v, s))).collect();
-    let ids: Vec<String> = expected.loans.keys().cloned().collect();
     let mut documents = BTreeMap::new();
     for chunk in ids.chunks(100) {
         documents.extend(projections.get("applications", chunk).await?);
@@ -196,11 +200,14 @@ pub async fn check(pool: &PgPool, projections: &Projections, expected: &Expected
     Ok(report)
 }
 
-/// Source-change → projection-committed delay of every applied change, in seconds, sorted.
-pub async fn projection_lags(pool: &PgPool) -> anyhow::Result<Vec<f64>> {
+/// Source-change → projection-committed delay of every applied change of the applications whose
+/// ids start with `prefix`, in seconds, sorted.
+pub async fn projection_lags(pool: &PgPool, prefix: &str) -> anyhow::Result<Vec<f64>> {
     let mut lags: Vec<f64> = sqlx::query_scalar(
-        "SELECT EXTRACT(EPOCH FROM (recorded_at - occurred_at))::float8 FROM projection_writer.event_log",
+        "SELECT EXTRACT(EPOCH FROM (recorded_at - occurred_at))::float8 FROM projection_writer.event_log
+         WHERE entity_id LIKE $1 || '%'",
     )
+    .bind(prefix)
     .fetch_all(pool)
     .await?;
     lags.sort_by(f64::total_cmp);

@@ -1,0 +1,76 @@
+//! The scripted scenario `make run` drives through a running dev stack: loans are created and
+//! changed in the Ventures simulator; the scenario waits until every change has reached the read
+//! model and Firestore, checks the invariants, and prints what happened with lag percentiles.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use system_tests::{
+    wait_for,
+    workload::{self, Driver, Expected, percentile},
+};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, env = "SCENARIO_SIMULATOR_URL", default_value = "http://127.0.0.1:8090")]
+    simulator: String,
+    #[arg(long, env = "SCENARIO_GATEWAY_URL", default_value = "http://127.0.0.1:8000")]
+    gateway: String,
+    /// A superuser connection to the dev database (the checker reads projection-writer's tables).
+    #[arg(long, env = "SCENARIO_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/brain")]
+    database: String,
+    #[arg(long, env = "SCENARIO_FIRESTORE_PROJECT", default_value = "brain-dev")]
+    firestore_project: String,
+    #[arg(long, default_value_t = 50)]
+    loans: usize,
+    #[arg(long, default_value_t = 500)]
+    changes: usize,
+    /// Status changes per second.
+    #[arg(long, default_value_t = 50.0)]
+    rate: f64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let run = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let pool = sqlx::PgPool::connect(&args.database).await?;
+    let projections = projection_writer::firestore::Projections::connect(&args.firestore_project).await?;
+    println!("scenario {run}: {} loans, {} status changes at {}/s through the Ventures simulator", args.loans, args.changes, args.rate);
+
+    let started = Instant::now();
+    let mut expected = Expected::default();
+    let mut driver = Driver::new(&args.simulator, rand::random());
+    driver.create_loans(&run, args.loans, &mut expected).await?;
+    driver.change_statuses(args.changes, Some(args.rate), &mut expected).await?;
+    let driven = started.elapsed();
+    wait_for("every change to reach the read model", Duration::from_secs(120), || {
+        let (pool, expected) = (pool.clone(), expected.clone());
+        async move { Ok(workload::read_model_converged(&pool, &expected).await?.then_some(())) }
+    })
+    .await?;
+    let converged = started.elapsed();
+
+    let report = workload::check(&pool, &projections, &expected, true).await?;
+    let lags = workload::projection_lags(&pool, &run).await?;
+    let (app, (_, version, status)) = expected.loans.iter().next().expect("loans were created");
+    let served: serde_json::Value = reqwest::get(format!("{}/api/v1/applications/{app}", args.gateway)).await?.json().await?;
+
+    println!();
+    println!("  source changes (creations + status changes)  {}", report.source_versions);
+    println!("  events applied (event_log rows)              {}", report.event_log_rows);
+    println!("  Firestore documents at their final state     {} of {}", report.applications - report.firestore_mismatches, report.applications);
+    println!("  read-model rows at their final state         {} of {}", report.applications - report.read_model_mismatches, report.applications);
+    println!("  lost {} · duplicated {} · order inversions {}", report.lost, report.duplicates, report.inversions);
+    println!(
+        "  lag, Ventures change → projection committed  P50 {:.3} s · P95 {:.3} s · P99 {:.3} s · max {:.3} s",
+        percentile(&lags, 50.0),
+        percentile(&lags, 95.0),
+        percentile(&lags, 99.0),
+        lags.last().copied().unwrap_or(f64::NAN)
+    );
+    println!("  driven in {:.1} s, converged {:.1} s after the start", driven.as_secs_f64(), converged.as_secs_f64());
+    println!("  gateway: GET /api/v1/applications/{app} → venturesStatus {} version {} (source: {status} v{version})", served["venturesStatus"], served["version"]);
+    anyhow::ensure!(report.is_clean(), "invariants violated: {report}");
+    Ok(())
+}
