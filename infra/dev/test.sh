@@ -49,7 +49,10 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 step "compose files"
 if [[ -x infra/dev/check-compose.sh ]]; then bash infra/dev/check-compose.sh; fi
 
-step "tests"
-cargo test --workspace --no-fail-fast
+step "unit, property and integration tests"
+cargo test --workspace --exclude system-tests --no-fail-fast
+
+step "system tests (each prints its invariant counts)"
+RUST_LOG="${RUST_LOG:-warn}" cargo test -p system-tests --no-fail-fast -- --nocapture
 
 step "done"

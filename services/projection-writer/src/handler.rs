@@ -5,6 +5,7 @@
 //! 1. skip if this event id was processed, or if its version is not newer than the read model's;
 //! 2. write the Brain-owned Firestore fields (idempotent: the same event writes the same values);
 //! 3. upsert the read model, append to `event_log`, record the event as processed; commit.
+//!
 //! A crash between 2 and 3 redelivers the event, which rewrites the same Firestore fields and then
 //! commits; the lock keeps two instances from interleaving on one application during a rebalance.
 

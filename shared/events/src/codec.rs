@@ -134,7 +134,7 @@ mod tests {
                     status: "Open".into(),
                     status_changed_at: millis,
                     borrower_entity_id: "B-9".into(),
-                    amount_requested_cents: 125_000_00,
+                    amount_requested_cents: 12_500_000,
                     amount_approved_cents: approved,
                     updated_at: millis,
                 },

@@ -58,7 +58,7 @@ impl LoopContext {
 impl ClientContext for LoopContext {
     fn stats(&self, statistics: Statistics) {
         for (topic, t) in &statistics.topics {
-            for (_, p) in &t.partitions {
+            for p in t.partitions.values() {
                 if p.partition >= 0 && p.consumer_lag >= 0 {
                     metrics::gauge!(
                         metric_name(self.service, "consumer_lag_messages"),
