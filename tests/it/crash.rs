@@ -3,7 +3,6 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use system_tests::{
     stack::{PROJECTION_WRITER, Stack, VENTURES_SYNC},
-    wait_for,
     workload::{self, Driver, Expected},
 };
 
@@ -37,11 +36,7 @@ async fn workers_killed_mid_run_lose_nothing_and_apply_nothing_twice() -> anyhow
     }
     let expected = changes.await??;
 
-    wait_for("the read model to converge after the kills", Duration::from_secs(240), || {
-        let (pool, expected) = (pool.clone(), expected.clone());
-        async move { Ok(workload::read_model_converged(&pool, &expected).await?.then_some(())) }
-    })
-    .await?;
+    workload::wait_converged(&pool, &expected, Duration::from_secs(240)).await?;
     let report = workload::check(&pool, &stack.projections().await?, &expected, true).await?;
     let kills: Vec<_> = stack.services.values().map(|s| format!("{}={}", s.name, s.kills)).collect();
     println!("crash: kills {} → {report}", kills.join(" "));

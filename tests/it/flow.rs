@@ -2,7 +2,6 @@ use std::time::Duration;
 
 use system_tests::{
     stack::{API_GATEWAY, PROJECTION_WRITER, Stack, VENTURES_SYNC},
-    wait_for,
     workload::{self, Driver, Expected},
 };
 
@@ -21,11 +20,7 @@ async fn status_changes_reach_firestore_and_the_read_model_exactly_once() -> any
     driver.change_statuses(1_000, None, &mut expected).await?;
     assert_eq!(expected.changes, 1_000);
 
-    wait_for("the read model to converge", Duration::from_secs(180), || {
-        let (pool, expected) = (pool.clone(), expected.clone());
-        async move { Ok(workload::read_model_converged(&pool, &expected).await?.then_some(())) }
-    })
-    .await?;
+    workload::wait_converged(&pool, &expected, Duration::from_secs(180)).await?;
     let report = workload::check(&pool, &stack.projections().await?, &expected, true).await?;
     println!("flow: {report}");
     assert!(report.is_clean(), "{report}");

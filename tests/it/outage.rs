@@ -3,16 +3,11 @@ use std::time::Duration;
 use serde_json::json;
 use system_tests::{
     stack::{PROJECTION_WRITER, Stack, VENTURES_SYNC},
-    wait_for,
     workload::{self, Driver, Expected},
 };
 
 async fn converge(stack: &Stack, pool: &sqlx::PgPool, expected: &Expected) -> anyhow::Result<workload::Report> {
-    wait_for("the read model to converge", Duration::from_secs(180), || {
-        let (pool, expected) = (pool.clone(), expected.clone());
-        async move { Ok(workload::read_model_converged(&pool, &expected).await?.then_some(())) }
-    })
-    .await?;
+    workload::wait_converged(pool, expected, Duration::from_secs(180)).await?;
     workload::check(pool, &stack.projections().await?, expected, false).await
 }
 

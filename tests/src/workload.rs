@@ -148,6 +148,11 @@ pub async fn read_model_converged(pool: &PgPool, expected: &Expected) -> anyhow:
     Ok(expected.loans.iter().all(|(app, (_, version, _))| applied.get(app) == Some(version)))
 }
 
+/// Waits until the read model shows every application at its final version.
+pub async fn wait_converged(pool: &PgPool, expected: &Expected, timeout: Duration) -> anyhow::Result<()> {
+    crate::wait_for("the read model to converge", timeout, || async { Ok(read_model_converged(pool, expected).await?.then_some(())) }).await
+}
+
 /// Checks every invariant. With `exact`, every source version must have its `event_log` row
 /// (no coalescing allowed, e.g. no resync happened).
 pub async fn check(pool: &PgPool, projections: &Projections, expected: &Expected, exact: bool) -> anyhow::Result<Report> {

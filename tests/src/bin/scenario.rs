@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use system_tests::{
-    wait_for,
     workload::{self, Driver, Expected, percentile},
 };
 
@@ -44,11 +43,7 @@ async fn main() -> anyhow::Result<()> {
     driver.create_loans(&run, args.loans, &mut expected).await?;
     driver.change_statuses(args.changes, Some(args.rate), &mut expected).await?;
     let driven = started.elapsed();
-    wait_for("every change to reach the read model", Duration::from_secs(120), || {
-        let (pool, expected) = (pool.clone(), expected.clone());
-        async move { Ok(workload::read_model_converged(&pool, &expected).await?.then_some(())) }
-    })
-    .await?;
+    workload::wait_converged(&pool, &expected, Duration::from_secs(120)).await?;
     let converged = started.elapsed();
 
     let report = workload::check(&pool, &projections, &expected, true).await?;
