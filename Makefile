@@ -11,7 +11,7 @@ MAKEFLAGS += --no-builtin-rules
 
 COMPONENTS ?=
 
-.PHONY: help setup build up down status logs test run bench
+.PHONY: help setup build up down status logs test run bench chaos
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,12 +34,14 @@ status: ## Show component, pid, port, state, URL
 logs: ## Show the tail of each component's log (.dev/logs/)
 	bash infra/dev/stack.sh logs $(COMPONENTS)
 
-# ---- Placeholders: the lead wires these up (each script currently exits 1) ----
-test: ## (not yet wired) run the test suites
+test: ## Every test on real infrastructure (what CI runs)
 	bash infra/dev/test.sh
 
-run: ## (not yet wired) run the system locally
+run: ## The whole system locally, a scripted scenario through it, lag figures
 	bash infra/dev/run.sh
 
-bench: ## (not yet wired) run the benchmarks
+bench: ## Benchmarks against the limit and a peer (not part of make test)
 	bash infra/dev/bench.sh
+
+chaos: ## Chaos run with the invariant checker (ARGS="--seed N" replays, ARGS="--smoke" is short)
+	bash infra/dev/chaos.sh $(ARGS)

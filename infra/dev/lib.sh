@@ -70,3 +70,22 @@ fingerprint() {
   done
   { cat "${files[@]}"; printf '%s\n' "${extra[@]}"; } | sha256sum | cut -d' ' -f1
 }
+
+# Starts a Firestore emulator of the caller's own on a free port (not the dev stack's) and
+# exports FIRESTORE_EMULATOR_HOST; stop it with stop_private_emulator (e.g. in an EXIT trap).
+start_private_emulator() {
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$LOG_DIR"
+  node "$EMULATOR_DIR/launcher.mjs" --port "$port" >"$LOG_DIR/private-emulator-$port.log" 2>&1 &
+  PRIVATE_EMULATOR_PID=$!
+  for _ in $(seq 100); do
+    timeout 1 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$port" 2>/dev/null && break
+    sleep 0.1
+  done
+  export FIRESTORE_EMULATOR_HOST="127.0.0.1:$port"
+}
+
+stop_private_emulator() {
+  [[ -n "${PRIVATE_EMULATOR_PID:-}" ]] && kill "$PRIVATE_EMULATOR_PID" 2>/dev/null || true
+}

@@ -28,17 +28,8 @@ source infra/dev/ports.env
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 
 step "firestore emulator (tests' own)"
-emulator_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$LOG_DIR"
-node "$EMULATOR_DIR/launcher.mjs" --port "$emulator_port" >"$LOG_DIR/test-emulator.log" 2>&1 &
-emulator_pid=$!
-trap 'kill "$emulator_pid" 2>/dev/null || true' EXIT
-port_open() { timeout 1 bash -c ': >"/dev/tcp/127.0.0.1/$1"' 2>/dev/null; }
-for _ in $(seq 100); do
-  port_open "$emulator_port" && break
-  sleep 0.1
-done
-export FIRESTORE_EMULATOR_HOST="127.0.0.1:$emulator_port"
+start_private_emulator
+trap stop_private_emulator EXIT
 
 step "schema compatibility (BACKWARD_TRANSITIVE against main)"
 "${CARGO_TARGET_DIR:-target}/debug/schema-check"

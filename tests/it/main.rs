@@ -1,6 +1,7 @@
 //! System tests: the whole flow on real infrastructure. Run with `make test`.
 
 mod audit;
+mod chaos;
 mod crash;
 mod flow;
 mod interop;

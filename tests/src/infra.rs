@@ -52,7 +52,12 @@ impl Database {
     }
 
     pub async fn create() -> anyhow::Result<Self> {
-        let server = Self::server_url();
+        Self::create_on(&Self::server_url()).await
+    }
+
+    /// A new database on the server at `server`.
+    pub async fn create_on(server: &str) -> anyhow::Result<Self> {
+        let server = server.to_string();
         let name = format!("brain_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&server).await.context("connecting to PostgreSQL (DATABASE_URL)")?;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;

@@ -4,7 +4,9 @@
 //! Each test gets its own broker process, database, registry and simulator, and its own Firestore
 //! project id on the shared emulator (`FIRESTORE_EMULATOR_HOST`, started by `make test`).
 
+pub mod chaos;
 pub mod infra;
+pub mod postgres;
 pub mod process;
 pub mod stack;
 pub mod workload;

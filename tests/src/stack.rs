@@ -33,12 +33,17 @@ pub struct Stack {
 impl Stack {
     /// Starts the infrastructure for test `name`; services start with `start_services`.
     pub async fn start(name: &str) -> anyhow::Result<Self> {
+        Self::start_on(name, &Database::server_url()).await
+    }
+
+    /// Like `start`, with the test's database on the PostgreSQL server at `database_server`.
+    pub async fn start_on(name: &str, database_server: &str) -> anyhow::Result<Self> {
         let logs = repo_root().join("target/system-tests").join(format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
         std::fs::create_dir_all(&logs)?;
         infra::emulator_host()?;
         let shutdown = CancellationToken::new();
         let broker = Broker::start(logs.join("broker.log")).await?;
-        let db = Database::create().await?;
+        let db = Database::create_on(database_server).await?;
         let registry_url = infra::registry(&db, shutdown.clone()).await?;
         let credentials = VenturesCredentials::generate();
         let sim = infra::simulator(&credentials).await?;
