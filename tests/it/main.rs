@@ -7,6 +7,7 @@ mod flow;
 mod interop;
 mod outage;
 mod poison;
+mod runtime;
 
 use std::sync::Once;
 

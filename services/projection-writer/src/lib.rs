@@ -59,7 +59,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     readiness.set(true);
     tracing::info!(group = %settings.group_id, "ready");
 
-    let result = consumer::run(config, &settings.common.kafka, codec, producer, handler, shutdown.clone()).await;
+    let result = consumer::run(config, settings.common.kafka.clone(), codec, producer, handler, shutdown.clone()).await;
     shutdown.cancel();
     let _ = ops_task.await;
     result

@@ -170,7 +170,7 @@ pub(crate) type Workers = Arc<Mutex<HashMap<TopicPartition, WorkerSlot>>>;
 /// Consumes `config.topics` until `shutdown` fires, handing each message to `handler`.
 pub async fn run<H: Handler>(
     config: ConsumerConfig,
-    kafka_settings: &KafkaSettings,
+    kafka_settings: KafkaSettings,
     codec: Codec,
     producer: EventProducer,
     handler: Arc<H>,
@@ -179,7 +179,7 @@ pub async fn run<H: Handler>(
     let workers: Workers = Arc::default();
     let context = LoopContext::new(config.service, workers.clone(), config.drain_timeout);
     let consumer: Arc<StreamConsumer<LoopContext>> = Arc::new(
-        kafka::client_config(kafka_settings, config.service)
+        kafka::client_config(&kafka_settings, config.service)
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")

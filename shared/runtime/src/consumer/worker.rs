@@ -2,6 +2,7 @@
 
 use std::{
     collections::HashMap,
+    panic::AssertUnwindSafe,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -10,6 +11,7 @@ use std::{
 };
 
 use brain_events::{Codec, DeadLetter, DeadLetterHeader, Record};
+use futures::FutureExt;
 use rdkafka::{
     Message,
     consumer::{Consumer, StreamConsumer},
@@ -128,7 +130,12 @@ async fn attempt_loop<H: Handler>(
         let started = Instant::now();
         let source = Source { topic: &topic, partition: message.partition(), offset: message.offset(), attempt };
         let result = match decode::<H::Event>(&shared.codec, message).await {
-            Ok(event) => shared.handler.handle(source, event).await,
+            // A panicking handler must not take the partition's worker down with it (the
+            // messages after it would then be committed past it): it dead-letters the message.
+            Ok(event) => match AssertUnwindSafe(shared.handler.handle(source, event)).catch_unwind().await {
+                Ok(result) => result,
+                Err(panic) => Err(HandlerError::permanent("handler_panic", panic_message(panic.as_ref()))),
+            },
             Err(e) => Err(e),
         };
         metrics::histogram!(telemetry::metric_name(config.service, "consumer_processing_seconds"), "topic" => topic.clone())
@@ -162,6 +169,11 @@ async fn attempt_loop<H: Handler>(
             return Disposition::Abandoned;
         }
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+    format!("handler panicked: {}", text.unwrap_or_else(|| "<non-string panic>".into()))
 }
 
 async fn decode<T: Record>(codec: &Codec, message: &OwnedMessage) -> Result<T, HandlerError> {
