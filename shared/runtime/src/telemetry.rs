@@ -114,3 +114,31 @@ pub fn trace_id(span: &tracing::Span) -> Option<String> {
     let sc = cx.span().span_context().clone();
     sc.is_valid().then(|| sc.trace_id().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[test]
+    fn trace_context_survives_the_trip_through_headers() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let producer_span = tracing::info_span!("produce");
+            let headers = producer_span.in_scope(current_trace_headers);
+            let traceparent = headers.get("traceparent").expect("a traceparent header");
+            assert!(traceparent.starts_with("00-"), "{traceparent}");
+
+            let consumer_span = tracing::info_span!("consume");
+            adopt_trace_headers(&consumer_span, &headers);
+            assert_eq!(trace_id(&consumer_span), trace_id(&producer_span));
+            assert!(traceparent.contains(&trace_id(&producer_span).expect("valid trace id")));
+
+            let unrelated = tracing::info_span!("other");
+            adopt_trace_headers(&unrelated, &HashMap::new());
+            assert_ne!(trace_id(&unrelated), trace_id(&producer_span));
+        });
+    }
+}
