@@ -9,5 +9,6 @@ async fn a_short_chaos_run_keeps_every_invariant() -> anyhow::Result<()> {
     println!("{outcome}");
     assert!(outcome.is_clean(), "chaos seed {seed} violated an invariant (replay: make chaos ARGS='--smoke --seed {seed}')");
     assert!(outcome.kills >= 4);
+    assert!(outcome.duplicates_sent > 0, "duplicates were injected");
     Ok(())
 }

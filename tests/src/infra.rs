@@ -9,24 +9,74 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{free_port, repo_root, wait_for};
 
-/// A Kafka-API broker (tansu, in memory) of this test's own.
+/// Where the broker keeps its data. The default is `memory://tansu/`: fast, and lost on restart.
+#[derive(Debug, Clone)]
+pub struct BrokerStorage {
+    /// tansu's `--storage-engine` URL, e.g. `s3://tansu/`.
+    pub url: String,
+    /// Extra environment of the broker process (e.g. the S3 backend's `AWS_*` variables).
+    pub env: Vec<(String, String)>,
+}
+
+impl BrokerStorage {
+    pub fn memory() -> Self {
+        Self { url: "memory://tansu/".into(), env: vec![] }
+    }
+
+    /// tansu's `s3://` engine against `server` (bucket `tansu`, created by `S3Server::start`).
+    pub fn s3(server: &S3Server) -> Self {
+        Self {
+            url: format!("s3://{}/", S3Server::BUCKET),
+            env: [
+                ("AWS_ENDPOINT", server.endpoint.as_str()),
+                ("AWS_ACCESS_KEY_ID", "brain-chaos"),
+                ("AWS_SECRET_ACCESS_KEY", "brain-chaos"),
+                ("AWS_DEFAULT_REGION", "us-east-1"),
+                ("AWS_ALLOW_HTTP", "true"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        }
+    }
+}
+
+/// A Kafka-API broker (tansu; in memory unless told otherwise) of this test's own.
 pub struct Broker {
     pub bootstrap: String,
-    _child: Child,
+    pub storage: BrokerStorage,
+    /// How many times `restart` killed and started it.
+    pub restarts: u32,
+    bin: PathBuf,
+    port: u16,
+    log: PathBuf,
+    child: Child,
 }
 
 impl Broker {
     pub async fn start(log: PathBuf) -> anyhow::Result<Self> {
+        Self::start_with(log, BrokerStorage::memory()).await
+    }
+
+    /// A broker on a free port, keeping its data in `storage`.
+    pub async fn start_with(log: PathBuf, storage: BrokerStorage) -> anyhow::Result<Self> {
         let bin = std::env::var("BRAIN_TANSU").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".cache/bin/tansu"));
         anyhow::ensure!(bin.exists(), "no broker at {} — run `make setup` (or `make test`) first", bin.display());
         let port = free_port();
+        std::fs::File::create(&log)?;
+        let child = Self::spawn(&bin, port, &storage, &log).await?;
+        Ok(Self { bootstrap: format!("127.0.0.1:{port}"), storage, restarts: 0, bin, port, log, child })
+    }
+
+    async fn spawn(bin: &std::path::Path, port: u16, storage: &BrokerStorage, log: &std::path::Path) -> anyhow::Result<Child> {
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+        let child = Command::new(bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &storage.url])
             .env_remove("SCHEMA_REGISTRY")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .stdout(Stdio::from(std::fs::File::create(&log)?))
-            .stderr(Stdio::from(std::fs::File::options().append(true).open(&log)?))
+            .envs(storage.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::from(std::fs::File::options().append(true).open(log)?))
+            .stderr(Stdio::from(std::fs::File::options().append(true).open(log)?))
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
@@ -36,7 +86,66 @@ impl Broker {
             async move { Ok(tokio::net::TcpStream::connect(addr).await.ok().map(|_| ())) }
         })
         .await?;
-        Ok(Self { bootstrap, _child: child })
+        Ok(child)
+    }
+
+    /// SIGKILL (no flush, no shutdown) and start again on the same port with the same storage.
+    /// Clients keep the same bootstrap address and reconnect by themselves.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        self.restarts += 1;
+        self.child = Self::spawn(&self.bin, self.port, &self.storage, &self.log).await?;
+        Ok(())
+    }
+
+    /// Restarts the broker on the same port with `storage` instead. Anything in the old storage
+    /// stays behind, so use it before any client has written.
+    pub async fn switch_storage(&mut self, storage: BrokerStorage) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        self.storage = storage;
+        self.child = Self::spawn(&self.bin, self.port, &self.storage, &self.log).await?;
+        Ok(())
+    }
+}
+
+/// A local S3-compatible server (moto's `moto_server`, in memory) for the broker's `s3://`
+/// storage, with the bucket `tansu` created. The broker's data survives the broker's restarts,
+/// not this server's.
+pub struct S3Server {
+    pub endpoint: String,
+    _child: Child,
+}
+
+impl S3Server {
+    pub const BUCKET: &str = "tansu";
+
+    /// `BRAIN_MOTO_SERVER`, else `.cache/chaos-venv/bin/moto_server` (`make chaos` installs it
+    /// from `infra/dev/requirements-chaos.txt` when broker restarts are asked for).
+    pub fn binary() -> PathBuf {
+        std::env::var("BRAIN_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".cache/chaos-venv/bin/moto_server"))
+    }
+
+    pub async fn start(log: PathBuf) -> anyhow::Result<Self> {
+        let bin = Self::binary();
+        anyhow::ensure!(bin.exists(), "no S3 server at {} — run it through `make chaos`, which installs it", bin.display());
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::from(std::fs::File::create(&log)?))
+            .stderr(Stdio::from(std::fs::File::options().append(true).open(&log)?))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let bucket = format!("{endpoint}/{}", Self::BUCKET);
+        // moto accepts unsigned requests: a path-style PUT creates the bucket.
+        wait_for("the S3 server to create the bucket", Duration::from_secs(30), || {
+            let (http, bucket) = (http.clone(), bucket.clone());
+            async move { Ok(http.put(&bucket).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())) }
+        })
+        .await?;
+        Ok(Self { endpoint, _child: child })
     }
 }
 

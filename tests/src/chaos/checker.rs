@@ -2,9 +2,12 @@
 //! simulator's loans, `event_log`, the read model, Firestore and the dead-letter topic. It never
 //! asks the services what they did.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
-use brain_events::{Codec, DeadLetter, topics};
+use brain_events::{Codec, DeadLetter, LoanStatusChanged, topics};
 use rdkafka::{
     ClientConfig, Message,
     consumer::{Consumer, StreamConsumer},
@@ -56,6 +59,8 @@ pub struct DeadLetterReport {
     pub missing: usize,
     pub unexpected: usize,
     pub undecodable: usize,
+    /// The injected poison payloads not found on the dead-letter topic.
+    pub missing_payloads: Vec<Vec<u8>>,
 }
 
 impl DeadLetterReport {
@@ -97,6 +102,154 @@ pub async fn dead_letters(bootstrap: &str, codec: &Codec, group: &str, injected:
         }
         wait = if seen.len() == injected.len() { quiet } else { Duration::from_secs(60) };
     }
-    report.missing = injected.len() - seen.len();
+    report.missing_payloads = injected.difference(&seen).cloned().collect();
+    report.missing = report.missing_payloads.len();
     Ok(report)
+}
+
+/// What the flow topic holds after the run, read from the start by a fresh consumer.
+#[derive(Debug, Default, Clone)]
+pub struct FlowTopic {
+    pub records: usize,
+    /// Every (application, version) of a decodable `LoanStatusChanged` on the topic.
+    pub versions: BTreeSet<(String, i64)>,
+    /// Payloads that do not decode (the injected poison).
+    pub undecodable: BTreeSet<Vec<u8>>,
+}
+
+/// Reads the whole flow topic with a fresh consumer group until it has been quiet for `quiet`.
+pub async fn flow_topic(bootstrap: &str, codec: &Codec, quiet: Duration) -> anyhow::Result<FlowTopic> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("chaos-topic-reader-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    consumer.subscribe(&[topics::LOAN_STATUS_CHANGED])?;
+    let mut topic = FlowTopic::default();
+    // The first assignment can take a while on the dev broker (longer after a restart).
+    let mut wait = Duration::from_secs(90).max(quiet);
+    while let Ok(message) = tokio::time::timeout(wait, consumer.recv()).await {
+        let message = message?;
+        topic.records += 1;
+        let payload = message.payload().unwrap_or_default();
+        match codec.decode::<LoanStatusChanged>(payload).await {
+            Ok(event) => {
+                let key = message.key().map(String::from_utf8_lossy).unwrap_or_default();
+                if key != event.application_id {
+                    tracing::warn!(%key, application_id = %event.application_id, "flow record keyed by another application");
+                }
+                topic.versions.insert((event.application_id, event.version));
+            }
+            Err(_) => {
+                topic.undecodable.insert(payload.to_vec());
+            }
+        }
+        wait = quiet;
+    }
+    anyhow::ensure!(topic.records > 0, "read nothing from {} within {wait:?}", topics::LOAN_STATUS_CHANGED);
+    Ok(topic)
+}
+
+/// Every source (application, version) with no `event_log` row.
+pub async fn missing_from_event_log(pool: &sqlx::PgPool, expected: &Expected) -> anyhow::Result<Vec<(String, i64)>> {
+    let ids: Vec<String> = expected.loans.keys().cloned().collect();
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT DISTINCT entity_id, version FROM projection_writer.event_log WHERE entity_type = 'application' AND entity_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(pool)
+            .await?;
+    let applied: BTreeSet<(String, i64)> = rows.into_iter().collect();
+    let mut missing = Vec::new();
+    for (app, (_, final_version, _)) in &expected.loans {
+        missing.extend((1..=*final_version).map(|v| (app.clone(), v)).filter(|key| !applied.contains(key)));
+    }
+    Ok(missing)
+}
+
+/// Who lost what in a run with broker restarts. A source version missing from `event_log` is
+/// the dev broker's loss when the flow topic no longer holds any record of it after the run,
+/// Brain's when it is on the topic but was never applied.
+#[derive(Debug, Default, Clone)]
+pub struct LossAttribution {
+    pub broker_restarts: u32,
+    pub topic_records: usize,
+    /// Missing from `event_log` and from the flow topic.
+    pub broker_lost: usize,
+    /// Missing from `event_log` although on the flow topic.
+    pub brain_lost: usize,
+    /// Applications whose final source version is not on the flow topic (their read model and
+    /// Firestore document cannot reach it; the version itself is counted in `broker_lost`).
+    pub final_versions_lost: usize,
+    /// Read-model / Firestore mismatches of the applications whose final version is on the topic.
+    pub brain_read_model_mismatches: usize,
+    pub brain_firestore_mismatches: usize,
+    /// Injected poison neither on the dead-letter topic nor on the flow topic any more.
+    pub poison_lost_by_broker: usize,
+    /// Injected poison on the flow topic but not on the dead-letter topic.
+    pub poison_missing_brain: usize,
+    /// Undecodable flow records that are not injected poison (the checker could not judge them).
+    pub undecodable_other: usize,
+}
+
+impl LossAttribution {
+    pub fn attribute(
+        broker_restarts: u32,
+        topic: &FlowTopic,
+        missing: &[(String, i64)],
+        expected: &Expected,
+        dead_letters: &DeadLetterReport,
+        poison: &BTreeSet<Vec<u8>>,
+    ) -> (Self, Expected) {
+        let mut a = Self { broker_restarts, topic_records: topic.records, ..Self::default() };
+        for key in missing {
+            if topic.versions.contains(key) {
+                a.brain_lost += 1;
+                tracing::warn!(application = %key.0, version = key.1, "on the flow topic, never applied");
+            } else {
+                a.broker_lost += 1;
+                tracing::info!(application = %key.0, version = key.1, "lost by the broker");
+            }
+        }
+        // The applications whose final state Brain can reach: their final version is on the topic.
+        let reachable: BTreeMap<_, _> = expected.loans.iter().filter(|(app, (_, v, _))| topic.versions.contains(&((*app).clone(), *v))).map(|(k, v)| (k.clone(), v.clone())).collect();
+        a.final_versions_lost = expected.loans.len() - reachable.len();
+        for payload in &dead_letters.missing_payloads {
+            if topic.undecodable.contains(payload) {
+                a.poison_missing_brain += 1;
+            } else {
+                a.poison_lost_by_broker += 1;
+            }
+        }
+        a.undecodable_other = topic.undecodable.difference(poison).count();
+        (a, Expected { loans: reachable, changes: expected.changes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expected(loans: &[(&str, i64)]) -> Expected {
+        let loans = loans.iter().map(|(app, v)| (app.to_string(), (format!("L-{app}"), *v, "Open".to_string()))).collect();
+        Expected { loans, changes: 0 }
+    }
+
+    #[test]
+    fn a_version_gone_from_the_topic_is_the_brokers_loss_and_one_on_it_is_brains() {
+        let truth = expected(&[("a", 3), ("b", 2)]);
+        // The topic lost a-2 and b-2 (b's final version); a-3 is there but was never applied.
+        let topic = FlowTopic {
+            records: 4,
+            versions: [("a", 1), ("a", 3), ("b", 1)].iter().map(|(app, v)| (app.to_string(), *v)).collect(),
+            undecodable: [b"poison-1".to_vec()].into(),
+        };
+        let missing = vec![("a".to_string(), 2), ("a".to_string(), 3), ("b".to_string(), 2)];
+        let poison: BTreeSet<Vec<u8>> = [b"poison-1".to_vec(), b"poison-2".to_vec()].into();
+        let dead_letters = DeadLetterReport { injected: 2, missing: 2, missing_payloads: poison.iter().cloned().collect(), ..Default::default() };
+        let (a, reachable) = LossAttribution::attribute(2, &topic, &missing, &truth, &dead_letters, &poison);
+        assert_eq!((a.broker_lost, a.brain_lost, a.final_versions_lost), (2, 1, 1));
+        assert_eq!((a.poison_missing_brain, a.poison_lost_by_broker, a.undecodable_other), (1, 1, 0));
+        assert_eq!(reachable.loans.keys().collect::<Vec<_>>(), ["a"]);
+    }
 }

@@ -20,6 +20,9 @@ pub enum Fault {
     Poison { unknown_schema: bool },
     /// A copy of a record already on the flow topic.
     Duplicate,
+    /// SIGKILL the broker and start it again on the same port and storage (opt-in:
+    /// `--broker-restarts N`; needs durable storage, see `docs/chaos.md`).
+    BrokerRestart,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +40,8 @@ pub struct Dose {
     pub storm: u64,
     pub poison: usize,
     pub duplicates: usize,
+    /// Broker kill -9 and restarts; 0 (the default) leaves the scenario out.
+    pub broker_restarts: usize,
 }
 
 /// Spreads the faults over `window` (the time the workload runs), at random moments.
@@ -63,6 +68,10 @@ pub fn plan(dose: &Dose, window: Duration, rng: &mut StdRng) -> Vec<Planned> {
     for _ in 0..dose.duplicates {
         faults.push(Planned { at: moment(0.3, 0.95), fault: Fault::Duplicate });
     }
+    // Drawn last, so a run without broker restarts keeps the schedule its seed always had.
+    for _ in 0..dose.broker_restarts {
+        faults.push(Planned { at: moment(0.1, 0.85), fault: Fault::BrokerRestart });
+    }
     faults.shuffle(rng);
     faults.sort_by_key(|p| p.at);
     faults
@@ -76,7 +85,7 @@ mod tests {
 
     #[test]
     fn a_seed_replays_the_same_schedule() {
-        let dose = Dose { kills: 10, postgres_restarts: 1, outage_secs: 5, storm: 30, poison: 10, duplicates: 100 };
+        let dose = Dose { kills: 10, postgres_restarts: 1, outage_secs: 5, storm: 30, poison: 10, duplicates: 100, broker_restarts: 0 };
         let window = Duration::from_secs(80);
         let a = plan(&dose, window, &mut StdRng::seed_from_u64(42));
         let b = plan(&dose, window, &mut StdRng::seed_from_u64(42));
@@ -86,5 +95,19 @@ mod tests {
         assert!(a.iter().all(|p| p.at < window));
         let kills = |who| a.iter().filter(|p| p.fault == Fault::Kill(who)).count();
         assert_eq!((kills(VENTURES_SYNC), kills(PROJECTION_WRITER)), (5, 5));
+        assert!(a.iter().all(|p| p.fault != Fault::BrokerRestart));
+    }
+
+    #[test]
+    fn broker_restarts_are_opt_in_and_leave_the_rest_of_the_schedule_alone() {
+        let dose = Dose { kills: 4, postgres_restarts: 1, outage_secs: 2, storm: 10, poison: 4, duplicates: 20, broker_restarts: 0 };
+        let window = Duration::from_secs(15);
+        let without = plan(&dose, window, &mut StdRng::seed_from_u64(7));
+        let with = plan(&Dose { broker_restarts: 2, ..dose }, window, &mut StdRng::seed_from_u64(7));
+        let restarts: Vec<_> = with.iter().filter(|p| p.fault == Fault::BrokerRestart).collect();
+        assert_eq!(restarts.len(), 2);
+        assert!(restarts.iter().all(|p| p.at >= window.mul_f64(0.1) && p.at < window.mul_f64(0.85)));
+        let rest: Vec<_> = with.iter().filter(|p| p.fault != Fault::BrokerRestart).map(|p| format!("{p:?}")).collect();
+        assert_eq!(rest, without.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>());
     }
 }

@@ -3,12 +3,16 @@
 //! records and duplicates on the flow topic). Then an independent checker verifies that nothing
 //! was lost, nothing was applied twice, no entity's versions went backwards, and the dead-letter
 //! topic holds exactly the injected poison. The seed replays the same schedule.
+//!
+//! Broker restarts are opt-in (`Dose::broker_restarts`): the broker then keeps its data in
+//! `s3://` storage on a local S3 server, and losses are split between the dev broker's (gone from
+//! the flow topic) and Brain's (on the topic, never applied); see `checker::LossAttribution`.
 
 pub mod checker;
 pub mod faults;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -21,16 +25,18 @@ use brain_runtime::{
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rdkafka::{
     ClientConfig, Message,
+    message::Headers,
     consumer::{Consumer, StreamConsumer},
 };
 use serde_json::json;
 
 use crate::{
+    infra::{BrokerStorage, S3Server},
     postgres::PrivatePostgres,
     stack::{PROJECTION_WRITER, Stack, VENTURES_SYNC},
     workload::{self, Driver, Expected, Report},
 };
-use checker::DeadLetterReport;
+use checker::{DeadLetterReport, LossAttribution};
 use faults::{Dose, Fault};
 
 #[derive(Debug, Clone)]
@@ -51,7 +57,7 @@ impl ChaosConfig {
             loans: 500,
             rate: 250.0,
             seed,
-            dose: Dose { kills: 10, postgres_restarts: 1, outage_secs: 5, storm: 30, poison: 10, duplicates: 100 },
+            dose: Dose { kills: 10, postgres_restarts: 1, outage_secs: 5, storm: 30, poison: 10, duplicates: 100, broker_restarts: 0 },
         }
     }
 
@@ -62,7 +68,7 @@ impl ChaosConfig {
             loans: 100,
             rate: 100.0,
             seed,
-            dose: Dose { kills: 4, postgres_restarts: 1, outage_secs: 2, storm: 10, poison: 4, duplicates: 20 },
+            dose: Dose { kills: 4, postgres_restarts: 1, outage_secs: 2, storm: 10, poison: 4, duplicates: 20, broker_restarts: 0 },
         }
     }
 }
@@ -76,11 +82,33 @@ pub struct ChaosOutcome {
     pub faults: usize,
     pub convergence_after_last_fault: Duration,
     pub total: Duration,
+    /// Present when the run restarted the broker: losses split between the dev broker and Brain.
+    pub losses: Option<LossAttribution>,
+    /// Duplicates actually re-sent (a planned one is skipped while the sampler has seen nothing).
+    pub duplicates_sent: usize,
 }
 
 impl ChaosOutcome {
+    /// Whether Brain kept every invariant. With broker restarts, what the dev broker itself lost
+    /// (acknowledged records gone from the flow topic) is reported, not counted against Brain.
     pub fn is_clean(&self) -> bool {
-        self.report.is_clean() && self.dead_letters.is_clean() && self.report.event_log_rows == self.report.source_versions
+        let (r, d) = (&self.report, &self.dead_letters);
+        match &self.losses {
+            None => r.is_clean() && d.is_clean() && r.event_log_rows == r.source_versions,
+            Some(l) => {
+                l.brain_lost == 0
+                    && r.duplicates == 0
+                    && r.inversions == 0
+                    && l.brain_read_model_mismatches == 0
+                    && l.brain_firestore_mismatches == 0
+                    && l.poison_missing_brain == 0
+                    && l.undecodable_other == 0
+                    && d.unexpected == 0
+                    && d.undecodable == 0
+                    && l.brain_lost + l.broker_lost == r.lost
+                    && r.event_log_rows + l.broker_lost == r.source_versions
+            }
+        }
     }
 }
 
@@ -90,9 +118,41 @@ impl std::fmt::Display for ChaosOutcome {
         let d = &self.dead_letters;
         writeln!(f, "chaos seed {} ({} faults, {} kills) in {:.0} s", self.seed, self.faults, self.kills, self.total.as_secs_f64())?;
         writeln!(f, "  applications {} · source versions {} · event_log rows {}", r.applications, r.source_versions, r.event_log_rows)?;
-        writeln!(f, "  lost {} · duplicated {} · order inversions {}", r.lost, r.duplicates, r.inversions)?;
-        writeln!(f, "  read model mismatches {} · Firestore mismatches {}", r.read_model_mismatches, r.firestore_mismatches)?;
-        writeln!(f, "  dead letters: injected {} · found {} · missing {} · unexpected {} · undecodable {}", d.injected, d.found, d.missing, d.unexpected, d.undecodable)?;
+        match &self.losses {
+            None => {
+                writeln!(f, "  lost {} · duplicated {} · order inversions {} · duplicates re-sent {}", r.lost, r.duplicates, r.inversions, self.duplicates_sent)?;
+                writeln!(f, "  read model mismatches {} · Firestore mismatches {}", r.read_model_mismatches, r.firestore_mismatches)?;
+                writeln!(f, "  dead letters: injected {} · found {} · missing {} · unexpected {} · undecodable {}", d.injected, d.found, d.missing, d.unexpected, d.undecodable)?;
+            }
+            Some(l) => {
+                writeln!(
+                    f,
+                    "  broker restarts {} (kill -9, s3:// storage) · flow topic read back: {} records ({} duplicates re-sent)",
+                    l.broker_restarts, l.topic_records, self.duplicates_sent
+                )?;
+                writeln!(f, "  lost by Brain {} (on the flow topic, never applied) · duplicated {} · order inversions {}", l.brain_lost, r.duplicates, r.inversions)?;
+                writeln!(
+                    f,
+                    "  lost by the dev broker {} (acknowledged source versions gone from the flow topic after its kill -9; reported, not a Brain failure) · of them final versions {} · poison records {}",
+                    l.broker_lost, l.final_versions_lost, l.poison_lost_by_broker
+                )?;
+                writeln!(
+                    f,
+                    "  read model mismatches {} · Firestore mismatches {} (of the {} applications whose final version is on the flow topic)",
+                    l.brain_read_model_mismatches,
+                    l.brain_firestore_mismatches,
+                    r.applications - l.final_versions_lost
+                )?;
+                writeln!(
+                    f,
+                    "  dead letters: injected {} · found {} · missing {} (+{} lost by the dev broker) · unexpected {} · undecodable {}",
+                    d.injected, d.found, l.poison_missing_brain, l.poison_lost_by_broker, d.unexpected, d.undecodable
+                )?;
+                if l.undecodable_other > 0 {
+                    writeln!(f, "  flow records the checker could not decode (not injected poison): {}", l.undecodable_other)?;
+                }
+            }
+        }
         write!(f, "  converged {:.1} s after the last fault · verdict {}", self.convergence_after_last_fault.as_secs_f64(), if self.is_clean() { "PASS" } else { "FAIL" })
     }
 }
@@ -100,19 +160,44 @@ impl std::fmt::Display for ChaosOutcome {
 /// Keeps a bounded random sample of the records on the flow topic, to re-send as duplicates.
 type Sample = Arc<Mutex<Vec<(Vec<u8>, Vec<u8>)>>>;
 
-fn sample_records(bootstrap: &str, seed: u64) -> anyhow::Result<(Sample, tokio::task::JoinHandle<()>)> {
+fn sample_records(bootstrap: &str, partitions: i32, seed: u64) -> anyhow::Result<(Sample, tokio::task::JoinHandle<()>)> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("chaos-sampler-{}", uuid::Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
         .create()?;
-    consumer.subscribe(&[topics::LOAN_STATUS_CHANGED])?;
+    // Assigned, not subscribed: no group join to wait for (it takes 5-25 s on the dev broker,
+    // longer than the whole short run).
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topics::LOAN_STATUS_CHANGED, partition, rdkafka::Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
     let sample = Arc::new(Mutex::new(Vec::new()));
     let keep = sample.clone();
     let task = tokio::spawn(async move {
         let (mut rng, mut seen) = (StdRng::seed_from_u64(seed), 0usize);
-        while let Ok(m) = consumer.recv().await {
+        loop {
+            // Errors are transient (e.g. while the broker restarts): librdkafka reconnects.
+            let m = match consumer.recv().await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(error = %e, "sampler: consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
             seen += 1;
+            if seen == 1 {
+                tracing::debug!("sampler: first record from the flow topic");
+            }
+            // Duplicates copy valid records only: those ventures-sync produced (not poison).
+            let from_ventures_sync = m.headers().is_some_and(|h| {
+                h.iter().any(|h| h.key == "brain-producer" && h.value == Some(b"ventures-sync".as_slice()))
+            });
+            if !from_ventures_sync {
+                continue;
+            }
             let record = (m.key().unwrap_or_default().to_vec(), m.payload().unwrap_or_default().to_vec());
             let mut sample = keep.lock().expect("sample lock");
             if sample.len() < 256 {
@@ -130,11 +215,21 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
     let started = Instant::now();
     let pg = PrivatePostgres::start().await?;
     let mut stack = Stack::start_on("chaos", &pg.url()).await?;
+    let broker_restarts = config.dose.broker_restarts > 0;
+    // With broker restarts, the broker keeps its data on a local S3 server of this run's own
+    // (memory storage would lose everything on restart). Nothing has used the broker yet.
+    let _s3 = if broker_restarts {
+        let s3 = S3Server::start(stack.logs.join("s3.log")).await?;
+        stack.broker.switch_storage(BrokerStorage::s3(&s3)).await?;
+        Some(s3)
+    } else {
+        None
+    };
     stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER]).await?;
     let pool = stack.db.connect().await?;
     let settings = KafkaSettings { brokers: stack.broker.bootstrap.clone(), properties: vec![], sasl_password: None, topic_partitions: 6, topic_replication: 1 };
     let producer = EventProducer::new(&settings, stack.codec(), "chaos")?;
-    let (sample, sampler) = sample_records(&stack.broker.bootstrap, config.seed)?;
+    let (sample, sampler) = sample_records(&stack.broker.bootstrap, settings.topic_partitions, config.seed)?;
     let mut rng = StdRng::seed_from_u64(config.seed);
 
     let mut expected = Expected::default();
@@ -148,6 +243,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
 
     let begin = Instant::now();
     let mut poison = BTreeSet::new();
+    let mut duplicates_sent = 0;
     let mut last_fault_end = begin;
     let sim = stack.sim.base_url();
     for planned in &schedule {
@@ -186,8 +282,11 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
                 };
                 if let Some((key, payload)) = record {
                     producer.send_raw(Outgoing { topic: topics::LOAN_STATUS_CHANGED, key: Some(&key), payload: &payload, headers: vec![] }).await?;
+                    duplicates_sent += 1;
                 }
             }
+            // The services are not touched: their Kafka clients reconnect by themselves.
+            Fault::BrokerRestart => stack.broker.restart().await?,
         }
         last_fault_end = last_fault_end.max(ends);
     }
@@ -199,10 +298,28 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
 
     // The checker's truth is the source itself, not the driver's bookkeeping.
     let truth = checker::source_truth(&stack.http, &sim, &stack.credentials).await?;
-    workload::wait_converged(&pool, &truth, Duration::from_secs(600)).await?;
+    if broker_restarts {
+        wait_settled(&pool, &truth, &stack.broker.bootstrap, &stack.codec(), Duration::from_secs(600)).await?;
+    } else {
+        workload::wait_converged(&pool, &truth, Duration::from_secs(600)).await?;
+    }
     let convergence_after_last_fault = last_fault_end.elapsed();
-    let report = workload::check(&pool, &stack.projections().await?, &truth, true).await?;
+    let projections = stack.projections().await?;
+    let report = workload::check(&pool, &projections, &truth, true).await?;
     let dead_letters = checker::dead_letters(&stack.broker.bootstrap, &stack.codec(), PROJECTION_WRITER, &poison, Duration::from_secs(5)).await?;
+    let losses = if broker_restarts {
+        // Read the flow topic back with a fresh consumer: whatever is not there any more, the
+        // broker lost; whatever is there but has no event_log row, Brain lost.
+        let topic = checker::flow_topic(&stack.broker.bootstrap, &stack.codec(), Duration::from_secs(10)).await?;
+        let missing = checker::missing_from_event_log(&pool, &truth).await?;
+        let (mut losses, reachable) = LossAttribution::attribute(stack.broker.restarts, &topic, &missing, &truth, &dead_letters, &poison);
+        let brain = workload::check(&pool, &projections, &reachable, true).await?;
+        losses.brain_read_model_mismatches = brain.read_model_mismatches;
+        losses.brain_firestore_mismatches = brain.firestore_mismatches;
+        Some(losses)
+    } else {
+        None
+    };
     let kills = stack.services.values().map(|s| s.kills).sum();
     stack.stop_all().await?;
     Ok(ChaosOutcome {
@@ -213,5 +330,38 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
         faults: schedule.len(),
         convergence_after_last_fault,
         total: started.elapsed(),
+        losses,
+        duplicates_sent,
     })
+}
+
+/// Like `workload::wait_converged`, for runs where the broker may have lost an application's
+/// final version: returns once every application is at its final version, or once the read
+/// model has stopped moving for 30 s and every application still short of its final version
+/// has that version missing from the flow topic (nothing left that Brain could apply).
+async fn wait_settled(pool: &sqlx::PgPool, truth: &workload::Expected, bootstrap: &str, codec: &brain_events::Codec, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let (mut last, mut moved) = (BTreeMap::new(), Instant::now());
+    loop {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT application_id, version FROM projection_writer.applications").fetch_all(pool).await?;
+        let applied: BTreeMap<String, i64> = rows.into_iter().collect();
+        let behind: Vec<(String, i64)> =
+            truth.loans.iter().filter(|(app, (_, v, _))| applied.get(*app) != Some(v)).map(|(app, (_, v, _))| (app.clone(), *v)).collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if applied != last {
+            (last, moved) = (applied, Instant::now());
+        } else if moved.elapsed() >= Duration::from_secs(30) {
+            let topic = checker::flow_topic(bootstrap, codec, Duration::from_secs(10)).await?;
+            let reachable = behind.iter().filter(|key| topic.versions.contains(*key)).count();
+            tracing::warn!(behind = behind.len(), reachable, "the read model stopped short of the source");
+            if reachable == 0 {
+                return Ok(());
+            }
+            moved = Instant::now();
+        }
+        anyhow::ensure!(Instant::now() < deadline, "timed out after {timeout:?} waiting for the read model to settle ({} applications behind)", behind.len());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
