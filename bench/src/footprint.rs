@@ -1,0 +1,143 @@
+//! Figure (6): start-up time (spawn → `/ready` 200) and resident memory (`VmRSS`) of each service.
+//!
+//! The harness's `ServiceProcess` keeps its child private, so the bench finds each service as its
+//! own child process running the service's binary, and reads the ready address from the child's
+//! environment. It polls `/ready` every 10 ms (the harness polls every 200 ms).
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use system_tests::{process, stack::Stack};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Footprint {
+    pub service: String,
+    pub startup_seconds: f64,
+    pub rss_idle_bytes: u64,
+    /// The largest `VmRSS` sampled (every 250 ms) during the pipeline load.
+    pub rss_load_bytes: u64,
+}
+
+/// The pid of this process's child running `binary`.
+pub fn child_pid(binary: &Path) -> Option<u32> {
+    let me = std::process::id();
+    let binary = binary.canonicalize().ok()?;
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`; comm may contain spaces, so split after the last ')'.
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let exe = std::fs::read_link(entry.path().join("exe")).ok()?;
+            (ppid == me && exe == binary).then_some(pid)
+        })
+}
+
+/// CPU seconds (user + system) `pid` has used: its own, plus its waited-for children's with
+/// `children`. Linux reports them in USER_HZ ticks, 100 per second on every architecture we run.
+pub fn cpu_seconds(pid: u32, children: bool) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After `(comm)`: state is field 3; utime, stime, cutime, cstime are fields 14-17.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields[0] + fields[1] + if children { fields[2] + fields[3] } else { 0 };
+    Some(ticks as f64 / 100.0)
+}
+
+/// `VmRSS` of `pid` in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// The `/ready` URL a child serves, from its environment (`*__OPS_ADDR`, or the gateway's
+/// `API_GATEWAY__LISTEN_ADDR`, which serves `/ready` on its API port).
+fn ready_url(pid: u32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    let find = |suffix: &str| {
+        vars.iter().find_map(|v| {
+            v.split_once('=')
+                .filter(|(k, _)| k.ends_with(suffix))
+                .map(|(_, v)| v.to_string())
+        })
+    };
+    let addr = find("__LISTEN_ADDR").or_else(|| find("__OPS_ADDR"))?;
+    Some(format!("http://{addr}/ready"))
+}
+
+/// Starts `name` through the harness and returns its pid and spawn → `/ready` time.
+pub async fn start_timed(stack: &mut Stack, name: &'static str) -> anyhow::Result<(u32, f64)> {
+    let binary = process::binary(name);
+    let spawned = Instant::now();
+    let watch = async {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()?;
+        let deadline = spawned + Duration::from_secs(90);
+        let mut url = None;
+        let mut pid = None;
+        loop {
+            anyhow::ensure!(Instant::now() < deadline, "{name} was not ready in 90 s");
+            if url.is_none() {
+                pid = child_pid(&binary);
+                url = pid.and_then(ready_url);
+            }
+            if let Some(url) = &url
+                && http
+                    .get(url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok((pid.expect("pid with url"), spawned.elapsed().as_secs_f64()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let (started, watched) = tokio::join!(stack.service(name).start(), watch);
+    started?;
+    watched
+}
+
+/// Samples `VmRSS` of `pids` every 250 ms until `stop` fires; returns each pid's maximum.
+pub async fn sample_max_rss(pids: Vec<u32>, stop: tokio_util::sync::CancellationToken) -> Vec<u64> {
+    let mut max = vec![0u64; pids.len()];
+    loop {
+        for (i, pid) in pids.iter().enumerate() {
+            max[i] = max[i].max(rss_bytes(*pid).unwrap_or(0));
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return max,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The records every throughput consumer reads: real wire-format Avro `LoanStatusChanged` events,
+//! padded to about 1 KB, keyed by application id over many keys, produced once to the flow topic.
+
+use std::time::Duration;
+
+use brain_events::{Codec, LoanState, LoanStatusChanged, codec::encode_body, topics, wire};
+use brain_runtime::{kafka, settings::KafkaSettings};
+use rdkafka::{
+    error::KafkaError,
+    producer::{FutureProducer, FutureRecord},
+    types::RDKafkaErrorCode,
+};
+
+/// The flow topic's partition count in every Brain deployment's defaults.
+pub const PARTITIONS: i32 = 6;
+const STATUSES: [&str; 4] = ["Open", "Approved", "Funded", "Withdrawn"];
+
+/// Kafka settings for a local broker at `bootstrap`, with the services' default partitioning.
+pub fn kafka_settings(bootstrap: &str) -> KafkaSettings {
+    KafkaSettings {
+        brokers: bootstrap.to_string(),
+        properties: Vec::new(),
+        sasl_password: None,
+        topic_partitions: PARTITIONS,
+        topic_replication: 1,
+    }
+}
+
+/// One `LoanStatusChanged` event of application `app` at `version`, with `loan_number` padded by
+/// `padding` bytes and `occurred_at` in epoch milliseconds.
+pub fn event(
+    app: &str,
+    version: i64,
+    seq: i64,
+    occurred_at: i64,
+    padding: usize,
+) -> LoanStatusChanged {
+    let id = uuid::Uuid::new_v4().to_string();
+    LoanStatusChanged {
+        event_id: id.clone(),
+        occurred_at,
+        tenant_id: "bench".into(),
+        correlation_id: id,
+        causation_id: None,
+        producer: "brain-bench".into(),
+        application_id: app.to_string(),
+        version,
+        source_seq: seq,
+        loan: LoanState {
+            loan_id: format!("L-{app}"),
+            loan_number: format!("2026-{seq:08}-{}", "x".repeat(padding)),
+            loan_type: "7A".into(),
+            status: STATUSES[(version as usize) % STATUSES.len()].into(),
+            status_changed_at: occurred_at,
+            borrower_entity_id: format!("B-{app}"),
+            amount_requested_cents: 12_500_000,
+            amount_approved_cents: Some(10_000_000),
+            updated_at: occurred_at,
+        },
+    }
+}
+
+/// The padding that makes one framed record about `target` bytes.
+pub fn padding_for(target: usize) -> anyhow::Result<usize> {
+    let unpadded = encode_body(&event("bench-app-000000", 1, 0, 0, 0))?.len() + 5;
+    Ok(target.saturating_sub(unpadded + 2))
+}
+
+/// What `produce` wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Produced {
+    pub records: u64,
+    pub record_bytes: usize,
+    pub seconds: f64,
+}
+
+/// Creates the flow topic and produces `count` records of about `record_bytes` over `keys`
+/// application ids, each key's versions increasing, and waits for every acknowledgement.
+pub async fn produce(
+    settings: &KafkaSettings,
+    codec: &Codec,
+    count: u64,
+    record_bytes: usize,
+    keys: u64,
+) -> anyhow::Result<Produced> {
+    let topic = topics::LOAN_STATUS_CHANGED;
+    kafka::ensure_topics(settings, &[topic]).await?;
+    let schema_id = codec.schema_id::<LoanStatusChanged>(topic).await?;
+    let padding = padding_for(record_bytes)?;
+    let producer: FutureProducer = kafka::client_config(settings, "brain-bench-loader")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "20")
+        .set("message.timeout.ms", "60000")
+        .create()?;
+    let started = std::time::Instant::now();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut size = 0;
+    let mut seq = 0u64;
+    while seq < count {
+        let end = (seq + 10_000).min(count);
+        let mut pending = Vec::with_capacity((end - seq) as usize);
+        for i in seq..end {
+            let app = format!("bench-app-{:06}", i % keys);
+            let payload = wire::frame(
+                schema_id,
+                &encode_body(&event(&app, (i / keys + 1) as i64, i as i64, now, padding))?,
+            );
+            size = payload.len();
+            let mut record = FutureRecord::to(topic)
+                .key(app.as_bytes())
+                .payload(&payload);
+            // Enqueued in order, so each key's versions stay in order on its partition.
+            loop {
+                match producer.send_result(record) {
+                    Ok(delivery) => {
+                        pending.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => anyhow::bail!("producing the bench records: {e}"),
+                }
+            }
+        }
+        for delivery in pending {
+            delivery
+                .await?
+                .map_err(|(e, _)| anyhow::anyhow!("producing the bench records: {e}"))?;
+        }
+        seq = end;
+    }
+    Ok(Produced {
+        records: count,
+        record_bytes: size,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

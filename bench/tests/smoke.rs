@@ -1,0 +1,138 @@
+//! `make test` runs the bench at tiny sizes (`--smoke`) so it cannot rot. Behaviour only: every
+//! figure is present, finite and positive. Never how fast anything is.
+//!
+//! Needs what `make test` provides: PostgreSQL (`DATABASE_URL`), a Firestore emulator
+//! (`FIRESTORE_EMULATOR_HOST`), the venv and broker from `make setup`, and the service binaries.
+
+use std::{path::PathBuf, process::Command};
+
+use serde_json::Value;
+
+/// Every number under `value` is finite and positive; `null` only where a figure is optional.
+fn all_positive(path: &str, value: &Value, problems: &mut Vec<String>) {
+    match value {
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            // CPU is counted in 10 ms ticks: a tiny run may use none of the broker's.
+            let least = if path.contains("_cpu.") {
+                0.0
+            } else {
+                f64::MIN_POSITIVE
+            };
+            if !(x.is_finite() && x >= least) {
+                problems.push(format!("{path} = {x}"));
+            }
+        }
+        Value::Null if path.ends_with(".offered_rps") => {}
+        Value::Null => problems.push(format!("{path} is null")),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| all_positive(&format!("{path}[{i}]"), v, problems)),
+        Value::Object(fields) => fields
+            .iter()
+            .for_each(|(k, v)| all_positive(&format!("{path}.{k}"), v, problems)),
+        Value::Bool(_) | Value::String(_) => {}
+    }
+}
+
+#[test]
+fn the_smoke_bench_reports_every_figure() {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-smoke-{}", std::process::id()));
+    let status = Command::new(env!("CARGO_BIN_EXE_brain-bench"))
+        .args(["--smoke", "--out"])
+        .arg(&out)
+        .status()
+        .expect("run brain-bench");
+    assert!(status.success(), "brain-bench --smoke failed: {status}");
+
+    let files: Vec<_> = std::fs::read_dir(&out)
+        .expect("results folder")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "one JSON file per run: {files:?}");
+    assert!(files[0].extension().is_some_and(|e| e == "json"));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).expect("read JSON"))
+            .expect("valid JSON");
+
+    assert_eq!(report["mode"], "smoke");
+    assert!(
+        report["commit"].as_str().is_some_and(|c| c.len() >= 40),
+        "commit id: {}",
+        report["commit"]
+    );
+    let mut problems = Vec::new();
+    for section in [
+        "machine",
+        "throughput",
+        "pipeline",
+        "end_to_end",
+        "gateway",
+        "footprint",
+    ] {
+        assert!(!report[section].is_null(), "{section} is missing");
+        all_positive(section, &report[section], &mut problems);
+    }
+    assert!(
+        problems.is_empty(),
+        "figures that are not positive: {problems:#?}"
+    );
+
+    let t = &report["throughput"];
+    let records = t["records"].as_u64().expect("records");
+    for consumer in ["limit", "runtime", "peer"] {
+        assert_eq!(
+            t[consumer]["records"].as_u64(),
+            Some(records),
+            "{consumer} read every record"
+        );
+    }
+    let pipeline = report["pipeline"].as_array().expect("pipeline runs");
+    assert_eq!(pipeline.len(), 2, "two fixed rates");
+    for run in pipeline {
+        assert_eq!(
+            run["committed"]["samples"], run["events"],
+            "every event observed committed"
+        );
+        assert_eq!(
+            run["event_log"]["samples"], run["events"],
+            "every event in event_log"
+        );
+    }
+    assert_eq!(
+        report["end_to_end"]["latency"]["samples"],
+        report["end_to_end"]["changes"]
+    );
+    let gateway = report["gateway"].as_array().expect("gateway runs");
+    let runs: Vec<(&str, &str)> = gateway
+        .iter()
+        .map(|g| {
+            (
+                g["target"].as_str().unwrap_or(""),
+                g["mode"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    for target in ["api-gateway", "bare-axum"] {
+        for mode in ["fixed", "saturation"] {
+            assert!(
+                runs.contains(&(target, mode)),
+                "gateway run {target} {mode} missing: {runs:?}"
+            );
+        }
+    }
+    let services: Vec<&str> = report["footprint"]
+        .as_array()
+        .expect("footprint")
+        .iter()
+        .filter_map(|f| f["service"].as_str())
+        .collect();
+    assert_eq!(
+        services,
+        ["ventures-sync", "projection-writer", "api-gateway"]
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
