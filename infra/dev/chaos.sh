@@ -24,18 +24,7 @@ for i in "${!args[@]}"; do
 done
 if [[ "$broker_restarts" =~ ^[0-9]+$ ]] && ((broker_restarts > 0)); then
   chaos_venv="$CACHE_DIR/chaos-venv"
-  requirements="$DEV_DIR/requirements-chaos.txt"
-  key="$(fingerprint "$requirements" "$(python3 -c 'import sys; print(sys.version)')")"
-  mkdir -p "$CACHE_DIR/stamps"
-  if [[ -x "$chaos_venv/bin/moto_server" && "$(cat "$CACHE_DIR/stamps/chaos-venv" 2>/dev/null)" == "$key" ]]; then
-    log "chaos venv: up to date ($chaos_venv)"
-  else
-    log "chaos venv: creating $chaos_venv from infra/dev/requirements-chaos.txt"
-    rm -rf "$chaos_venv" "$CACHE_DIR/stamps/chaos-venv"
-    python3 -m venv "$chaos_venv"
-    "$chaos_venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    printf '%s\n' "$key" >"$CACHE_DIR/stamps/chaos-venv"
-  fi
+  ensure_venv chaos-venv "$chaos_venv" "$DEV_DIR/requirements-chaos.txt"
   export BRAIN_MOTO_SERVER="$chaos_venv/bin/moto_server"
 fi
 

@@ -80,6 +80,7 @@ start_private_emulator() {
   node "$EMULATOR_DIR/launcher.mjs" --port "$port" >"$LOG_DIR/private-emulator-$port.log" 2>&1 &
   PRIVATE_EMULATOR_PID=$!
   for _ in $(seq 100); do
+    # shellcheck disable=SC2016 # $1 is the inner shell's argument
     timeout 1 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$port" 2>/dev/null && break
     sleep 0.1
   done
@@ -87,5 +88,24 @@ start_private_emulator() {
 }
 
 stop_private_emulator() {
-  [[ -n "${PRIVATE_EMULATOR_PID:-}" ]] && kill "$PRIVATE_EMULATOR_PID" 2>/dev/null || true
+  if [[ -n "${PRIVATE_EMULATOR_PID:-}" ]]; then
+    kill "$PRIVATE_EMULATOR_PID" 2>/dev/null || true
+  fi
+}
+
+# Creates the virtualenv $2 from the requirements file $3, or leaves it as it is when neither the
+# requirements nor the Python version changed since (stamp `$CACHE_DIR/stamps/$1`).
+ensure_venv() {
+  local name=$1 dir=$2 requirements=$3 stamps="$CACHE_DIR/stamps" key
+  key="$(fingerprint "$requirements" "$(python3 -c 'import sys; print(sys.version)')")"
+  mkdir -p "$stamps"
+  if [[ -x "$dir/bin/python" && "$(cat "$stamps/$name" 2>/dev/null)" == "$key" ]]; then
+    log "$name: up to date ($dir)"
+    return 0
+  fi
+  log "$name: creating $dir from ${requirements#"$REPO_ROOT"/}"
+  rm -rf "${dir:?}" "${stamps:?}/${name:?}"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  printf '%s\n' "$key" >"$stamps/$name"
 }

@@ -30,17 +30,7 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 mkdir -p "$STAMP_DIR" "$CACHE_DIR/bin"
 
 # --- Python venv ------------------------------------------------------------------------------
-requirements="$DEV_DIR/requirements.txt"
-venv_key="$(fingerprint "$requirements" "$(python3 -c 'import sys; print(sys.version)')")"
-if [[ -x "$VENV_DIR/bin/python" && "$(cat "$STAMP_DIR/venv" 2>/dev/null)" == "$venv_key" ]]; then
-  log "venv: up to date ($VENV_DIR)"
-else
-  log "venv: creating $VENV_DIR from infra/dev/requirements.txt"
-  rm -rf "$VENV_DIR" "$STAMP_DIR/venv"
-  python3 -m venv "$VENV_DIR"
-  "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  printf '%s\n' "$venv_key" >"$STAMP_DIR/venv"
-fi
+ensure_venv venv "$VENV_DIR" "$DEV_DIR/requirements.txt"
 
 # --- Firestore emulator -------------------------------------------------------------------------
 lockfile="$EMULATOR_DIR/package-lock.json"
