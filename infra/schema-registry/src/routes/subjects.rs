@@ -81,10 +81,7 @@ pub(super) async fn version(
     Path((subject, version)): Path<(String, String)>,
     params: Params,
 ) -> ApiResult {
-    let version = VersionRef::parse(&version)?;
-    let row = store
-        .resolve(&subject, version, flag(&params, "deleted"))
-        .await?;
+    let row = resolve(&store, &subject, &version, &params).await?;
     ok(&version_body(&subject, row))
 }
 
@@ -93,11 +90,14 @@ pub(super) async fn raw_version(
     Path((subject, version)): Path<(String, String)>,
     params: Params,
 ) -> ApiResult {
-    let version = VersionRef::parse(&version)?;
-    let row = store
-        .resolve(&subject, version, flag(&params, "deleted"))
-        .await?;
-    raw(row.schema)
+    raw(resolve(&store, &subject, &version, &params).await?.schema)
+}
+
+/// The version `version` (a number, `latest` or `-1`) of `subject`; `?deleted=true` includes
+/// soft-deleted versions.
+async fn resolve(store: &Store, subject: &str, version: &str, params: &Params) -> Result<VersionRow, ApiError> {
+    let version = VersionRef::parse(version)?;
+    store.resolve(subject, version, flag(params, "deleted")).await
 }
 
 /// References are not supported, so nothing refers to anything.
