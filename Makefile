@@ -2,6 +2,9 @@
 #   make up                          setup + build + start the whole local stack
 #   make up COMPONENTS="postgres broker emulator"
 #   eval "$(infra/dev/stack.sh env)" exports the stack's settings into your shell
+#   make up KAFKA_NODES=3            the broker as a 3-node Apache Kafka cluster (KAFKA_FRESH=1:
+#                                    recreate it empty; BRAIN_BROKER=tansu: the old tansu broker)
+# Variables given on make's command line reach the scripts' environment (make exports them).
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -16,13 +19,13 @@ COMPONENTS ?=
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-setup: ## Install tooling into .cache/ (apt packages if missing, venv with tansu, emulator)
+setup: ## Install tooling into .cache/ (apt packages if missing, Kafka jars, venv, emulator)
 	bash infra/dev/setup.sh
 
 build: ## Build all workspace binaries
 	cargo build --workspace --bins
 
-up: setup build ## Start the local stack (all, or COMPONENTS="...")
+up: setup build ## Start the local stack (all, or COMPONENTS="..."; KAFKA_NODES=3: 3 Kafka nodes)
 	bash infra/dev/stack.sh up $(COMPONENTS)
 
 down: ## Stop what `make up` started (a system PostgreSQL is left alone)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: Brain's benchmarks in one run on this machine (see docs/benchmarks.md). Installs
-# what is missing (setup.sh: venv with the Python peer's packages, broker, emulator), builds the
-# bench and the services in release, ensures PostgreSQL, starts a Firestore emulator of its own,
-# then runs the bench, which prints a table and writes bench-results/<timestamp>-<commit>.json.
+# what is missing (setup.sh: venv with the Python peers' packages, Kafka's jars, which also give
+# kafka-consumer-perf-test, the emulator), builds the bench and the services in release, ensures
+# PostgreSQL, starts a Firestore emulator and a one-node Apache Kafka cluster of its own (cluster
+# `bench`, port 19192, BRAIN_TEST_KAFKA_*), then runs the bench, which prints a table and writes
+# bench-results/<timestamp>-<commit>.json. The HTTP load client is the bench's own: nothing else
+# to install.
 #
 # Arguments go to the bench: `bash infra/dev/bench.sh --smoke`, `--records 50000`, `--help`.
 # BENCH_PROFILE=debug skips the release build (figures are then not representative).
@@ -42,7 +45,7 @@ emulator_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 mkdir -p "$LOG_DIR"
 node "$EMULATOR_DIR/launcher.mjs" --port "$emulator_port" >"$LOG_DIR/bench-emulator.log" 2>&1 &
 emulator_pid=$!
-trap 'kill "$emulator_pid" 2>/dev/null || true' EXIT
+trap 'kill "$emulator_pid" 2>/dev/null || true; stop_test_kafka' EXIT
 # The port goes in as the inner shell's $1 (single quotes on purpose).
 # shellcheck disable=SC2016
 port_open() { timeout 1 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
@@ -52,6 +55,9 @@ for _ in $(seq 600); do # up to a minute: node starts slowly on a busy machine
 done
 port_open "$emulator_port" || die "the Firestore emulator did not start (see $LOG_DIR/bench-emulator.log)"
 export FIRESTORE_EMULATOR_HOST="127.0.0.1:$emulator_port"
+
+step "kafka (the bench's own cluster)"
+start_test_kafka bench 19192 1
 
 # The system-test harness starts services from <CARGO_TARGET_DIR>/debug/; point that at the
 # profile just built, for the bench process only (cargo itself never sees this directory).

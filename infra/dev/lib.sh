@@ -12,9 +12,52 @@ SECRETS_FILE="$STATE_DIR/secrets.env"
 VENV_DIR="$CACHE_DIR/venv"
 TANSU_LINK="$CACHE_DIR/bin/tansu"   # symlink made by setup.sh
 EMULATOR_DIR="$REPO_ROOT/infra/firestore-emulator"
+KAFKA_SH="$REPO_ROOT/infra/kafka/kafka.sh" # Apache Kafka clusters for dev and tests
 
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Milliseconds since the epoch.
+now_ms() {
+  local us="${EPOCHREALTIME//[!0-9]/}"
+  echo $((us / 1000))
+}
+
+# Seconds since a now_ms timestamp, one decimal.
+since() {
+  local ms=$(($(now_ms) - $1))
+  printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+# shellcheck disable=SC2016 # $1 is expanded by the inner bash
+port_open() { timeout 2 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
+
+# Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat); empty if gone.
+proc_starttime() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+  stat="${stat##*) }"
+  # shellcheck disable=SC2086 # split on purpose
+  set -- $stat
+  [[ "$1" == Z ]] || echo "${20}"
+}
+
+# Records that $2 is the pid of $1 (a name such as `broker` or `kafka-dev-node1`): writes
+# $RUN_DIR/$1.pid as "pid starttime", so a recycled pid is never mistaken for ours.
+write_pid() {
+  mkdir -p "$RUN_DIR"
+  printf '%s %s\n' "$2" "$(proc_starttime "$2")" >"$RUN_DIR/$1.pid"
+}
+
+# Prints the pid of $1's process if one of our scripts started it (write_pid) and it still runs.
+our_pid() {
+  local file="$RUN_DIR/$1.pid" pid start
+  [[ -f "$file" ]] || return 1
+  read -r pid start <"$file" || return 1
+  [[ -n "$pid" && -n "$start" && "$(proc_starttime "$pid")" == "$start" ]] || return 1
+  echo "$pid"
+}
 
 # Runs a command as root: directly when we are root, else through sudo.
 as_root() {
@@ -90,6 +133,28 @@ start_private_emulator() {
 stop_private_emulator() {
   if [[ -n "${PRIVATE_EMULATOR_PID:-}" ]]; then
     kill "$PRIVATE_EMULATOR_PID" 2>/dev/null || true
+  fi
+}
+
+# Starts a fresh Apache Kafka cluster of the caller's own (kafka.sh start NAME --fresh: any
+# earlier cluster NAME and its data are discarded) with NODES (default 1) nodes from PORT on, waits
+# until every node is ready, and exports for the tests:
+#   BRAIN_TEST_KAFKA_BROKERS  the bootstrap list (127.0.0.1:PORT,127.0.0.1:PORT+2,...)
+#   BRAIN_TEST_KAFKA_CLUSTER  NAME, for `infra/kafka/kafka.sh kill|start-node|elect-leaders NAME`
+#   BRAIN_TEST_KAFKA_NODES    NODES
+# Stop it with stop_test_kafka (e.g. in an EXIT trap); its data stays in .dev/kafka/NAME until
+# the next start_test_kafka NAME.
+start_test_kafka() {
+  local name="$1" port="$2" nodes="${3:-1}" brokers
+  TEST_KAFKA_STARTED="$name" # set first: stop_test_kafka also stops a cluster that failed to start
+  brokers="$(bash "$KAFKA_SH" start "$name" --port "$port" --nodes "$nodes" --fresh)" \
+    || die "the tests' Kafka cluster '$name' did not start (logs: ${LOG_DIR#"$REPO_ROOT"/}/kafka-$name-node<k>.log)"
+  export BRAIN_TEST_KAFKA_BROKERS="$brokers" BRAIN_TEST_KAFKA_CLUSTER="$name" BRAIN_TEST_KAFKA_NODES="$nodes"
+}
+
+stop_test_kafka() {
+  if [[ -n "${TEST_KAFKA_STARTED:-}" ]]; then
+    bash "$KAFKA_SH" stop "$TEST_KAFKA_STARTED" || true
   fi
 }
 

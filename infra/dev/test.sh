@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make test`: every test, on real parts, from a fresh clone. Installs what is missing, ensures
-# PostgreSQL, starts a Firestore emulator of its own, then runs: the schema compatibility check,
-# clippy, all unit/property/integration/system tests (each system test starts its own broker,
-# database, registry and simulator), and the compose-file validation.
+# PostgreSQL, starts a Firestore emulator and an Apache Kafka cluster of its own (cluster `test`,
+# one node from TEST_KAFKA_PORT, default 19092; the tests find it through BRAIN_TEST_KAFKA_*), then
+# runs: the schema compatibility check, clippy, all unit/property/integration/system tests (each
+# system test starts its own database, registry and simulator), the compose-file validation and
+# the lint of the shell scripts (shellcheck).
 set -euo pipefail
 # shellcheck source=infra/dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -29,7 +31,10 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 
 step "firestore emulator (tests' own)"
 start_private_emulator
-trap stop_private_emulator EXIT
+trap 'stop_private_emulator; stop_test_kafka' EXIT
+
+step "kafka (tests' own cluster)"
+start_test_kafka test "${TEST_KAFKA_PORT:-19092}" 1
 
 step "schema compatibility (BACKWARD_TRANSITIVE against main)"
 "${CARGO_TARGET_DIR:-target}/debug/schema-check"
@@ -39,6 +44,13 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 
 step "compose files"
 if [[ -x infra/dev/check-compose.sh ]]; then bash infra/dev/check-compose.sh; fi
+
+step "shell scripts (shellcheck)"
+if apt_ensure shellcheck; then
+  shellcheck -x .ci/run infra/dev/*.sh infra/kafka/kafka.sh
+else
+  log "shellcheck: could not be installed; skipped"
+fi
 
 step "unit, property and integration tests"
 cargo test --workspace --exclude system-tests --no-fail-fast
