@@ -21,6 +21,34 @@ pub struct Footprint {
     pub rss_load_bytes: u64,
 }
 
+/// The pid of node 1 of the run's Kafka cluster (`BRAIN_TEST_KAFKA_CLUSTER`), from its pid file.
+pub fn kafka_pid() -> Option<u32> {
+    let cluster = std::env::var("BRAIN_TEST_KAFKA_CLUSTER").ok()?;
+    let file = system_tests::repo_root().join(format!(".dev/run/kafka-{cluster}-node1.pid"));
+    std::fs::read_to_string(file)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// CPU seconds of every `postgres` process on the machine, with what their exited children used
+/// (the postmaster's waited-for backends): the database server's CPU so far.
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == "postgres").then(|| cpu_seconds(pid, true))?
+        })
+        .sum()
+}
+
 /// The pid of this process's child running `binary`.
 pub fn child_pid(binary: &Path) -> Option<u32> {
     let me = std::process::id();

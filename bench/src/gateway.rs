@@ -1,143 +1,194 @@
-//! Figure (5): the application read endpoint under `oha` (crates.io), at a fixed rate and at
-//! saturation, beside a bare axum handler (`bench-bare-axum`) measured the same way in the same run.
+//! Figure (5): the application read endpoint under the bench's own HTTP load client, at a fixed
+//! rate and at saturation, beside a bare axum handler (`bench-bare-axum`) measured the same way in
+//! the same run.
 //!
-//! oha is installed once per machine with `cargo install --locked` into a tools folder: under
-//! `$XDG_CACHE_HOME/brain/tools` (else `~/.cache/brain/tools`) when `CI=true`, so fresh clones
-//! reuse it, else under the repository's `.cache/tools`. `BRAIN_OHA` names another binary.
+//! The load client is part of the bench (nothing to install): `CONNECTIONS` workers, each with one
+//! HTTP/1.1 keep-alive connection (hyper's client connection, no pool, no TLS), sending `GET`s one
+//! after the other and reading every body to the end.
+//!
+//! - **Fixed rate:** request `i` is due at `start + i / rate`; a free worker takes the next due
+//!   request, waits until it is due and sends it. Latency is measured **from when the request was
+//!   due**, not from when it was sent, so a server that falls behind is charged for the queueing it
+//!   causes (no coordinated omission, as in wrk2).
+//! - **Saturation:** every worker sends its next request as soon as the previous answer is read,
+//!   until the duration is over; latency is send → last byte of the body.
 
 use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::{Duration, Instant},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
+use http_body_util::{BodyExt, Empty};
+use hyper::{Request, Uri, body::Bytes};
+use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use serde_json::Value;
+use tokio::time::Instant;
 
-pub const OHA_VERSION: &str = "1.16.0";
-/// Connections oha keeps open, in both modes.
+use crate::pipeline::Latency;
+
+/// Connections (one worker each) the load client keeps open, in both modes.
 pub const CONNECTIONS: u32 = 50;
 
+/// What generated the load, for the report.
 #[derive(Debug, Clone, Serialize)]
-pub struct Oha {
-    pub path: PathBuf,
-    pub version: String,
-    /// Seconds `cargo install` took in this run; `None` when it was already installed.
-    pub install_seconds: Option<f64>,
+pub struct LoadClient {
+    pub name: &'static str,
+    pub connections: u32,
 }
 
-/// The oha binary, installing it first if needed.
-pub async fn oha(repo: &Path) -> anyhow::Result<Oha> {
-    if let Ok(path) = std::env::var("BRAIN_OHA") {
-        return Ok(Oha {
-            path: path.into(),
-            version: "BRAIN_OHA".into(),
-            install_seconds: None,
-        });
+impl Default for LoadClient {
+    fn default() -> Self {
+        Self {
+            name: "brain-bench's own (hyper 1 HTTP/1.1 client connections, keep-alive)",
+            connections: CONNECTIONS,
+        }
     }
-    let root = if std::env::var("CI").is_ok_and(|v| v == "true") {
-        let cache = std::env::var("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| {
-                PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
-            });
-        cache.join("brain/tools")
-    } else {
-        repo.join(".cache/tools")
-    }
-    .join(format!("oha-{OHA_VERSION}"));
-    let path = root.join("bin/oha");
-    let mut install_seconds = None;
-    if !path.exists() {
-        eprintln!(
-            "bench: installing oha {OHA_VERSION} into {} (once per machine)",
-            root.display()
-        );
-        let started = Instant::now();
-        // Its own target dir, so it never waits on the workspace's build lock. (oha 1.16 does not
-        // compile without a TLS feature, so the default rustls one stays.)
-        let status = tokio::process::Command::new("cargo")
-            .args([
-                "install",
-                "--locked",
-                "--quiet",
-                "oha",
-                "--version",
-                OHA_VERSION,
-                "--root",
-            ])
-            .arg(&root)
-            .arg("--target-dir")
-            .arg(root.join("build"))
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .await?;
-        anyhow::ensure!(status.success(), "cargo install oha failed ({status})");
-        let _ = std::fs::remove_dir_all(root.join("build"));
-        install_seconds = Some(started.elapsed().as_secs_f64());
-    }
-    Ok(Oha {
-        path,
-        version: OHA_VERSION.into(),
-        install_seconds,
-    })
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadRun {
     pub target: String,
-    /// `fixed` (oha `-q`) or `saturation` (as fast as the connections allow).
+    /// `fixed` (a request due every 1/rate s) or `saturation` (as fast as the connections allow).
     pub mode: String,
     pub offered_rps: Option<u32>,
     pub seconds: f64,
     pub requests: u64,
     pub requests_per_sec: f64,
     pub p50_ms: f64,
+    pub p95_ms: f64,
     pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Responses with status 200 ÷ requests (must be 1).
     pub success_rate: f64,
 }
 
-/// Runs oha against `url` for `duration`, at `rate` requests/s or at saturation.
+/// One worker's tally.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<f64>,
+    ok: u64,
+    failed: u64,
+}
+
+/// One keep-alive HTTP/1.1 connection to `authority`.
+async fn connect(
+    authority: &str,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(authority).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// Sends one GET and reads its body; true when the answer was a 200.
+async fn get(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    authority: &str,
+    path: &str,
+) -> anyhow::Result<bool> {
+    sender.ready().await?;
+    let request = Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .body(Empty::<Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    let ok = response.status() == hyper::StatusCode::OK;
+    response.into_body().collect().await?;
+    Ok(ok)
+}
+
+/// Loads `url` (`http://host:port/path`) for `duration`, at `rate` requests/s or at saturation.
 pub async fn load(
-    oha: &Path,
     target: &str,
     url: &str,
     rate: Option<u32>,
     duration: Duration,
 ) -> anyhow::Result<LoadRun> {
-    let mut command = tokio::process::Command::new(oha);
-    command
-        .args([
-            "--no-tui",
-            "--output-format",
-            "json",
-            "-c",
-            &CONNECTIONS.to_string(),
-        ])
-        .arg("-z")
-        .arg(format!("{}ms", duration.as_millis()));
-    if let Some(rate) = rate {
-        command.args(["-q", &rate.to_string()]);
+    let uri: Uri = url.parse()?;
+    anyhow::ensure!(uri.scheme_str() == Some("http"), "plain http only: {url}");
+    let authority = uri
+        .authority()
+        .ok_or_else(|| anyhow::anyhow!("no host in {url}"))?
+        .to_string();
+    let path = uri
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.to_string());
+    let total = rate.map(|r| (r as f64 * duration.as_secs_f64()).round().max(1.0) as u64);
+    let next = Arc::new(AtomicU64::new(0));
+    // Connections first, so the run measures requests, not connection set-up.
+    let mut senders = Vec::with_capacity(CONNECTIONS as usize);
+    for _ in 0..CONNECTIONS {
+        senders.push(connect(&authority).await?);
     }
-    let output = command
-        .arg(url)
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .output()
-        .await?;
-    anyhow::ensure!(output.status.success(), "oha failed ({})", output.status);
-    let report: Value = serde_json::from_slice(&output.stdout)?;
-    let codes = &report["statusCodeDistribution"];
-    let ok = codes["200"].as_u64().unwrap_or(0);
-    let requests: u64 = codes
-        .as_object()
-        .map_or(0, |c| c.values().filter_map(Value::as_u64).sum());
+    let start = Instant::now() + Duration::from_millis(20);
+    let deadline = start + duration;
+    let mut workers = tokio::task::JoinSet::new();
+    for mut sender in senders {
+        let (authority, path, next) = (authority.clone(), path.clone(), next.clone());
+        workers.spawn(async move {
+            let mut tally = Tally::default();
+            tokio::time::sleep_until(start).await;
+            loop {
+                let began = match (rate, total) {
+                    (Some(rate), Some(total)) => {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= total {
+                            break;
+                        }
+                        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                        tokio::time::sleep_until(due).await;
+                        due
+                    }
+                    _ => {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        now
+                    }
+                };
+                match get(&mut sender, &authority, &path).await {
+                    Ok(ok) => {
+                        tally.latencies.push(began.elapsed().as_secs_f64());
+                        if ok {
+                            tally.ok += 1;
+                        } else {
+                            tally.failed += 1;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "load client request failed; reconnecting");
+                        tally.failed += 1;
+                        match connect(&authority).await {
+                            Ok(s) => sender = s,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        }
+                    }
+                }
+            }
+            tally
+        });
+    }
+    let mut all = Tally::default();
+    while let Some(tally) = workers.join_next().await {
+        let tally = tally?;
+        all.latencies.extend(tally.latencies);
+        all.ok += tally.ok;
+        all.failed += tally.failed;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let requests = all.ok + all.failed;
     anyhow::ensure!(
-        ok > 0 && ok == requests,
-        "{target}: {ok} of {requests} responses were 200: {codes}"
+        all.ok > 0 && all.failed == 0,
+        "{target}: {} of {requests} responses were 200",
+        all.ok
     );
-    let seconds = report["summary"]["total"].as_f64().unwrap_or(0.0);
-    let ms = |p: &str| report["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN) * 1000.0;
+    let latency = Latency::of(all.latencies);
     Ok(LoadRun {
         target: target.into(),
         mode: if rate.is_some() {
@@ -149,10 +200,12 @@ pub async fn load(
         offered_rps: rate,
         seconds,
         requests,
-        requests_per_sec: report["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
-        p50_ms: ms("p50"),
-        p99_ms: ms("p99"),
-        success_rate: report["summary"]["successRate"].as_f64().unwrap_or(0.0),
+        requests_per_sec: requests as f64 / seconds,
+        p50_ms: latency.p50_ms,
+        p95_ms: latency.p95_ms,
+        p99_ms: latency.p99_ms,
+        max_ms: latency.max_ms,
+        success_rate: all.ok as f64 / requests as f64,
     })
 }
 

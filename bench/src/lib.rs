@@ -1,11 +1,15 @@
-//! `make bench`: one run on the local dev stack that measures and prints (and writes as JSON under
-//! `bench-results/`) the consumer throughput limit, Brain's runtime and a Python peer on the same
-//! records; pipeline latency through the real services; the gateway beside a bare axum handler;
-//! and each service's footprint. Method and caveats: `docs/benchmarks.md`.
+//! `make bench`: one run on this machine that measures and prints (and writes as JSON under
+//! `bench-results/`) the consumer throughput limit (a bare rdkafka consumer and Kafka's own
+//! `kafka-consumer-perf-test`), Brain's runtime with its batched PostgreSQL effect beside the
+//! effect-only limit and two Python peers on the same records; pipeline latency and the maximum
+//! sustained rate through the real services; the gateway beside a bare axum handler; each
+//! service's footprint; and the codec beside `schema_registry_converter`. Method and caveats:
+//! `docs/benchmarks.md`.
 //!
 //! Every figure is as measured in this run, and every ratio is computed within it: the machine is
 //! shared, so figures from different runs are not comparable.
 
+pub mod codec;
 pub mod footprint;
 pub mod gateway;
 pub mod pipeline;
@@ -15,7 +19,7 @@ pub mod throughput;
 
 use std::{path::PathBuf, time::Duration};
 
-use brain_events::{Codec, RegistryClient, codec::SchemaIds};
+use brain_events::{Codec, RegistryClient, codec::SchemaIds, topics};
 use system_tests::{
     infra::{self, Broker, Database},
     repo_root,
@@ -23,7 +27,7 @@ use system_tests::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::report::{Build, Machine, Report, ThroughputFigures};
+use crate::report::{Build, Machine, PipelineFigures, Ratios, Report, Target, ThroughputFigures};
 
 /// Progress on stderr, with the seconds since the start of the run.
 macro_rules! say {
@@ -33,9 +37,10 @@ macro_rules! say {
 }
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(about = "Brain's benchmarks: throughput, pipeline latency, gateway, footprint")]
+#[command(about = "Brain's benchmarks: throughput, pipeline latency, gateway, footprint, codec")]
 pub struct Options {
-    /// Tiny sizes (2,000 records, 3 s pipeline, 2 s gateway): checks that the bench works.
+    /// Tiny sizes (2,000 records, 3 s pipeline, one 2 s search step, 2 s gateway): checks that the
+    /// bench works.
     #[arg(long)]
     pub smoke: bool,
     /// Records for figures (1)-(3) [default: 200,000; smoke 2,000].
@@ -46,12 +51,24 @@ pub struct Options {
     /// Application ids the records are keyed by [default: 10,000; smoke 200].
     #[arg(long)]
     pub keys: Option<u64>,
-    /// Seconds of each fixed-rate and end-to-end pipeline run [default: 30; smoke 3].
+    /// The fixed pipeline rate, events/s, where the search starts [default: 2,000; smoke 100].
+    #[arg(long)]
+    pub pipeline_rate: Option<u32>,
+    /// Seconds of the fixed-rate pipeline run [default: 60; smoke 3].
     #[arg(long)]
     pub pipeline_secs: Option<f64>,
-    /// Fixed event rates of the pipeline runs, events/s [default: 100,1000; smoke 100,300].
-    #[arg(long, value_delimiter = ',')]
-    pub rates: Option<Vec<u32>>,
+    /// Seconds of each step of the maximum-rate search [default: 15; smoke 2].
+    #[arg(long)]
+    pub step_secs: Option<f64>,
+    /// Most steps of the search (each doubles the rate) [default: 5; smoke 1].
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// No new step once the search has taken this long, seconds [default: 240; smoke 20].
+    #[arg(long)]
+    pub search_budget_secs: Option<f64>,
+    /// Seconds of the end-to-end run [default: 30; smoke 3].
+    #[arg(long)]
+    pub e2e_secs: Option<f64>,
     /// Simulator status changes per second in the end-to-end run.
     #[arg(long, default_value_t = 10.0)]
     pub e2e_rate: f64,
@@ -61,6 +78,9 @@ pub struct Options {
     /// The gateway's fixed request rate, requests/s.
     #[arg(long, default_value_t = 1000)]
     pub gateway_rps: u32,
+    /// Records each decoder decodes in the codec figure [default: 50,000; smoke 2,000].
+    #[arg(long)]
+    pub codec_records: Option<u64>,
     /// Where the JSON goes [default: <repo>/bench-results].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -78,12 +98,21 @@ impl Options {
 /// Runs every benchmark, prints the table and writes the JSON; returns the report and its path.
 pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     let started = std::time::Instant::now();
+    let mut machine = Machine::read();
     let repo = repo_root();
     let records = options.pick(options.records, 200_000, 2_000);
     let keys = options.pick(options.keys, 10_000, 200).min(records).max(1);
-    let pipeline_secs = Duration::from_secs_f64(options.pick(options.pipeline_secs, 30.0, 3.0));
-    let gateway_secs = Duration::from_secs_f64(options.pick(options.gateway_secs, 10.0, 2.0));
-    let rates = options.pick(options.rates.clone(), vec![100, 1000], vec![100, 300]);
+    let secs = |given: Option<f64>, full: f64, smoke: f64| {
+        Duration::from_secs_f64(options.pick(given, full, smoke))
+    };
+    let pipeline_rate = options.pick(options.pipeline_rate, 2_000, 100);
+    let pipeline_secs = secs(options.pipeline_secs, 60.0, 3.0);
+    let step_secs = secs(options.step_secs, 15.0, 2.0);
+    let max_steps = options.pick(options.max_steps, 5, 1);
+    let search_budget = secs(options.search_budget_secs, 240.0, 20.0);
+    let e2e_secs = secs(options.e2e_secs, 30.0, 3.0);
+    let gateway_secs = secs(options.gateway_secs, 10.0, 2.0);
+    let codec_records = options.pick(options.codec_records, 50_000, 2_000);
     let python = options
         .python
         .clone()
@@ -94,60 +123,121 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         python.display()
     );
     infra::emulator_host()?;
-    let oha = gateway::oha(&repo).await?;
     let logs = repo
         .join("target/bench")
         .join(chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string());
     std::fs::create_dir_all(&logs)?;
 
-    // (1)-(3) on a broker and database of their own, so the services never see these records.
+    // (1)-(3) and the codec on a topic (a namespace of the run's own) and a database of their
+    // own, so the services never see these records and the topic holds exactly them.
     let timeout = Duration::from_secs(600 + records / 100);
     let shutdown = CancellationToken::new();
     let broker = Broker::start(logs.join("broker.log")).await?;
+    let settings = records::kafka_settings(broker.settings());
+    let topic = broker.topic(topics::LOAN_STATUS_CHANGED);
     let db = Database::create().await?;
     let registry_url = infra::registry(&db, shutdown.clone()).await?;
     let codec = Codec::new(RegistryClient::new(&registry_url)?, SchemaIds::AutoRegister);
-    let settings = records::kafka_settings(&broker.bootstrap);
-    say!(started, "producing {records} records");
+    say!(started, "producing {records} records to {topic}");
     let produced = records::produce(&settings, &codec, records, options.record_bytes, keys).await?;
-    let tansu = std::env::var("BRAIN_TANSU")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo.join(".cache/bin/tansu"));
     let meter = CpuMeter {
-        broker: footprint::child_pid(&tansu),
+        broker: footprint::kafka_pid(),
     };
-    say!(started, "(1) bare consumer");
+    anyhow::ensure!(
+        meter.broker.is_some() || infra::Broker::is_tansu(),
+        "no pid file for node 1 of BRAIN_TEST_KAFKA_CLUSTER's cluster"
+    );
+    let batch_size = throughput::batch_size();
+    let database_url = db.url(None);
+
+    say!(started, "(1) bare rdkafka consumer");
     let cpu = meter.start();
-    let limit = throughput::bare(&broker.bootstrap, records, timeout).await?;
+    let limit = throughput::bare(&broker.bootstrap, &topic, records, timeout).await?;
     let limit_cpu = meter.since(cpu);
+    say!(started, "(1) kafka-consumer-perf-test");
+    let cpu = meter.start();
+    let perf_test =
+        throughput::perf_test(&repo, &broker.bootstrap, &topic, records, timeout).await?;
+    let perf_test_cpu = meter.since(cpu);
+    anyhow::ensure!(
+        perf_test.records == records,
+        "consumer-perf-test read {} of {records} records",
+        perf_test.records
+    );
     say!(started, "(2) Brain runtime");
     let cpu = meter.start();
     let runtime =
-        throughput::runtime(&settings, codec.clone(), &db.url(None), records, timeout).await?;
+        throughput::runtime(&settings, codec.clone(), &database_url, records, timeout).await?;
     let runtime_cpu = meter.since(cpu);
-    say!(started, "(3) Python peer");
-    let script = repo.join("bench/peer/consume.py");
+    say!(started, "(2) effect-only limit (no Kafka)");
     let cpu = meter.start();
-    let peer = throughput::peer(
-        &python,
-        &script,
-        &broker.bootstrap,
-        &registry_url,
-        &db.url(None),
+    let effect_only = throughput::effect_only(
+        &database_url,
         records,
-        timeout,
+        options.record_bytes,
+        keys,
+        records::PARTITIONS as usize,
+        batch_size,
     )
     .await?;
-    let peer_cpu = meter.since(cpu);
+    let effect_only_cpu = meter.since(cpu);
+    let script = repo.join("bench/peer/consume.py");
+    let mut peers = Vec::new();
+    for size in [1, batch_size] {
+        say!(started, "(3) Python peer, batches of {size}");
+        let cpu = meter.start();
+        let peer = throughput::peer(
+            &python,
+            &script,
+            &broker.bootstrap,
+            &topic,
+            &registry_url,
+            &database_url,
+            records,
+            size,
+            timeout,
+        )
+        .await?;
+        peers.push((peer, meter.since(cpu)));
+    }
+    let [(peer, peer_cpu), (peer_batched, peer_batched_cpu)] = peers[..] else {
+        unreachable!("two peers")
+    };
     let pool = db.connect().await?;
-    for schema in [throughput::RUNTIME_SCHEMA, throughput::PEER_SCHEMA] {
+    for schema in [
+        throughput::RUNTIME_SCHEMA,
+        throughput::EFFECT_SCHEMA,
+        throughput::PEER_SCHEMA,
+        throughput::PEER_BATCHED_SCHEMA,
+    ] {
         let rows = throughput::effect_rows(&pool, schema).await?;
         anyhow::ensure!(
             rows == (records as i64, keys as i64),
             "{schema}: (processed, loans) = {rows:?}, expected ({records}, {keys})"
         );
     }
+    for schema in [
+        throughput::EFFECT_SCHEMA,
+        throughput::PEER_BATCHED_SCHEMA,
+        throughput::PEER_SCHEMA,
+    ] {
+        anyhow::ensure!(
+            throughput::same_loans(&pool, throughput::RUNTIME_SCHEMA, schema).await?,
+            "{schema}.loans differs from {}.loans",
+            throughput::RUNTIME_SCHEMA
+        );
+    }
     pool.close().await;
+    say!(started, "(7) codec: ours and schema_registry_converter");
+    let codec_figures = codec::measure(
+        &codec,
+        &registry_url,
+        &topic,
+        codec_records,
+        options.record_bytes,
+        keys,
+    )
+    .await?;
     shutdown.cancel();
     drop(broker);
     drop_database(&db.name).await?;
@@ -156,15 +246,28 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         record_bytes: produced.record_bytes,
         keys,
         partitions: records::PARTITIONS,
+        batch_size,
         produce_seconds: produced.seconds,
         limit,
+        perf_test,
         runtime,
+        effect_only,
         peer,
+        peer_batched,
         limit_cpu,
+        perf_test_cpu,
         runtime_cpu,
+        effect_only_cpu,
         peer_cpu,
-        runtime_vs_limit: runtime.records_per_sec / limit.records_per_sec,
-        runtime_vs_peer: runtime.records_per_sec / peer.records_per_sec,
+        peer_batched_cpu,
+        runtime_cpu_per_10k: runtime_cpu.per_10k(records),
+        ratios: Ratios {
+            runtime_vs_limit: runtime.records_per_sec / limit.records_per_sec,
+            runtime_vs_perf_test: runtime.records_per_sec / perf_test.fetch_records_per_sec,
+            runtime_vs_effect_only: runtime.records_per_sec / effect_only.records_per_sec,
+            runtime_vs_peer: runtime.records_per_sec / peer.records_per_sec,
+            runtime_vs_peer_batched: runtime.records_per_sec / peer_batched.records_per_sec,
+        },
     };
 
     // (4)-(6) through the real services.
@@ -189,23 +292,44 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         footprints.iter().map(|(_, pid, _)| *pid).collect(),
         stop_sampling.clone(),
     ));
+    let watch = pipeline::Watch {
+        service: footprints
+            .iter()
+            .find(|(name, _, _)| *name == PROJECTION_WRITER)
+            .map(|(_, pid, _)| *pid),
+        broker: meter.broker,
+    };
 
+    // The services' namespace: the bench produces where projection-writer consumes.
     let producer = brain_runtime::producer::EventProducer::new(
-        &records::kafka_settings(&stack.broker.bootstrap),
+        &records::kafka_settings(stack.kafka_settings()),
         stack.codec(),
         "brain-bench",
     )?;
     let pool = stack.db.connect().await?;
-    let drain = Duration::from_secs(300);
+    let drain = Duration::from_secs(if options.smoke { 120 } else { 90 });
     say!(started, "(4) warm-up: projection-writer's first events");
     pipeline::warm_up(&producer, &pool, Duration::from_secs(120)).await?;
-    let mut pipeline = Vec::new();
-    for rate in &rates {
-        say!(started, "(4) {rate} events/s for {pipeline_secs:?}");
-        pipeline.push(
-            pipeline::fixed_rate(&producer, &pool, *rate, pipeline_secs, 1_000, drain).await?,
-        );
-    }
+    say!(
+        started,
+        "(4) {pipeline_rate} events/s for {pipeline_secs:?}"
+    );
+    let fixed = pipeline::fixed_rate(
+        &producer,
+        &pool,
+        pipeline_rate,
+        pipeline_secs,
+        1_000,
+        drain,
+        watch,
+    )
+    .await?;
+    anyhow::ensure!(
+        fixed.complete,
+        "only {} of {} events were committed within {drain:?} of the fixed-rate run",
+        fixed.committed.samples,
+        fixed.events
+    );
     say!(started, "(4) end to end");
     let projections = stack.projections().await?;
     let e2e_loans = if options.smoke { 10 } else { 50 };
@@ -214,8 +338,23 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         &projections,
         e2e_loans,
         options.e2e_rate,
-        pipeline_secs,
+        e2e_secs,
+        Duration::from_secs(300),
+    )
+    .await?;
+    say!(
+        started,
+        "(4) maximum sustained rate: steps of {step_secs:?} from {pipeline_rate}/s"
+    );
+    let search = pipeline::search(
+        &producer,
+        &pool,
+        &fixed,
+        step_secs,
+        max_steps,
+        search_budget,
         drain,
+        watch,
     )
     .await?;
     stop_sampling.cancel();
@@ -252,7 +391,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     let mut gateway_runs = Vec::new();
     for rate in [Some(options.gateway_rps), None] {
         for (target, url) in &targets {
-            gateway_runs.push(gateway::load(&oha.path, target, url, rate, gateway_secs).await?);
+            gateway_runs.push(gateway::load(target, url, rate, gateway_secs).await?);
         }
     }
     pool.close().await;
@@ -261,11 +400,58 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     drop(stack);
     drop_database(&stack_db).await?;
 
+    let r = &throughput.ratios;
+    let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
+    let targets = vec![
+        Target::at_least(
+            "(2) Brain ÷ per-record Python peer",
+            r.runtime_vs_peer,
+            15.0,
+            "×",
+        ),
+        Target::at_least(
+            "(2) Brain ÷ bare rdkafka consumer",
+            r.runtime_vs_limit,
+            0.05,
+            "×",
+        ),
+        Target::at_least(
+            "(2) Brain ÷ effect-only limit",
+            r.runtime_vs_effect_only,
+            0.5,
+            "×",
+        ),
+        Target::at_least(
+            "(3) Brain ÷ batched Python peer",
+            r.runtime_vs_peer_batched,
+            1.0,
+            "×",
+        ),
+        Target::at_most(
+            &format!("(4) {pipeline_rate}/s: event → committed P50"),
+            fixed.committed.p50_ms,
+            50.0,
+            "ms",
+        ),
+        Target::at_most(
+            &format!("(4) {pipeline_rate}/s: event → committed P99"),
+            fixed.committed.p99_ms,
+            250.0,
+            "ms",
+        ),
+        Target::at_most(
+            &format!("(4) {pipeline_rate}/s: projection-writer RSS max"),
+            mib(fixed.service_rss_max_bytes),
+            100.0,
+            "MiB",
+        ),
+    ];
+    machine.load_average_at_end = report::load_average();
     let report = Report {
         commit: report::commit(&repo),
         timestamp: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         mode: if options.smoke { "smoke" } else { "full" },
-        machine: Machine::read(),
+        machine,
         build: Build {
             bench: if cfg!(debug_assertions) {
                 "debug"
@@ -278,12 +464,14 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         },
-        oha,
+        load_client: gateway::LoadClient::default(),
         throughput,
-        pipeline,
+        pipeline: PipelineFigures { fixed, search },
         end_to_end,
         gateway: gateway_runs,
         footprint,
+        codec: codec_figures,
+        targets,
         total_seconds: started.elapsed().as_secs_f64(),
     };
     say!(started, "done");
@@ -298,7 +486,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     Ok((report, path))
 }
 
-/// CPU seconds of this process (with its waited-for children) and of the broker.
+/// CPU seconds of this process (with its waited-for children), of the broker and of PostgreSQL.
 struct CpuMeter {
     broker: Option<u32>,
 }
@@ -311,6 +499,7 @@ impl CpuMeter {
                 .broker
                 .and_then(|pid| footprint::cpu_seconds(pid, false))
                 .unwrap_or(0.0),
+            database_seconds: footprint::postgres_cpu_seconds(),
         }
     }
 
@@ -319,6 +508,7 @@ impl CpuMeter {
         report::Cpu {
             consumer_seconds: now.consumer_seconds - start.consumer_seconds,
             broker_seconds: now.broker_seconds - start.broker_seconds,
+            database_seconds: (now.database_seconds - start.database_seconds).max(0.0),
         }
     }
 }

@@ -6,12 +6,18 @@
 //!   transaction commits; polled every 10 ms) minus the event's `occurred_at`; and *event_log* =
 //!   `recorded_at - occurred_at` (`workload::projection_lags`), where `recorded_at` is the
 //!   transaction's start (PostgreSQL `now()`), so it excludes the Firestore write and the commit.
+//!   While it runs, projection-writer's largest `VmRSS` and the CPU seconds of projection-writer
+//!   and of the broker are recorded.
+//! - **Step search** (`search`): fixed-rate steps at doubling rates until a step's P99 reaches
+//!   the limit (1 s) or not every event is committed within the drain time (or, when the fixed
+//!   run already failed, at halving rates until one passes), bounded in steps and total time; the
+//!   highest rate that passed is the maximum sustained rate.
 //! - **End to end:** status changes made in the Ventures simulator, each timed from the request
 //!   to the first batch-get of its Firestore document showing that version (or a later one),
 //!   polled every 50 ms. Includes ventures-sync's sweep interval.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     time::{Duration, Instant},
 };
 
@@ -56,6 +62,8 @@ pub struct RateRun {
     pub rate_per_sec: u32,
     pub seconds: f64,
     pub events: usize,
+    /// Every event was committed within the drain time (else the latencies are of those that were).
+    pub complete: bool,
     /// Events/s actually produced (should match the rate).
     pub produced_per_sec: f64,
     /// Events ÷ seconds from the first send to the last commit: the rate when projection-writer
@@ -63,6 +71,29 @@ pub struct RateRun {
     pub sustained_per_sec: f64,
     pub committed: Latency,
     pub event_log: Latency,
+    /// projection-writer's largest `VmRSS` (sampled every 250 ms) from the first send to the last
+    /// commit.
+    pub service_rss_max_bytes: u64,
+    /// CPU seconds over the same time: projection-writer, and the broker.
+    pub service_cpu_seconds: f64,
+    pub broker_cpu_seconds: f64,
+}
+
+/// The processes a rate run watches: projection-writer and the broker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Watch {
+    pub service: Option<u32>,
+    pub broker: Option<u32>,
+}
+
+impl Watch {
+    fn cpu(&self) -> (f64, f64) {
+        let of = |pid: Option<u32>| {
+            pid.and_then(|p| crate::footprint::cpu_seconds(p, false))
+                .unwrap_or(0.0)
+        };
+        (of(self.service), of(self.broker))
+    }
 }
 
 /// Produces `rate` events/s for `duration` over `keys` applications, waits until every one is
@@ -74,18 +105,27 @@ pub async fn fixed_rate(
     duration: Duration,
     keys: usize,
     drain: Duration,
+    watch: Watch,
 ) -> anyhow::Result<RateRun> {
     let prefix = format!(
         "rate{rate}-{}-",
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     );
     let total = (rate as f64 * duration.as_secs_f64()).round().max(1.0) as usize;
+    let floor = max_event_log_id(pool).await?;
     let observer = tokio::spawn(observe_commits(
         pool.clone(),
         prefix.clone(),
         total,
+        floor,
         duration + drain,
     ));
+    let stop_sampling = tokio_util::sync::CancellationToken::new();
+    let sampler = tokio::spawn(crate::footprint::sample_max_rss(
+        watch.service.into_iter().collect(),
+        stop_sampling.clone(),
+    ));
+    let (service_cpu, broker_cpu) = watch.cpu();
 
     let started = Instant::now();
     let mut sends = JoinSet::new();
@@ -115,11 +155,15 @@ pub async fn fixed_rate(
     while let Some(result) = sends.join_next().await {
         result??;
     }
-    let committed = observer.await??;
-    let sustained_per_sec = total as f64 / started.elapsed().as_secs_f64();
+    let (committed, complete) = observer.await??;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (service_cpu_after, broker_cpu_after) = watch.cpu();
+    stop_sampling.cancel();
+    let rss = sampler.await?;
+    let sustained_per_sec = committed.len() as f64 / elapsed;
     let event_log = workload::projection_lags(pool, &prefix).await?;
     anyhow::ensure!(
-        event_log.len() == total,
+        !complete || event_log.len() == total,
         "event_log has {} of {total} rows for {prefix}",
         event_log.len()
     );
@@ -127,11 +171,119 @@ pub async fn fixed_rate(
         rate_per_sec: rate,
         seconds: duration.as_secs_f64(),
         events: total,
+        complete,
         produced_per_sec: total as f64 / produced_in,
         sustained_per_sec,
         committed: Latency::of(committed),
         event_log: Latency::of(event_log),
+        service_rss_max_bytes: rss.first().copied().unwrap_or(0),
+        service_cpu_seconds: service_cpu_after - service_cpu,
+        broker_cpu_seconds: broker_cpu_after - broker_cpu,
     })
+}
+
+/// The step search for the maximum sustained rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Search {
+    /// A step passes when every event is committed and its P99 is below this.
+    pub p99_limit_ms: f64,
+    pub step_seconds: f64,
+    /// The run the search starts from (the fixed-rate run), then each step.
+    pub start_per_sec: u32,
+    pub steps: Vec<RateRun>,
+    /// The highest passing rate (the starting run included); `None` when none passed.
+    pub max_sustained_per_sec: Option<u32>,
+    /// The lowest rate seen failing (above `max_sustained_per_sec`); `None` when every step
+    /// passed before the search ran out of steps or time.
+    pub first_failing_per_sec: Option<u32>,
+    /// Whether a failing step's backlog drained before the search returned.
+    pub drained: bool,
+    pub seconds: f64,
+}
+
+/// Whether `run` passes: complete and P99 below `limit_ms`.
+pub fn passes(run: &RateRun, limit_ms: f64) -> bool {
+    run.complete && run.committed.p99_ms < limit_ms
+}
+
+/// From `start`'s rate, steps of `step` at double the rate while they pass or, when `start` failed,
+/// at half the rate until one passes; at most `max_steps` steps, none begun after `budget`.
+#[allow(clippy::too_many_arguments)]
+pub async fn search(
+    producer: &EventProducer,
+    pool: &PgPool,
+    start: &RateRun,
+    step: Duration,
+    max_steps: usize,
+    budget: Duration,
+    drain: Duration,
+    watch: Watch,
+) -> anyhow::Result<Search> {
+    const P99_LIMIT_MS: f64 = 1000.0;
+    let began = Instant::now();
+    let up = passes(start, P99_LIMIT_MS);
+    let mut steps = Vec::new();
+    let (mut max_sustained, mut first_failing) = if up {
+        (Some(start.rate_per_sec), None)
+    } else {
+        (None, Some(start.rate_per_sec))
+    };
+    let mut rate = start.rate_per_sec;
+    let mut drained = true;
+    while steps.len() < max_steps && began.elapsed() < budget {
+        rate = if up { rate.saturating_mul(2) } else { rate / 2 };
+        if rate == 0 {
+            break;
+        }
+        let run = fixed_rate(producer, pool, rate, step, 1_000, drain, watch).await?;
+        let passed = passes(&run, P99_LIMIT_MS);
+        if !run.complete {
+            // Let the backlog drain (bounded) so that what runs next is not measured beside it.
+            drained = wait_drained(pool, drain).await?;
+        }
+        steps.push(run);
+        if passed {
+            max_sustained = Some(rate);
+        } else {
+            first_failing = Some(rate);
+        }
+        if passed != up {
+            break;
+        }
+    }
+    Ok(Search {
+        p99_limit_ms: P99_LIMIT_MS,
+        step_seconds: step.as_secs_f64(),
+        start_per_sec: start.rate_per_sec,
+        steps,
+        max_sustained_per_sec: max_sustained,
+        first_failing_per_sec: first_failing,
+        drained,
+        seconds: began.elapsed().as_secs_f64(),
+    })
+}
+
+/// Waits (up to `timeout`) until `event_log` stops growing for a second.
+async fn wait_drained(pool: &PgPool, timeout: Duration) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + timeout;
+    let mut last = max_event_log_id(pool).await?;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = max_event_log_id(pool).await?;
+        if now == last {
+            return Ok(true);
+        }
+        last = now;
+    }
+    Ok(false)
+}
+
+async fn max_event_log_id(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM projection_writer.event_log")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Sends one event per key of a `warmup-` prefix and waits until all are committed, so the
@@ -157,45 +309,64 @@ pub async fn warm_up(
     producer
         .send_all::<LoanStatusChanged, _>(topics::LOAN_STATUS_CHANGED, &events)
         .await?;
-    observe_commits(pool.clone(), prefix, events.len(), timeout).await?;
+    let floor = max_event_log_id(pool).await?;
+    let (_, complete) = observe_commits(pool.clone(), prefix, events.len(), floor, timeout).await?;
+    anyhow::ensure!(
+        complete,
+        "the warm-up events were not committed within {timeout:?}"
+    );
     Ok(())
 }
 
 /// Polls `event_log` every 10 ms; for each new row of `prefix`, the time it became visible minus
-/// its `occurred_at`, in seconds. Returns once `total` rows were seen.
+/// its `occurred_at`, in seconds. Returns once `total` rows were seen (`true`), or what was seen
+/// when `timeout` passed (`false`).
+///
+/// Rows are read by id above a floor that advances over every id seen without a gap: ids are taken
+/// at insert and become visible at commit, so a batch's rows may appear after rows with higher ids
+/// of another partition's batch. A gap that stays open for 2 s (an id of a rolled-back
+/// transaction) is skipped.
 async fn observe_commits(
     pool: PgPool,
     prefix: String,
     total: usize,
+    mut floor: i64,
     timeout: Duration,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<(Vec<f64>, bool)> {
     let deadline = Instant::now() + timeout;
-    let (mut seen, mut lags, mut floor) = (HashSet::new(), Vec::with_capacity(total), 0i64);
-    while seen.len() < total {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {} of {total} events committed within {timeout:?}",
-            seen.len()
-        );
-        let rows: Vec<(i64, f64)> = sqlx::query_as(
-            "SELECT id, EXTRACT(EPOCH FROM occurred_at)::float8 FROM projection_writer.event_log
-             WHERE id > $1 AND entity_id LIKE $2 || '%'",
+    let mut above: std::collections::BTreeSet<i64> = Default::default();
+    let (mut lags, mut gap_since) = (Vec::with_capacity(total), None::<Instant>);
+    while lags.len() < total {
+        if Instant::now() >= deadline {
+            return Ok((lags, false));
+        }
+        let rows: Vec<(i64, bool, f64)> = sqlx::query_as(
+            "SELECT id, starts_with(entity_id, $2), EXTRACT(EPOCH FROM occurred_at)::float8
+             FROM projection_writer.event_log WHERE id > $1",
         )
         .bind(floor)
         .bind(&prefix)
         .fetch_all(&pool)
         .await?;
         let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
-        for (id, occurred) in rows {
-            if seen.insert(id) {
+        for (id, ours, occurred) in rows {
+            if above.insert(id) && ours {
                 lags.push(now - occurred);
             }
         }
-        // Ids are taken at insert, not at commit: keep a margin for transactions still open.
-        floor = seen.iter().max().map_or(0, |max| max - 200);
+        while above.remove(&(floor + 1)) {
+            floor += 1;
+            gap_since = None;
+        }
+        if above.is_empty() {
+            gap_since = None;
+        } else if gap_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(2) {
+            floor += 1;
+            gap_since = None;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Ok(lags)
+    Ok((lags, true))
 }
 
 /// ventures-sync's sweep interval as the harness sets it (`tests/src/stack.rs`).

@@ -1,5 +1,6 @@
 //! The records every throughput consumer reads: real wire-format Avro `LoanStatusChanged` events,
-//! padded to about 1 KB, keyed by application id over many keys, produced once to the flow topic.
+//! padded to about 1 KB, keyed by application id over many keys, produced once to the flow topic
+//! (in the run's own namespace, so the topic holds exactly these records).
 
 use std::time::Duration;
 
@@ -15,14 +16,11 @@ use rdkafka::{
 pub const PARTITIONS: i32 = 6;
 const STATUSES: [&str; 4] = ["Open", "Approved", "Funded", "Withdrawn"];
 
-/// Kafka settings for a local broker at `bootstrap`, with the services' default partitioning.
-pub fn kafka_settings(bootstrap: &str) -> KafkaSettings {
+/// `settings` with the services' default partitioning.
+pub fn kafka_settings(settings: KafkaSettings) -> KafkaSettings {
     KafkaSettings {
-        brokers: bootstrap.to_string(),
-        properties: Vec::new(),
-        sasl_password: None,
         topic_partitions: PARTITIONS,
-        topic_replication: 1,
+        ..settings
     }
 }
 
@@ -83,9 +81,10 @@ pub async fn produce(
     record_bytes: usize,
     keys: u64,
 ) -> anyhow::Result<Produced> {
-    let topic = topics::LOAN_STATUS_CHANGED;
-    kafka::ensure_topics(settings, &[topic]).await?;
-    let schema_id = codec.schema_id::<LoanStatusChanged>(topic).await?;
+    kafka::ensure_topics(settings, &[topics::LOAN_STATUS_CHANGED]).await?;
+    // The real (namespaced) topic, and its subject in the registry.
+    let topic = settings.namespace.topic(topics::LOAN_STATUS_CHANGED);
+    let schema_id = codec.schema_id::<LoanStatusChanged>(&topic).await?;
     let padding = padding_for(record_bytes)?;
     let producer: FutureProducer = kafka::client_config(settings, "brain-bench-loader")
         .set("enable.idempotence", "true")
@@ -107,7 +106,7 @@ pub async fn produce(
                 &encode_body(&event(&app, (i / keys + 1) as i64, i as i64, now, padding))?,
             );
             size = payload.len();
-            let mut record = FutureRecord::to(topic)
+            let mut record = FutureRecord::to(&topic)
                 .key(app.as_bytes())
                 .payload(&payload);
             // Enqueued in order, so each key's versions stay in order on its partition.

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::{
+    codec::CodecFigures,
     footprint::Footprint,
-    gateway::LoadRun,
-    pipeline::{EndToEnd, RateRun},
-    throughput::Throughput,
+    gateway::{LoadClient, LoadRun},
+    pipeline::{EndToEnd, RateRun, Search},
+    throughput::{PerfTest, Throughput},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +19,10 @@ pub struct Machine {
     pub memory_bytes: u64,
     pub cpu_model: String,
     pub kernel: String,
+    /// `/proc/loadavg` (1, 5 and 15 minutes) when the bench started.
+    pub load_average_at_start: String,
+    /// The same when the report was written.
+    pub load_average_at_end: String,
 }
 
 impl Machine {
@@ -41,6 +46,8 @@ impl Machine {
                 .unwrap_or_default()
                 .trim()
                 .to_string(),
+            load_average_at_start: load_average(),
+            load_average_at_end: load_average(),
         }
     }
 }
@@ -53,32 +60,126 @@ pub struct Build {
     pub services: String,
 }
 
+/// The three load averages of `/proc/loadavg`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// CPU seconds used while one consumer read the records (group join included).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Cpu {
-    /// The bench process and its children: the consumer itself (in process, or the Python peer).
+    /// The bench process and its children: the consumer itself (in process, the Python peer, or
+    /// the perf test's JVM).
     pub consumer_seconds: f64,
     /// The broker process.
     pub broker_seconds: f64,
+    /// Every PostgreSQL process of the machine's server (shared with anything else using it).
+    pub database_seconds: f64,
 }
 
+impl Cpu {
+    /// Per 10,000 of `records`.
+    pub fn per_10k(&self, records: u64) -> Cpu {
+        let k = 10_000.0 / records.max(1) as f64;
+        Cpu {
+            consumer_seconds: self.consumer_seconds * k,
+            broker_seconds: self.broker_seconds * k,
+            database_seconds: self.database_seconds * k,
+        }
+    }
+}
+
+/// Every consumer of figures (1)-(3) on the same records, with the CPU used while it ran.
 #[derive(Debug, Clone, Serialize)]
 pub struct ThroughputFigures {
     pub records: u64,
     pub record_bytes: usize,
     pub keys: u64,
     pub partitions: i32,
+    /// The runtime's `BATCH_SIZE`: also the batched peer's and the effect-only limit's batches.
+    pub batch_size: usize,
     pub produce_seconds: f64,
+    /// (1) bare rdkafka `BaseConsumer`.
     pub limit: Throughput,
+    /// (1) Kafka's `kafka-consumer-perf-test`.
+    pub perf_test: PerfTest,
+    /// (2) Brain's runtime with the batched PostgreSQL effect.
     pub runtime: Throughput,
+    /// (2) the same rows written straight into PostgreSQL, no Kafka.
+    pub effect_only: Throughput,
+    /// (3) Python, one record at a time.
     pub peer: Throughput,
+    /// (3) Python, batches of `batch_size`, the same set-wise statements.
+    pub peer_batched: Throughput,
     pub limit_cpu: Cpu,
+    pub perf_test_cpu: Cpu,
     pub runtime_cpu: Cpu,
+    pub effect_only_cpu: Cpu,
     pub peer_cpu: Cpu,
-    /// runtime ÷ limit, both records/s from this run.
+    pub peer_batched_cpu: Cpu,
+    /// `runtime_cpu` per 10,000 records.
+    pub runtime_cpu_per_10k: Cpu,
+    pub ratios: Ratios,
+}
+
+/// Brain's runtime (records/s) ÷ each reference (records/s), all from this run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Ratios {
     pub runtime_vs_limit: f64,
-    /// runtime ÷ peer, both records/s from this run.
+    /// Against the perf test's `fetch.nMsg.sec` (group join excluded, as for the others).
+    pub runtime_vs_perf_test: f64,
+    pub runtime_vs_effect_only: f64,
     pub runtime_vs_peer: f64,
+    pub runtime_vs_peer_batched: f64,
+}
+
+/// Figure (4).
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineFigures {
+    /// The fixed-rate run (2,000 events/s for 60 s by default).
+    pub fixed: RateRun,
+    /// The step search from the fixed-rate run.
+    pub search: Search,
+}
+
+/// One target of the brief, as measured in this run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub figure: String,
+    pub measured: f64,
+    /// `>=` or `<=`.
+    pub comparison: &'static str,
+    pub target: f64,
+    pub unit: &'static str,
+    pub met: bool,
+}
+
+impl Target {
+    pub fn at_least(figure: &str, measured: f64, target: f64, unit: &'static str) -> Self {
+        Self {
+            figure: figure.into(),
+            measured,
+            comparison: ">=",
+            target,
+            unit,
+            met: measured >= target,
+        }
+    }
+    pub fn at_most(figure: &str, measured: f64, target: f64, unit: &'static str) -> Self {
+        Self {
+            figure: figure.into(),
+            measured,
+            comparison: "<=",
+            target,
+            unit,
+            met: measured <= target,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,12 +189,14 @@ pub struct Report {
     pub mode: &'static str,
     pub machine: Machine,
     pub build: Build,
-    pub oha: crate::gateway::Oha,
+    pub load_client: LoadClient,
     pub throughput: ThroughputFigures,
-    pub pipeline: Vec<RateRun>,
+    pub pipeline: PipelineFigures,
     pub end_to_end: EndToEnd,
     pub gateway: Vec<LoadRun>,
     pub footprint: Vec<Footprint>,
+    pub codec: CodecFigures,
+    pub targets: Vec<Target>,
     pub total_seconds: f64,
 }
 
@@ -131,6 +234,7 @@ impl Report {
     pub fn print(&self) {
         let t = &self.throughput;
         let m = &self.machine;
+        let r = &t.ratios;
         println!();
         let dirty = if self.commit.ends_with("-dirty") {
             " (with uncommitted changes)"
@@ -144,11 +248,13 @@ impl Report {
             self.timestamp
         );
         println!(
-            "machine: {} cores · {:.1} GiB · {} · Linux {}",
+            "machine: {} cores · {:.1} GiB · {} · Linux {} · load {} at start, {} at end",
             m.nproc,
             m.memory_bytes as f64 / (1u64 << 30) as f64,
             m.cpu_model,
-            m.kernel
+            m.kernel,
+            m.load_average_at_start,
+            m.load_average_at_end
         );
         println!(
             "build: bench {} · services from {}",
@@ -156,55 +262,107 @@ impl Report {
         );
         println!();
         println!(
-            "Consuming {} records of {} B over {} keys and {} partitions (produced in {:.1} s)",
-            t.records, t.record_bytes, t.keys, t.partitions, t.produce_seconds
+            "Consuming {} records of {} B over {} keys and {} partitions (produced in {:.1} s); batches of {}",
+            t.records, t.record_bytes, t.keys, t.partitions, t.produce_seconds, t.batch_size
         );
         row(
             "(1) limit: bare rdkafka consumer, no processing",
             &rate(&t.limit),
         );
+        let p = &t.perf_test;
         row(
-            "(2) Brain runtime: processed record + upsert",
-            &format!("{} · {:.3} × limit", rate(&t.runtime), t.runtime_vs_limit),
+            "(1) limit: kafka-consumer-perf-test (Java, same Kafka)",
+            &format!(
+                "{:>9.0} records/s · {:.1} MB/s without the join ({:.2} s); {:.0} records/s · {:.1} MB/s with it",
+                p.fetch_records_per_sec,
+                p.fetch_mb_per_sec,
+                p.fetch_seconds,
+                p.records_per_sec,
+                p.mb_per_sec
+            ),
         );
         row(
-            "(3) peer: Python confluent-kafka + psycopg",
-            &format!("{} · Brain {:.2} × peer", rate(&t.peer), t.runtime_vs_peer),
+            "(2) Brain runtime: batched processed records + upserts",
+            &format!(
+                "{} · {:.3} × bare · {:.3} × perf-test",
+                rate(&t.runtime),
+                r.runtime_vs_limit,
+                r.runtime_vs_perf_test
+            ),
+        );
+        row(
+            "(2) effect-only limit: the same rows, no Kafka",
+            &format!(
+                "{} · Brain {:.2} × effect-only",
+                rate(&t.effect_only),
+                r.runtime_vs_effect_only
+            ),
+        );
+        row(
+            "(3) peer: Python, one record at a time",
+            &format!("{} · Brain {:.1} × peer", rate(&t.peer), r.runtime_vs_peer),
+        );
+        row(
+            "(3) peer: Python, batched, same set-wise statements",
+            &format!(
+                "{} · Brain {:.2} × peer",
+                rate(&t.peer_batched),
+                r.runtime_vs_peer_batched
+            ),
         );
         for (name, cpu) in [
-            ("(1)", t.limit_cpu),
-            ("(2)", t.runtime_cpu),
-            ("(3)", t.peer_cpu),
+            ("bare", t.limit_cpu),
+            ("perf-test", t.perf_test_cpu),
+            ("runtime", t.runtime_cpu),
+            ("effect-only", t.effect_only_cpu),
+            ("peer", t.peer_cpu),
+            ("batched peer", t.peer_batched_cpu),
         ] {
             row(
                 &format!("    CPU while {name} ran"),
                 &format!(
-                    "consumer {:.1} s · broker {:.1} s",
-                    cpu.consumer_seconds, cpu.broker_seconds
+                    "consumer {:.1} s · broker {:.1} s · PostgreSQL {:.1} s",
+                    cpu.consumer_seconds, cpu.broker_seconds, cpu.database_seconds
                 ),
             );
         }
+        let k = &t.runtime_cpu_per_10k;
+        row(
+            "    runtime: CPU s per 10k records",
+            &format!(
+                "Brain {:.2} s · broker {:.2} s · PostgreSQL {:.2} s",
+                k.consumer_seconds, k.broker_seconds, k.database_seconds
+            ),
+        );
         println!();
         println!(
             "Pipeline latency (bench → flow topic → projection-writer → Firestore + read model)"
         );
-        for r in &self.pipeline {
-            row(
-                &format!(
-                    "{}/s for {:.0} s ({} events): event → committed",
-                    r.rate_per_sec, r.seconds, r.events
-                ),
-                &percentiles(&r.committed),
-            );
-            row(
-                "    sustained (events ÷ first send → last commit)",
-                &format!("{:.0} events/s", r.sustained_per_sec),
-            );
-            row(
-                "    event → event_log.recorded_at (transaction start)",
-                &percentiles(&r.event_log),
-            );
+        let f = &self.pipeline.fixed;
+        rate_run(f);
+        let s = &self.pipeline.search;
+        for step in &s.steps {
+            rate_run(step);
         }
+        row(
+            &format!(
+                "    maximum sustained rate (P99 < {:.0} ms, steps of {:.0} s)",
+                s.p99_limit_ms, s.step_seconds
+            ),
+            &format!(
+                "{} events/s (lowest failing: {}; search {:.0} s{})",
+                s.max_sustained_per_sec
+                    .map_or("none".into(), |r| r.to_string()),
+                s.first_failing_per_sec
+                    .map_or("none".into(), |r| r.to_string()),
+                s.seconds,
+                if s.drained {
+                    ""
+                } else {
+                    ", backlog not drained"
+                }
+            ),
+        );
         let e = &self.end_to_end;
         row(
             &format!(
@@ -215,9 +373,8 @@ impl Report {
         );
         println!();
         println!(
-            "Gateway: GET /api/v1/applications/{{id}} with oha {} ({} connections)",
-            self.oha.version,
-            crate::gateway::CONNECTIONS
+            "Gateway: GET /api/v1/applications/{{id}} · load: {} · {} connections",
+            self.load_client.name, self.load_client.connections
         );
         for g in &self.gateway {
             let mode = g
@@ -232,6 +389,29 @@ impl Report {
             );
         }
         println!();
+        let c = &self.codec;
+        println!(
+            "Codec: decoding {} records of {} B into LoanStatusChanged (median of {} rounds)",
+            c.records, c.record_bytes, c.rounds
+        );
+        row("ours: brain_events::Codec::decode", &rate(&c.ours));
+        row(
+            "schema_registry_converter 6.0 + from_value",
+            &format!(
+                "{} · ours {:.2} × crate",
+                rate(&c.schema_registry_converter),
+                c.ours_vs_crate
+            ),
+        );
+        row(
+            "    ours with the reader built once (where the time goes)",
+            &rate(&c.ours_reader_built_once),
+        );
+        row(
+            "    writer schema only, no resolution (what the crate does)",
+            &rate(&c.writer_schema_only),
+        );
+        println!();
         println!("Footprint");
         for f in &self.footprint {
             row(
@@ -245,8 +425,60 @@ impl Report {
             );
         }
         println!();
+        println!("Targets");
+        for t in &self.targets {
+            row(
+                &t.figure,
+                &format!(
+                    "{:.3} {} {} {} {}",
+                    t.measured,
+                    t.comparison,
+                    t.target,
+                    t.unit,
+                    if t.met { "met" } else { "MISSED" }
+                ),
+            );
+        }
+        println!();
         println!("total {:.0} s", self.total_seconds);
     }
+}
+
+fn rate_run(r: &RateRun) {
+    row(
+        &format!(
+            "{}/s for {:.0} s ({} events): event → committed",
+            r.rate_per_sec, r.seconds, r.events
+        ),
+        &percentiles(&r.committed),
+    );
+    row(
+        "    sustained (committed ÷ first send → last commit)",
+        &format!(
+            "{:.0} events/s{} · produced {:.0}/s",
+            r.sustained_per_sec,
+            if r.complete {
+                ""
+            } else {
+                " (NOT all committed in time)"
+            },
+            r.produced_per_sec
+        ),
+    );
+    row(
+        "    event → event_log.recorded_at (transaction start)",
+        &percentiles(&r.event_log),
+    );
+    row(
+        "    projection-writer: RSS max · CPU; broker CPU",
+        &format!(
+            "{} · {:.1} s ({:.2} s per 10k) · broker {:.1} s",
+            mib(r.service_rss_max_bytes),
+            r.service_cpu_seconds,
+            r.service_cpu_seconds * 10_000.0 / r.events.max(1) as f64,
+            r.broker_cpu_seconds
+        ),
+    );
 }
 
 fn row(label: &str, value: &str) {
@@ -264,6 +496,6 @@ fn percentiles(l: &crate::pipeline::Latency) -> String {
     )
 }
 
-fn mib(bytes: u64) -> String {
+pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }

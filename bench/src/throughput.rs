@@ -4,6 +4,7 @@
 //! measured from its first record to its last.
 
 use std::{
+    collections::{HashMap, HashSet},
     path::Path,
     sync::{
         Arc, Mutex, OnceLock,
@@ -14,7 +15,7 @@ use std::{
 
 use brain_events::{Codec, LoanStatusChanged, topics};
 use brain_runtime::{
-    consumer::{self, Applied, ConsumerConfig, Handler, HandlerError, Source},
+    consumer::{self, Applied, ConsumerConfig, Delivery, Handler, HandlerError, Outcome, Source},
     db,
     producer::EventProducer,
     settings::KafkaSettings,
@@ -33,6 +34,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Schemas (one per consumer under test) holding `processed_events` and `loans`.
 pub const RUNTIME_SCHEMA: &str = "bench_runtime";
 pub const PEER_SCHEMA: &str = "bench_peer";
+pub const PEER_BATCHED_SCHEMA: &str = "bench_peer_batched";
+/// The effect-only limit's tables.
+pub const EFFECT_SCHEMA: &str = "bench_effect";
 
 /// The upsert every effect makes, in both languages (the peer has the same text).
 pub const UPSERT: &str = "INSERT INTO loans (application_id, loan_id, status, version) VALUES ($1, $2, $3, $4)
@@ -58,8 +62,13 @@ impl Throughput {
 }
 
 /// (1) A bare rdkafka consumer in a new group reads `count` records, touching only their bytes.
-pub async fn bare(bootstrap: &str, count: u64, timeout: Duration) -> anyhow::Result<Throughput> {
-    let bootstrap = bootstrap.to_string();
+pub async fn bare(
+    bootstrap: &str,
+    topic: &str,
+    count: u64,
+    timeout: Duration,
+) -> anyhow::Result<Throughput> {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
@@ -74,7 +83,7 @@ pub async fn bare(bootstrap: &str, count: u64, timeout: Duration) -> anyhow::Res
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "2000")
             .create()?;
-        consumer.subscribe(&[topics::LOAN_STATUS_CHANGED])?;
+        consumer.subscribe(&[&topic])?;
         let deadline = Instant::now() + timeout;
         let (mut read, mut bytes, mut first) = (0u64, 0usize, None);
         while read < count {
@@ -140,13 +149,113 @@ impl Handler for EffectHandler {
             Applied::Duplicate
         };
         tx.commit().await.map_err(db::classify)?;
-        if self.handled.fetch_add(1, Ordering::SeqCst) + 1 == self.target {
+        self.count(1);
+        Ok(applied)
+    }
+
+    /// The same effect set-wise (`apply_effect`): one transaction, one statement for the
+    /// processed-event records and one for the upserts of the newest version per loan.
+    async fn handle_batch(
+        &self,
+        batch: Vec<Delivery<'_, LoanStatusChanged>>,
+    ) -> Result<Vec<Outcome>, HandlerError> {
+        self.first.get_or_init(Instant::now);
+        let mut ids = Vec::with_capacity(batch.len());
+        for d in &batch {
+            ids.push(
+                uuid::Uuid::parse_str(&d.event.event_id)
+                    .map_err(|e| HandlerError::permanent("validation", e.to_string()))?,
+            );
+        }
+        let events: Vec<&LoanStatusChanged> = batch.iter().map(|d| &d.event).collect();
+        let fresh = apply_effect(&self.pool, &self.consumer, &ids, &events)
+            .await
+            .map_err(db::classify)?;
+        self.count(batch.len() as u64);
+        Ok(ids
+            .iter()
+            .map(|id| {
+                Ok(if fresh.contains(id) {
+                    Applied::Processed
+                } else {
+                    Applied::Duplicate
+                })
+            })
+            .collect())
+    }
+}
+
+/// The batched effect of (2) and of the effect-only limit, in one transaction: the processed-event
+/// records of `ids` (one `INSERT ... SELECT unnest`), then one upsert of the newest fresh version
+/// of each loan (`UPSERT_MANY`, newer versions only). Returns the ids that were new.
+pub async fn apply_effect(
+    pool: &PgPool,
+    consumer: &str,
+    ids: &[uuid::Uuid],
+    events: &[&LoanStatusChanged],
+) -> Result<HashSet<uuid::Uuid>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let fresh: HashSet<uuid::Uuid> = sqlx::query_scalar(RECORD_PROCESSED_MANY)
+        .bind(consumer)
+        .bind(ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    let mut newest: HashMap<&str, &LoanStatusChanged> = HashMap::new();
+    for (e, id) in events.iter().zip(ids) {
+        if fresh.contains(id) {
+            let entry = newest.entry(e.application_id.as_str()).or_insert(e);
+            if e.version > entry.version {
+                *entry = e;
+            }
+        }
+    }
+    let rows: Vec<&LoanStatusChanged> = newest.into_values().collect();
+    sqlx::query(UPSERT_MANY)
+        .bind(
+            rows.iter()
+                .map(|e| e.application_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|e| e.loan.loan_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|e| e.loan.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|e| e.version).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(fresh)
+}
+
+/// The processed-event records of a whole batch; returns the ids that were not there yet.
+pub const RECORD_PROCESSED_MANY: &str = "INSERT INTO processed_events (consumer, event_id)
+     SELECT $1, id FROM unnest($2::uuid[]) AS t(id)
+     ON CONFLICT DO NOTHING RETURNING event_id";
+
+impl EffectHandler {
+    fn count(&self, n: u64) {
+        let before = self.handled.fetch_add(n, Ordering::SeqCst);
+        if before < self.target && before + n >= self.target {
             *self.last.lock().expect("last lock") = Some(Instant::now());
             self.done.cancel();
         }
-        Ok(applied)
     }
 }
+
+/// `UPSERT` for many loans at once (`UNNEST` arrays).
+pub const UPSERT_MANY: &str = "INSERT INTO loans (application_id, loan_id, status, version)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+     ON CONFLICT (application_id) DO UPDATE SET loan_id = EXCLUDED.loan_id, status = EXCLUDED.status,
+         version = EXCLUDED.version, updated_at = now()
+     WHERE loans.version < EXCLUDED.version";
 
 /// Creates `schema` with the bench tables and returns a pool on it.
 pub async fn tables(database_url: &str, schema: &str, connections: u32) -> anyhow::Result<PgPool> {
@@ -188,6 +297,7 @@ pub async fn runtime(
         codec,
         producer,
         handler.clone(),
+        brain_runtime::ops::Readiness::default(),
         done.clone(),
     );
     match tokio::time::timeout(timeout, run).await {
@@ -206,18 +316,27 @@ pub async fn runtime(
     Ok(Throughput::new(count, (last - first).as_secs_f64()))
 }
 
-/// (3) The Python peer (`bench/peer/consume.py`), run with the project virtualenv's interpreter.
+/// (3) The Python peer (`bench/peer/consume.py`), run with the project virtualenv's interpreter:
+/// one record at a time (`batch_size` 1, schema `bench_peer`) or batched (`bench_peer_batched`).
+#[allow(clippy::too_many_arguments)]
 pub async fn peer(
     python: &Path,
     script: &Path,
     bootstrap: &str,
+    topic: &str,
     registry_url: &str,
     database_url: &str,
     count: u64,
+    batch_size: usize,
     timeout: Duration,
 ) -> anyhow::Result<Throughput> {
-    tables(database_url, PEER_SCHEMA, 1).await?.close().await;
-    let group = format!("bench-peer-{}", uuid::Uuid::new_v4().simple());
+    let schema = if batch_size > 1 {
+        PEER_BATCHED_SCHEMA
+    } else {
+        PEER_SCHEMA
+    };
+    tables(database_url, schema, 1).await?.close().await;
+    let group = format!("bench-peer-{batch_size}-{}", uuid::Uuid::new_v4().simple());
     let mut command = tokio::process::Command::new(python);
     command
         .arg(script)
@@ -229,15 +348,17 @@ pub async fn peer(
             "--dsn",
             database_url,
             "--schema",
-            PEER_SCHEMA,
+            schema,
         ])
         .args([
             "--topic",
-            topics::LOAN_STATUS_CHANGED,
+            topic,
             "--group",
             &group,
             "--count",
             &count.to_string(),
+            "--batch-size",
+            &batch_size.to_string(),
         ])
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true);
@@ -278,4 +399,169 @@ pub async fn effect_rows(pool: &PgPool, schema: &str) -> anyhow::Result<(i64, i6
     .fetch_one(pool)
     .await?;
     Ok((processed, loans))
+}
+
+/// The runtime's batch size (`ConsumerConfig`'s default `max_batch`, `BATCH_SIZE`): the batches of
+/// the batched peer and of the effect-only limit.
+pub fn batch_size() -> usize {
+    ConsumerConfig::new("brain-bench", "batch-size", &[]).max_batch
+}
+
+/// The effect-only limit: the rows (2) writes, with the same statements (`apply_effect`), straight
+/// into PostgreSQL with no Kafka and no decoding. The events are generated in memory exactly as
+/// `records::produce` generates them (same keys, versions and sizes), split into `writers` streams
+/// by key (as Kafka's partitions split them), each written in batches of `batch` by one task, the
+/// streams concurrently, on a pool of 8 connections (as in (2)). Timed from the first batch to the
+/// last commit.
+pub async fn effect_only(
+    database_url: &str,
+    count: u64,
+    record_bytes: usize,
+    keys: u64,
+    writers: usize,
+    batch: usize,
+) -> anyhow::Result<Throughput> {
+    let pool = tables(database_url, EFFECT_SCHEMA, 8).await?;
+    let padding = crate::records::padding_for(record_bytes)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut streams: Vec<Vec<(uuid::Uuid, LoanStatusChanged)>> = vec![Vec::new(); writers];
+    for i in 0..count {
+        let key = i % keys;
+        let app = format!("bench-app-{key:06}");
+        let event = crate::records::event(&app, (i / keys + 1) as i64, i as i64, now, padding);
+        let id = uuid::Uuid::parse_str(&event.event_id)?;
+        streams[(key as usize) % writers].push((id, event));
+    }
+    let consumer = format!("bench-effect-{}", uuid::Uuid::new_v4().simple());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for stream in streams {
+        let (pool, consumer) = (pool.clone(), consumer.clone());
+        tasks.spawn(async move {
+            for chunk in stream.chunks(batch) {
+                let ids: Vec<uuid::Uuid> = chunk.iter().map(|(id, _)| *id).collect();
+                let events: Vec<&LoanStatusChanged> = chunk.iter().map(|(_, e)| e).collect();
+                apply_effect(&pool, &consumer, &ids, &events).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    pool.close().await;
+    Ok(Throughput::new(count, seconds))
+}
+
+/// Kafka's own `kafka-consumer-perf-test` (`ConsumerPerformance`, the Java consumer of the same
+/// Kafka version) reading the same records in a new group.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct PerfTest {
+    pub records: u64,
+    /// MiB (the tool's "MB": bytes ÷ 1,048,576) of keys and values.
+    pub megabytes: f64,
+    /// The tool's whole run, group join included: `nMsg.sec`, `MB.sec`.
+    pub records_per_sec: f64,
+    pub mb_per_sec: f64,
+    /// Without the group join (`fetch.time.ms`, `fetch.nMsg.sec`, `fetch.MB.sec`): comparable
+    /// with the other consumers, which are timed from their first record.
+    pub fetch_seconds: f64,
+    pub fetch_records_per_sec: f64,
+    pub fetch_mb_per_sec: f64,
+    pub rebalance_ms: f64,
+}
+
+/// Runs `kafka.sh cli consumer-perf-test` on `topic` for `count` records and parses its line.
+pub async fn perf_test(
+    repo: &Path,
+    bootstrap: &str,
+    topic: &str,
+    count: u64,
+    timeout: Duration,
+) -> anyhow::Result<PerfTest> {
+    let group = format!("bench-perf-test-{}", uuid::Uuid::new_v4().simple());
+    let mut command = tokio::process::Command::new("bash");
+    command
+        .arg(repo.join("infra/kafka/kafka.sh"))
+        .args(["cli", "consumer-perf-test", "--bootstrap-server", bootstrap])
+        .args(["--topic", topic, "--group", &group])
+        .args(["--messages", &count.to_string(), "--timeout", "60000"])
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(timeout, command.output())
+        .await
+        .map_err(|_| anyhow::anyhow!("consumer-perf-test did not finish in {timeout:?}"))??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "consumer-perf-test failed ({}): {stdout}",
+        output.status
+    );
+    parse_perf_test(&stdout)
+}
+
+/// The tool's result: a header line naming the columns and one line of values.
+pub fn parse_perf_test(stdout: &str) -> anyhow::Result<PerfTest> {
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains(", ")).collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("start.time"))
+        .ok_or_else(|| anyhow::anyhow!("no header in consumer-perf-test output: {stdout}"))?;
+    let names: Vec<&str> = lines[header].split(", ").map(str::trim).collect();
+    let values: Vec<&str> = lines
+        .get(header + 1)
+        .ok_or_else(|| anyhow::anyhow!("no figures in consumer-perf-test output: {stdout}"))?
+        .split(", ")
+        .map(str::trim)
+        .collect();
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let i = names
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| anyhow::anyhow!("consumer-perf-test printed no {name}: {stdout}"))?;
+        values
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("consumer-perf-test {name} is not a number: {stdout}"))
+    };
+    Ok(PerfTest {
+        records: field("data.consumed.in.nMsg")? as u64,
+        megabytes: field("data.consumed.in.MB")?,
+        records_per_sec: field("nMsg.sec")?,
+        mb_per_sec: field("MB.sec")?,
+        fetch_seconds: field("fetch.time.ms")? / 1000.0,
+        fetch_records_per_sec: field("fetch.nMsg.sec")?,
+        fetch_mb_per_sec: field("fetch.MB.sec")?,
+        rebalance_ms: field("rebalance.time.ms")?,
+    })
+}
+
+/// Whether schemas `a` and `b` hold the same `loans` rows (application, loan, status, version).
+pub async fn same_loans(pool: &PgPool, a: &str, b: &str) -> anyhow::Result<bool> {
+    let differing: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM (
+            (SELECT application_id, loan_id, status, version FROM {a}.loans
+             EXCEPT SELECT application_id, loan_id, status, version FROM {b}.loans)
+            UNION ALL
+            (SELECT application_id, loan_id, status, version FROM {b}.loans
+             EXCEPT SELECT application_id, loan_id, status, version FROM {a}.loans)) AS d"
+    )))
+    .fetch_one(pool)
+    .await?;
+    Ok(differing == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_the_perf_test_line() {
+        let out = "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n\
+                   2026-12-01 10:00:00:000, 2026-12-01 10:00:03:000, 195.3125, 65.1042, 200000, 66666.6667, 500, 2500, 78.1250, 80000.0000\n";
+        let p = super::parse_perf_test(out).unwrap();
+        assert_eq!(p.records, 200_000);
+        assert_eq!(p.fetch_records_per_sec, 80_000.0);
+        assert_eq!(p.fetch_seconds, 2.5);
+        assert_eq!(p.rebalance_ms, 500.0);
+    }
 }

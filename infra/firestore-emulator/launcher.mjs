@@ -2,7 +2,40 @@
 // Port: --port N, else $FIRESTORE_EMULATOR_PORT, else 8080. Data lives in memory only.
 // Note: FirestoreServer.start() always binds 0.0.0.0 (the package offers no host option).
 import { parseArgs } from "node:util";
-import { FirestoreServer } from "@firestore-emulator/server";
+import { FirestoreServer, FirestoreState } from "@firestore-emulator/server";
+
+// Firestore honours a write's `current_document.update_time` precondition (FAILED_PRECONDITION
+// when the document changed since it was read); this emulator checks only `exists`. Brain's
+// projection writes rely on it to stay monotonic, so the launcher adds it. The package does not
+// export its error class (only errors of that class reach the client with their gRPC code), so
+// it is taken from an error the emulator raises itself.
+const FAILED_PRECONDITION = 9;
+const EmulatorError = (() => {
+  try {
+    new FirestoreState().writeV1Document(new Date(), {
+      has_delete: true,
+      delete: "projects/probe/databases/(default)/documents/probe/probe",
+      has_current_document: true,
+      current_document: { has_exists: true, exists: true, has_update_time: false },
+    });
+  } catch (err) {
+    return err.constructor;
+  }
+  throw new Error("firestore-emulator: could not find the emulator's error class");
+})();
+const writeV1Document = FirestoreState.prototype.writeV1Document;
+FirestoreState.prototype.writeV1Document = function (date, write) {
+  if (write.has_current_document && write.current_document.has_update_time) {
+    const path = write.has_delete ? write.delete : write.update.name;
+    const document = this.getDocument(path);
+    const want = write.current_document.update_time;
+    const wantMs = Number(want.seconds) * 1000 + Math.floor(Number(want.nanos) / 1e6);
+    if (!document.metadata.hasExist || document.metadata.updatedAt.getTime() !== wantMs) {
+      throw new EmulatorError(FAILED_PRECONDITION, `the stored version of ${path} does not match the required base version`);
+    }
+  }
+  return writeV1Document.call(this, date, write);
+};
 
 const { values } = parseArgs({ options: { port: { type: "string" } } });
 const raw = values.port ?? process.env.FIRESTORE_EMULATOR_PORT ?? "8080";

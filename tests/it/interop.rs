@@ -35,13 +35,7 @@ struct Line {
 async fn confluent_python_client_and_brain_read_each_others_records() -> anyhow::Result<()> {
     crate::init_logs();
     let stack = Stack::start("interop").await?;
-    let settings = KafkaSettings {
-        brokers: stack.broker.bootstrap.clone(),
-        properties: vec![],
-        sasl_password: None,
-        topic_partitions: 1,
-        topic_replication: 1,
-    };
+    let settings = KafkaSettings { topic_partitions: 1, ..stack.kafka_settings() };
     kafka::ensure_topics(&settings, &[FROM_CONFLUENT, FROM_BRAIN]).await?;
 
     // The directions are independent; running them together overlaps the two group joins.
@@ -53,7 +47,7 @@ async fn confluent_python_client_and_brain_read_each_others_records() -> anyhow:
 async fn confluent_to_brain(stack: &Stack) -> anyhow::Result<()> {
     let sent = run_python(stack, "confluent_produce.py", FROM_CONFLUENT, &[]).await?;
     assert_eq!(sent.len(), COUNT, "the producer reports every record it sent");
-    let records = consume(&stack.broker.bootstrap, FROM_CONFLUENT, COUNT).await?;
+    let records = consume(&stack.broker.bootstrap, &stack.topic(FROM_CONFLUENT), COUNT).await?;
     let registered = registered_id(stack, FROM_CONFLUENT).await?;
     let codec = stack.codec();
     // One partition: the order read is the order sent.
@@ -117,7 +111,7 @@ async fn run_python(stack: &Stack, script: &str, topic: &str, extra: &[&str]) ->
     anyhow::ensure!(python.exists(), "no Python at {} — run `make setup` or set BRAIN_PYTHON", python.display());
     let child = tokio::process::Command::new(&python)
         .arg(repo_root().join("tests/interop").join(script))
-        .args([stack.broker.bootstrap.as_str(), stack.registry_url.as_str(), topic, &COUNT.to_string()])
+        .args([stack.broker.bootstrap.as_str(), stack.registry_url.as_str(), &stack.topic(topic), &COUNT.to_string()])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -161,7 +155,7 @@ async fn consume(bootstrap: &str, topic: &str, count: usize) -> anyhow::Result<V
 
 /// The id the registry holds for the latest version of `topic`'s value subject.
 async fn registered_id(stack: &Stack, topic: &str) -> anyhow::Result<u32> {
-    let url = format!("{}/subjects/{}/versions/latest", stack.registry_url, value_subject(topic));
+    let url = format!("{}/subjects/{}/versions/latest", stack.registry_url, value_subject(&stack.topic(topic)));
     let body: serde_json::Value = stack.http.get(&url).send().await?.error_for_status()?.json().await?;
     body["id"].as_u64().and_then(|id| u32::try_from(id).ok()).with_context(|| format!("no id in {body}"))
 }

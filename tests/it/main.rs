@@ -3,10 +3,13 @@
 mod audit;
 mod chaos;
 mod crash;
+mod firestore_guard;
 mod flow;
 mod interop;
 mod outage;
 mod poison;
+mod readiness;
+mod rebalance;
 mod runtime;
 
 use std::sync::Once;

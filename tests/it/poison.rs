@@ -4,7 +4,6 @@ use brain_events::{DeadLetter, LoanState, LoanStatusChanged, topics, wire};
 use brain_runtime::{
     kafka,
     producer::{EventProducer, Outgoing},
-    settings::KafkaSettings,
 };
 use rdkafka::{
     ClientConfig, Message,
@@ -49,7 +48,7 @@ async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() -> a
     let mut stack = Stack::start("poison").await?;
     stack.start_services(&[PROJECTION_WRITER]).await?;
     let pool = stack.db.connect().await?;
-    let settings = KafkaSettings { brokers: stack.broker.bootstrap.clone(), properties: vec![], sasl_password: None, topic_partitions: 6, topic_replication: 1 };
+    let settings = stack.kafka_settings();
     let codec = stack.codec();
     let producer = EventProducer::new(&settings, codec.clone(), "poison-test")?;
 
@@ -85,7 +84,7 @@ async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() -> a
     );
     let dlq = topics::dead_letter(PROJECTION_WRITER);
     kafka::ensure_topics(&settings, &[&dlq]).await?;
-    consumer.subscribe(&[&dlq])?;
+    consumer.subscribe(&[&stack.topic(&dlq)])?;
     let mut envelopes = Vec::new();
     while envelopes.len() < 3 {
         let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await??;
@@ -97,7 +96,7 @@ async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() -> a
     assert_eq!(envelopes[0].value.as_deref(), Some(random.as_slice()));
     assert_eq!(envelopes[1].value.as_deref(), Some(unknown_schema.as_slice()));
     for e in &envelopes {
-        assert_eq!(e.source_topic, topics::LOAN_STATUS_CHANGED);
+        assert_eq!(e.source_topic, stack.topic(topics::LOAN_STATUS_CHANGED));
         assert_eq!(e.key.as_deref(), Some(key.as_bytes()));
         assert_eq!(e.consumer_group, PROJECTION_WRITER);
         assert_eq!(e.error_class, "permanent");

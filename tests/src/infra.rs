@@ -3,13 +3,37 @@
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use anyhow::Context;
+use brain_events::topics::Namespace;
+use brain_runtime::settings::KafkaSettings;
 use sqlx::{Connection, PgConnection};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::{free_port, repo_root, wait_for};
 
-/// Where the broker keeps its data. The default is `memory://tansu/`: fast, and lost on restart.
+/// The broker a test runs against.
+///
+/// By default, the Apache Kafka cluster of the whole test run (`BRAIN_TEST_KAFKA_BROKERS`, started
+/// by `make test`, `make bench` or `make chaos`); each test isolates itself with a namespace of its
+/// own (every topic and consumer group is prefixed with it). With `BRAIN_BROKER=tansu`, a tansu
+/// broker process of the test's own instead (in memory unless told otherwise).
+pub struct Broker {
+    pub bootstrap: String,
+    /// Prefix of this test's topics and consumer groups.
+    pub namespace: Namespace,
+    /// How many times `restart` killed a broker (a node of the cluster) and started it again.
+    pub restarts: u32,
+    /// Leader elections forced by `move_leaders`.
+    pub leader_elections: u32,
+    kind: BrokerKind,
+}
+
+enum BrokerKind {
+    Kafka { cluster: Option<String>, nodes: u32 },
+    Tansu(Box<Tansu>),
+}
+
+/// Where tansu keeps its data. The default is `memory://tansu/`: fast, and lost on restart.
 #[derive(Debug, Clone)]
 pub struct BrokerStorage {
     /// tansu's `--storage-engine` URL, e.g. `s3://tansu/`.
@@ -41,31 +65,139 @@ impl BrokerStorage {
     }
 }
 
-/// A Kafka-API broker (tansu; in memory unless told otherwise) of this test's own.
-pub struct Broker {
-    pub bootstrap: String,
-    pub storage: BrokerStorage,
-    /// How many times `restart` killed and started it.
-    pub restarts: u32,
+impl Broker {
+    /// Whether tests run on tansu processes of their own (`BRAIN_BROKER=tansu`).
+    pub fn is_tansu() -> bool {
+        std::env::var("BRAIN_BROKER").is_ok_and(|b| b == "tansu")
+    }
+
+    pub async fn start(log: PathBuf) -> anyhow::Result<Self> {
+        let namespace = Namespace::new(&format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])).expect("valid namespace");
+        if Self::is_tansu() {
+            let tansu = Tansu::start(log, BrokerStorage::memory()).await?;
+            return Ok(Self { bootstrap: tansu.bootstrap(), namespace, restarts: 0, leader_elections: 0, kind: BrokerKind::Tansu(Box::new(tansu)) });
+        }
+        let bootstrap = std::env::var("BRAIN_TEST_KAFKA_BROKERS")
+            .context("BRAIN_TEST_KAFKA_BROKERS is not set: run the tests through `make test` (it starts the run's Kafka), or set BRAIN_BROKER=tansu")?;
+        let cluster = std::env::var("BRAIN_TEST_KAFKA_CLUSTER").ok();
+        let nodes = std::env::var("BRAIN_TEST_KAFKA_NODES").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
+        Ok(Self { bootstrap, namespace, restarts: 0, leader_elections: 0, kind: BrokerKind::Kafka { cluster, nodes } })
+    }
+
+    /// Kafka settings for this test's namespace.
+    pub fn settings(&self) -> KafkaSettings {
+        let mut settings = KafkaSettings::new(self.bootstrap.clone());
+        settings.namespace = self.namespace.clone();
+        settings.topic_replication = self.replication();
+        settings
+    }
+
+    /// The real name of catalogue topic `base` in this test's namespace.
+    pub fn topic(&self, base: &str) -> String {
+        self.namespace.topic(base)
+    }
+
+    /// Nodes of the cluster (1 for tansu).
+    pub fn nodes(&self) -> u32 {
+        match &self.kind {
+            BrokerKind::Kafka { nodes, .. } => *nodes,
+            BrokerKind::Tansu(_) => 1,
+        }
+    }
+
+    /// The replication factor topics get: 3 on a cluster of three or more nodes.
+    pub fn replication(&self) -> i32 {
+        if self.nodes() >= 3 { 3 } else { 1 }
+    }
+
+    fn cluster(&self) -> anyhow::Result<&str> {
+        match &self.kind {
+            BrokerKind::Kafka { cluster: Some(cluster), nodes } if *nodes >= 3 => Ok(cluster),
+            _ => anyhow::bail!("broker faults need a Kafka cluster of 3 nodes of this run's own (make chaos starts one)"),
+        }
+    }
+
+    /// tansu: SIGKILL (no flush, no shutdown) and start again on the same port and storage.
+    /// A Kafka cluster: SIGKILL node `node` (1-based) and start it again; the others keep serving.
+    /// Clients keep the same bootstrap list and reconnect by themselves.
+    pub async fn restart(&mut self, node: u32) -> anyhow::Result<()> {
+        if let BrokerKind::Tansu(tansu) = &mut self.kind {
+            tansu.restart().await?;
+        } else {
+            let cluster = self.cluster()?.to_string();
+            kafka_sh(&["kill", &cluster, "--node", &node.to_string()]).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            kafka_sh(&["start-node", &cluster, "--node", &node.to_string()]).await?;
+        }
+        self.restarts += 1;
+        Ok(())
+    }
+
+    /// Every node in turn: SIGTERM (a clean, controlled shutdown), start, wait until it is back.
+    pub async fn rolling_restart(&mut self) -> anyhow::Result<()> {
+        let cluster = self.cluster()?.to_string();
+        for node in 1..=self.nodes() {
+            kafka_sh(&["stop", &cluster, "--node", &node.to_string()]).await?;
+            kafka_sh(&["start-node", &cluster, "--node", &node.to_string()]).await?;
+            self.restarts += 1;
+        }
+        Ok(())
+    }
+
+    /// Moves partition leadership back to the preferred replicas (a leader change for every
+    /// partition whose leader moved while a node was down).
+    pub async fn move_leaders(&mut self) -> anyhow::Result<()> {
+        let cluster = self.cluster()?.to_string();
+        kafka_sh(&["elect-leaders", &cluster]).await?;
+        self.leader_elections += 1;
+        Ok(())
+    }
+
+    /// tansu only: restarts the broker on the same port with `storage` instead. Anything in the
+    /// old storage stays behind, so use it before any client has written.
+    pub async fn switch_storage(&mut self, storage: BrokerStorage) -> anyhow::Result<()> {
+        match &mut self.kind {
+            BrokerKind::Tansu(tansu) => tansu.switch_storage(storage).await,
+            BrokerKind::Kafka { .. } => anyhow::bail!("Apache Kafka keeps its data on disk; there is no storage to switch"),
+        }
+    }
+}
+
+/// Runs `infra/kafka/kafka.sh` with `args` and fails with its output when it fails.
+async fn kafka_sh(args: &[&str]) -> anyhow::Result<()> {
+    let script = repo_root().join("infra/kafka/kafka.sh");
+    let output = Command::new("bash").arg(&script).args(args).output().await.with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "kafka.sh {} failed ({}): {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr).lines().rev().take(10).collect::<Vec<_>>().join(" | ")
+    );
+    Ok(())
+}
+
+/// A tansu broker process of one test's own.
+struct Tansu {
+    storage: BrokerStorage,
     bin: PathBuf,
     port: u16,
     log: PathBuf,
     child: Child,
 }
 
-impl Broker {
-    pub async fn start(log: PathBuf) -> anyhow::Result<Self> {
-        Self::start_with(log, BrokerStorage::memory()).await
-    }
-
-    /// A broker on a free port, keeping its data in `storage`.
-    pub async fn start_with(log: PathBuf, storage: BrokerStorage) -> anyhow::Result<Self> {
+impl Tansu {
+    async fn start(log: PathBuf, storage: BrokerStorage) -> anyhow::Result<Self> {
         let bin = std::env::var("BRAIN_TANSU").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".cache/bin/tansu"));
         anyhow::ensure!(bin.exists(), "no broker at {} — run `make setup` (or `make test`) first", bin.display());
         let port = free_port();
         std::fs::File::create(&log)?;
         let child = Self::spawn(&bin, port, &storage, &log).await?;
-        Ok(Self { bootstrap: format!("127.0.0.1:{port}"), storage, restarts: 0, bin, port, log, child })
+        Ok(Self { storage, bin, port, log, child })
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     async fn spawn(bin: &std::path::Path, port: u16, storage: &BrokerStorage, log: &std::path::Path) -> anyhow::Result<Child> {
@@ -89,18 +221,13 @@ impl Broker {
         Ok(child)
     }
 
-    /// SIGKILL (no flush, no shutdown) and start again on the same port with the same storage.
-    /// Clients keep the same bootstrap address and reconnect by themselves.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
+    async fn restart(&mut self) -> anyhow::Result<()> {
         self.child.kill().await?;
-        self.restarts += 1;
         self.child = Self::spawn(&self.bin, self.port, &self.storage, &self.log).await?;
         Ok(())
     }
 
-    /// Restarts the broker on the same port with `storage` instead. Anything in the old storage
-    /// stays behind, so use it before any client has written.
-    pub async fn switch_storage(&mut self, storage: BrokerStorage) -> anyhow::Result<()> {
+    async fn switch_storage(&mut self, storage: BrokerStorage) -> anyhow::Result<()> {
         self.child.kill().await?;
         self.storage = storage;
         self.child = Self::spawn(&self.bin, self.port, &self.storage, &self.log).await?;

@@ -72,6 +72,15 @@ impl PrivatePostgres {
         self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-m", "fast", "-w", action]).await
     }
 
+    /// Stops the server (fast shutdown): PostgreSQL is down until `start_again`.
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        self.pg_ctl("stop").await
+    }
+
+    pub async fn start_again(&self) -> anyhow::Result<()> {
+        self.pg_ctl("start").await
+    }
+
     /// A fast restart: every open connection is dropped, as in a failover or a crash.
     pub async fn restart(&self) -> anyhow::Result<()> {
         self.pg_ctl("restart").await

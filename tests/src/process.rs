@@ -28,6 +28,17 @@ impl ServiceProcess {
         Self { name, env, ready_url, log, child: None, starts: 0, kills: 0 }
     }
 
+    /// The URL of the process's `/ready`.
+    pub fn ready_url(&self) -> &str {
+        &self.ready_url
+    }
+
+    /// Sets (or replaces) one variable of the process's environment for its next start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     /// Starts the process and waits until its `/ready` answers 200.
     pub async fn start(&mut self) -> anyhow::Result<()> {
         let bin = binary(self.name);

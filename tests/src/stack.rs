@@ -63,20 +63,32 @@ impl Stack {
             _shutdown: shutdown.drop_guard(),
         };
         for name in [VENTURES_SYNC, PROJECTION_WRITER, API_GATEWAY] {
-            let process = stack.process(name, gateway_port);
+            let process = stack.process(name, gateway_port, name);
             stack.services.insert(name, process);
         }
         tracing::info!(logs = %stack.logs.display(), "stack started");
         Ok(stack)
     }
 
-    fn process(&self, name: &'static str, gateway_port: u16) -> ServiceProcess {
+    /// Another instance of worker `name` (same group, own ops port and log `<log_name>.log`),
+    /// owned by the caller: scaling out is starting it.
+    pub fn instance(&self, name: &'static str, log_name: &str) -> ServiceProcess {
+        self.process(name, free_port(), log_name)
+    }
+
+    fn process(&self, name: &'static str, gateway_port: u16, log_name: &str) -> ServiceProcess {
         let prefix = name.to_uppercase().replace('-', "_");
         let mut env: Vec<(String, String)> = vec![
             ("BRAIN__KAFKA_BROKERS".into(), self.broker.bootstrap.clone()),
+            ("BRAIN__KAFKA_NAMESPACE".into(), self.broker.namespace.to_string()),
+            ("BRAIN__TOPIC_REPLICATION".into(), self.broker.replication().to_string()),
             ("BRAIN__SCHEMA_REGISTRY_URL".into(), self.registry_url.clone()),
             ("BRAIN__DATABASE_URL".into(), self.db.url(None)),
         ];
+        // The whole suite can run on the KIP-848 protocol: BRAIN_TEST_GROUP_PROTOCOL=consumer.
+        if let Ok(protocol) = std::env::var("BRAIN_TEST_GROUP_PROTOCOL") {
+            env.push(("BRAIN__GROUP_PROTOCOL".into(), protocol));
+        }
         let ops_port = free_port();
         let mut ready = format!("http://127.0.0.1:{ops_port}/ready");
         env.push((format!("{prefix}__OPS_ADDR"), format!("127.0.0.1:{ops_port}")));
@@ -95,7 +107,7 @@ impl Stack {
                 ready = format!("http://127.0.0.1:{gateway_port}/ready");
             }
         }
-        ServiceProcess::new(name, env, ready, self.logs.join(format!("{name}.log")))
+        ServiceProcess::new(name, env, ready, self.logs.join(format!("{log_name}.log")))
     }
 
     pub async fn start_services(&mut self, names: &[&'static str]) -> anyhow::Result<()> {
@@ -107,6 +119,16 @@ impl Stack {
 
     pub fn service(&mut self, name: &str) -> &mut ServiceProcess {
         self.services.get_mut(name).unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    /// Kafka settings in this test's namespace.
+    pub fn kafka_settings(&self) -> brain_runtime::settings::KafkaSettings {
+        self.broker.settings()
+    }
+
+    /// The real name of catalogue topic `base` in this test's namespace.
+    pub fn topic(&self, base: &str) -> String {
+        self.broker.topic(base)
     }
 
     /// A codec talking to this test's registry.

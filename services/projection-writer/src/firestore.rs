@@ -5,22 +5,22 @@
 //! update mask; everything else in the document belongs to the apps and is left untouched.
 //! Integers stay within ±2^53 and ids are strings.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use firestore::{
     FirestoreDb, FirestoreDbOptions,
     gcloud_sdk::{
         google::firestore::v1::{
-            BatchGetDocumentsRequest, CommitRequest, Document, DocumentMask, Value, Write,
-            batch_get_documents_response, value::ValueType, write::Operation,
+            BatchGetDocumentsRequest, CommitRequest, Document, DocumentMask, Precondition, Value, Write,
+            batch_get_documents_response, precondition::ConditionType, value::ValueType, write::Operation,
         },
         prost_types::Timestamp,
-        tonic::{Code, Status},
+        tonic::{Code, Request},
     },
 };
 use futures::StreamExt;
 
-pub use firestore::gcloud_sdk::google::firestore::v1::Value as FirestoreValue;
+pub use firestore::gcloud_sdk::{google::firestore::v1::Value as FirestoreValue, tonic::Status};
 
 #[derive(Clone)]
 pub struct Projections {
@@ -40,24 +40,66 @@ impl Projections {
 
     /// Sets `fields` of `collection/id` (creating the document if needed) and no other field.
     pub async fn merge_fields(&self, collection: &str, id: &str, fields: Vec<(&'static str, Value)>) -> Result<(), Status> {
+        self.commit(vec![self.merge_write(collection, id, fields, None)], Duration::from_secs(30)).await
+    }
+
+    /// A write of `fields` (and no other field) of `collection/id`, applied only if the document
+    /// is still as `seen` (its update time, or its absence) when given.
+    pub fn merge_write(&self, collection: &str, id: &str, fields: Vec<(&'static str, Value)>, seen: Option<&Seen>) -> Write {
         let mask = DocumentMask { field_paths: fields.iter().map(|(k, _)| k.to_string()).collect() };
         let document = Document {
             name: self.document_name(collection, id),
             fields: fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             ..Default::default()
         };
-        let write = Write {
-            update_mask: Some(mask),
-            operation: Some(Operation::Update(document)),
-            ..Default::default()
-        };
-        let request = CommitRequest {
-            database: self.db.get_database_path().clone(),
-            writes: vec![write],
-            ..Default::default()
-        };
+        let current_document = seen.map(|seen| Precondition {
+            condition_type: Some(match &seen.update_time {
+                Some(time) => ConditionType::UpdateTime(*time),
+                None => ConditionType::Exists(false),
+            }),
+        });
+        Write { update_mask: Some(mask), operation: Some(Operation::Update(document)), current_document, ..Default::default() }
+    }
+
+    /// Applies `writes` in one `Commit` (atomic on Firestore), failing with `DeadlineExceeded`
+    /// after `deadline`.
+    pub async fn commit(&self, writes: Vec<Write>, deadline: Duration) -> Result<(), Status> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut request = Request::new(CommitRequest { database: self.db.get_database_path().clone(), writes, ..Default::default() });
+        request.set_timeout(deadline);
         self.db.client().get().commit(request).await?;
         Ok(())
+    }
+
+    /// For each of `ids` in `collection`: its update time (none if it does not exist) and the
+    /// integer field `version_field`, read in one `BatchGetDocuments`.
+    pub async fn seen(&self, collection: &str, ids: &[&str], version_field: &str, deadline: Duration) -> Result<HashMap<String, Seen>, Status> {
+        let mut request = Request::new(BatchGetDocumentsRequest {
+            database: self.db.get_database_path().clone(),
+            documents: ids.iter().map(|id| self.document_name(collection, id)).collect(),
+            mask: Some(DocumentMask { field_paths: vec![version_field.to_string()] }),
+            ..Default::default()
+        });
+        request.set_timeout(deadline);
+        let mut stream = self.db.client().get().batch_get_documents(request).await?.into_inner();
+        let mut seen = HashMap::new();
+        while let Some(item) = stream.next().await {
+            match item?.result {
+                Some(batch_get_documents_response::Result::Found(doc)) => {
+                    let id = doc.name.rsplit('/').next().unwrap_or_default().to_string();
+                    let version = doc.fields.get(version_field).and_then(as_i64);
+                    seen.insert(id, Seen { update_time: doc.update_time, version });
+                }
+                Some(batch_get_documents_response::Result::Missing(name)) => {
+                    let id = name.rsplit('/').next().unwrap_or_default().to_string();
+                    seen.insert(id, Seen { update_time: None, version: None });
+                }
+                None => {}
+            }
+        }
+        Ok(seen)
     }
 
     /// The fields of the documents `ids` in `collection` that exist.
@@ -79,12 +121,30 @@ impl Projections {
     }
 }
 
+/// A document as read before writing it: its update time (`None`: it does not exist) and the
+/// version Brain last projected into it.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub update_time: Option<Timestamp>,
+    pub version: Option<i64>,
+}
+
 /// Whether a failed Firestore call may succeed later.
 pub fn is_transient(status: &Status) -> bool {
     matches!(
         status.code(),
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Internal | Code::Unknown | Code::Cancelled
     )
+}
+
+/// Our own credentials refused: Firestore is unavailable to us; no record is at fault.
+pub fn is_credentials(status: &Status) -> bool {
+    matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied)
+}
+
+/// Someone wrote the document after we read it (or created it): read again and retry.
+pub fn is_precondition(status: &Status) -> bool {
+    matches!(status.code(), Code::FailedPrecondition | Code::AlreadyExists | Code::NotFound)
 }
 
 pub fn string(s: impl Into<String>) -> Value {

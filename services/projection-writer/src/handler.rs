@@ -1,23 +1,34 @@
 //! `LoanStatusChanged` → `applications/{id}` in Firestore, the console read model and one
-//! `event_log` row, exactly once per (application, version).
+//! `event_log` row, exactly once per (application, version), a batch at a time.
 //!
-//! Order of work, all under a per-application advisory lock held by the transaction:
-//! 1. skip if this event id was processed, or if its version is not newer than the read model's;
-//! 2. write the Brain-owned Firestore fields (idempotent: the same event writes the same values);
-//! 3. upsert the read model, append to `event_log`, record the event as processed; commit.
+//! One batch is one PostgreSQL transaction:
+//! 1. lock every application of the batch (advisory locks, in sorted order, so two instances
+//!    never deadlock), then read in one query each which event ids were processed and which
+//!    versions are applied;
+//! 2. decide per event, in offset order: duplicate, stale (not newer than what is applied, or
+//!    than an earlier event of the batch), or applied;
+//! 3. write the Brain-owned Firestore fields of the newest applied version per document in one
+//!    `Commit` (up to 500 writes), each guarded by what was read under the lock: the document's
+//!    update time as a precondition, and its projected version (a document already at that
+//!    version or newer is not written), with a call deadline;
+//! 4. upsert the read model, append the `event_log` rows and record every event id set-wise
+//!    (`UNNEST` arrays), then commit.
 //!
-//! A crash between 2 and 3 redelivers the event, which rewrites the same Firestore fields and then
-//! commits; the lock keeps two instances from interleaving on one application during a rebalance.
+//! A crash between 3 and 4 redelivers the batch, which finds Firestore already at its versions
+//! and commits the rest. An instance that lost its partition cannot move a document back: its
+//! late `Commit` fails the update-time precondition once the next owner wrote.
+
+use std::collections::{HashMap, HashSet};
 
 use brain_events::LoanStatusChanged;
 use brain_runtime::{
-    consumer::{Applied, Handler, HandlerError, Source},
+    consumer::{Applied, Delivery, Handler, HandlerError, Outcome, Source},
     db,
     telemetry::metric_name,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
@@ -26,57 +37,175 @@ use crate::{
 };
 
 pub const COLLECTION: &str = "applications";
+/// The Firestore field holding the version Brain last projected.
+pub const VERSION_FIELD: &str = "venturesVersion";
+/// Most writes Firestore takes in one `Commit`.
+const MAX_COMMIT_WRITES: usize = 500;
 
 pub struct LoanStatusHandler {
     pub pool: PgPool,
     pub projections: Projections,
     pub consumer: String,
+    /// Deadline of each Firestore call.
+    pub firestore_deadline: std::time::Duration,
 }
 
 impl Handler for LoanStatusHandler {
     type Event = LoanStatusChanged;
 
-    async fn handle(&self, _source: Source<'_>, event: LoanStatusChanged) -> Result<Applied, HandlerError> {
-        tracing::Span::current().record("correlation_id", event.correlation_id.as_str());
-        let event_id = validate(&event)?;
-        let mut tx = self.pool.begin().await.map_err(db::classify)?;
-        db::lock_entity(&mut tx, &format!("application:{}", event.application_id)).await.map_err(db::classify)?;
-        if db::was_processed(&mut tx, &self.consumer, event_id).await.map_err(db::classify)? {
-            return Ok(Applied::Duplicate);
-        }
-        let applied: Option<(i64, String)> =
-            sqlx::query_as("SELECT version, ventures_status FROM applications WHERE application_id = $1")
-                .bind(&event.application_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db::classify)?;
-        if !db::is_newer(applied.as_ref().map(|(v, _)| *v), event.version) {
-            db::record_processed(&mut tx, &self.consumer, event_id).await.map_err(db::classify)?;
-            tx.commit().await.map_err(db::classify)?;
-            return Ok(Applied::Stale);
-        }
+    async fn handle(&self, source: Source<'_>, event: LoanStatusChanged) -> Outcome {
+        let mut outcomes = self.apply(vec![Delivery { source, event }]).await?;
+        outcomes.pop().unwrap_or_else(|| Err(HandlerError::permanent("internal", "no outcome")))
+    }
 
-        self.projections
-            .merge_fields(COLLECTION, &event.application_id, firestore_fields(&event))
-            .await
-            .map_err(|status| {
-                let message = format!("Firestore commit failed: {status}");
-                if firestore::is_transient(&status) {
-                    HandlerError::unavailable("firestore", message)
-                } else {
-                    HandlerError::permanent("firestore_rejected", message)
+    async fn handle_batch(&self, batch: Vec<Delivery<'_, LoanStatusChanged>>) -> Result<Vec<Outcome>, HandlerError> {
+        self.apply(batch).await
+    }
+}
+
+/// What the batch decided for one valid event.
+enum Decision {
+    Duplicate,
+    Stale,
+    /// Applied, with the status it replaces.
+    Applied { previous_status: Option<String> },
+}
+
+impl LoanStatusHandler {
+    async fn apply(&self, batch: Vec<Delivery<'_, LoanStatusChanged>>) -> Result<Vec<Outcome>, HandlerError> {
+        if let Some(first) = batch.first() {
+            tracing::Span::current().record("correlation_id", first.event.correlation_id.as_str());
+        }
+        // Invalid events are the only per-record failures; everything else fails the batch.
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+        let mut valid: Vec<(usize, Uuid, &LoanStatusChanged)> = Vec::with_capacity(batch.len());
+        for (i, delivery) in batch.iter().enumerate() {
+            match validate(&delivery.event) {
+                Ok(id) => {
+                    outcomes.push(None);
+                    valid.push((i, id, &delivery.event));
                 }
-            })?;
+                Err(e) => outcomes.push(Some(Err(e))),
+            }
+        }
+        if !valid.is_empty() {
+            let decisions = self.apply_valid(&valid).await?;
+            for ((i, _, _), decision) in valid.iter().zip(decisions) {
+                outcomes[*i] = Some(Ok(match decision {
+                    Decision::Duplicate => Applied::Duplicate,
+                    Decision::Stale => Applied::Stale,
+                    Decision::Applied { .. } => Applied::Processed,
+                }));
+            }
+        }
+        Ok(outcomes.into_iter().map(|o| o.expect("every record decided")).collect())
+    }
 
-        upsert_read_model(&mut tx, &event, event_id).await.map_err(db::classify)?;
-        let previous_status = applied.map(|(_, s)| s);
-        append_event_log(&mut tx, &event, event_id, previous_status).await.map_err(db::classify)?;
-        db::record_processed(&mut tx, &self.consumer, event_id).await.map_err(db::classify)?;
+    async fn apply_valid(&self, events: &[(usize, Uuid, &LoanStatusChanged)]) -> Result<Vec<Decision>, HandlerError> {
+        let mut apps: Vec<&str> = events.iter().map(|(_, _, e)| e.application_id.as_str()).collect();
+        apps.sort_unstable();
+        apps.dedup();
+        let ids: Vec<Uuid> = events.iter().map(|(_, id, _)| *id).collect();
+
+        let mut tx = self.pool.begin().await.map_err(db::classify)?;
+        lock_applications(&mut tx, &apps).await.map_err(db::classify)?;
+        let processed: HashSet<Uuid> =
+            sqlx::query_scalar("SELECT event_id FROM processed_events WHERE consumer = $1 AND event_id = ANY($2)")
+                .bind(&self.consumer)
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db::classify)?
+                .into_iter()
+                .collect();
+        let mut applied: HashMap<String, (i64, String)> =
+            sqlx::query_as::<_, (String, i64, String)>("SELECT application_id, version, ventures_status FROM applications WHERE application_id = ANY($1)")
+                .bind(&apps)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db::classify)?
+                .into_iter()
+                .map(|(app, version, status)| (app, (version, status)))
+                .collect();
+
+        let mut seen_ids = HashSet::with_capacity(events.len());
+        let mut latest: HashMap<&str, &LoanStatusChanged> = HashMap::new();
+        let decisions: Vec<Decision> = events
+            .iter()
+            .map(|(_, id, e)| {
+                if processed.contains(id) || !seen_ids.insert(*id) {
+                    return Decision::Duplicate;
+                }
+                let current = applied.get(&e.application_id);
+                if !db::is_newer(current.map(|(v, _)| *v), e.version) {
+                    return Decision::Stale;
+                }
+                let previous_status = current.map(|(_, s)| s.clone());
+                applied.insert(e.application_id.clone(), (e.version, e.loan.status.clone()));
+                latest.insert(e.application_id.as_str(), e);
+                Decision::Applied { previous_status }
+            })
+            .collect();
+
+        self.project(&latest).await?;
+
+        let new_ids: Vec<Uuid> =
+            events.iter().zip(&decisions).filter(|(_, d)| !matches!(d, Decision::Duplicate)).map(|((_, id, _), _)| *id).collect();
+        let log: Vec<(Uuid, &LoanStatusChanged, Option<&str>)> = events
+            .iter()
+            .zip(&decisions)
+            .filter_map(|((_, id, e), d)| match d {
+                Decision::Applied { previous_status } => Some((*id, *e, previous_status.as_deref())),
+                _ => None,
+            })
+            .collect();
+        let ids_of_latest: HashMap<&str, Uuid> = log.iter().map(|(id, e, _)| (e.application_id.as_str(), *id)).collect();
+        let rows: Vec<(&LoanStatusChanged, Uuid)> = latest.values().map(|e| (*e, ids_of_latest[e.application_id.as_str()])).collect();
+        upsert_read_model(&mut tx, &rows).await.map_err(db::classify)?;
+        append_event_log(&mut tx, &log).await.map_err(db::classify)?;
+        record_processed(&mut tx, &self.consumer, &new_ids).await.map_err(db::classify)?;
         tx.commit().await.map_err(db::classify)?;
 
-        let lag = (Utc::now().timestamp_millis() - event.occurred_at).max(0) as f64 / 1000.0;
-        metrics::histogram!(metric_name(SERVICE, "source_to_projection_seconds"), "entity" => "application").record(lag);
-        Ok(Applied::Processed)
+        let now = Utc::now().timestamp_millis();
+        let histogram = metrics::histogram!(metric_name(SERVICE, "source_to_projection_seconds"), "entity" => "application");
+        for (_, e, _) in &log {
+            histogram.record((now - e.occurred_at).max(0) as f64 / 1000.0);
+        }
+        Ok(decisions)
+    }
+
+    /// Writes the newest version of each document, unless Firestore already has it or newer.
+    async fn project(&self, latest: &HashMap<&str, &LoanStatusChanged>) -> Result<(), HandlerError> {
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = latest.keys().copied().collect();
+        for chunk in ids.chunks(MAX_COMMIT_WRITES) {
+            let seen = self.projections.seen(COLLECTION, chunk, VERSION_FIELD, self.firestore_deadline).await.map_err(firestore_error)?;
+            let writes: Vec<_> = chunk
+                .iter()
+                .filter_map(|id| {
+                    let event = latest[id];
+                    let seen = seen.get(*id).cloned().unwrap_or_default();
+                    let behind = seen.version.is_none_or(|v| v < event.version);
+                    behind.then(|| self.projections.merge_write(COLLECTION, id, firestore_fields(event), Some(&seen)))
+                })
+                .collect();
+            self.projections.commit(writes, self.firestore_deadline).await.map_err(firestore_error)?;
+        }
+        Ok(())
+    }
+}
+
+fn firestore_error(status: firestore::Status) -> HandlerError {
+    let message = format!("Firestore call failed: {}", status.code());
+    if firestore::is_transient(&status) || firestore::is_credentials(&status) {
+        HandlerError::unavailable("firestore", message)
+    } else if firestore::is_precondition(&status) {
+        // Written by someone else since we read it under the lock: read again.
+        HandlerError::transient("firestore_precondition", message)
+    } else {
+        HandlerError::permanent("firestore_rejected", format!("{message}: {}", status.message()))
     }
 }
 
@@ -104,7 +233,7 @@ pub fn firestore_fields(event: &LoanStatusChanged) -> Vec<(&'static str, firesto
         ("venturesStatus", firestore::string(&event.loan.status)),
         ("venturesStatusChangedAt", firestore::timestamp_millis(event.loan.status_changed_at)),
         ("venturesLoanId", firestore::string(&event.loan.loan_id)),
-        ("venturesVersion", firestore::integer(event.version)),
+        (VERSION_FIELD, firestore::integer(event.version)),
         ("lastVenturesSyncAt", firestore::timestamp_millis(Utc::now().timestamp_millis())),
         ("updatedBy", firestore::string(format!("brain:{SERVICE}"))),
         ("correlationId", firestore::string(&event.correlation_id)),
@@ -115,58 +244,107 @@ fn ts(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-async fn upsert_read_model(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, e: &LoanStatusChanged, event_id: Uuid) -> Result<(), sqlx::Error> {
+/// Serialises work on these applications across every instance until the transaction ends.
+/// `apps` is sorted, so concurrent batches take their locks in one order.
+async fn lock_applications(tx: &mut Transaction<'_, Postgres>, apps: &[&str]) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT count(pg_advisory_xact_lock(hashtextextended('application:' || a, 0))) FROM unnest($1::text[]) WITH ORDINALITY AS t(a, n)")
+        .bind(apps)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn record_processed(tx: &mut Transaction<'_, Postgres>, consumer: &str, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO processed_events (consumer, event_id) SELECT $1, id FROM unnest($2::uuid[]) AS t(id) ON CONFLICT DO NOTHING")
+        .bind(consumer)
+        .bind(ids)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn upsert_read_model(tx: &mut Transaction<'_, Postgres>, rows: &[(&LoanStatusChanged, Uuid)]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&LoanStatusChanged) -> String| rows.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
+    let time = |f: fn(&LoanStatusChanged) -> i64| rows.iter().map(|(e, _)| ts(f(e))).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO applications (application_id, tenant_id, loan_id, loan_number, loan_type, ventures_status,
              status_changed_at, amount_requested_cents, amount_approved_cents, version, source_updated_at,
              source_occurred_at, projected_at, last_event_id, correlation_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), $13, $14)
-         ON CONFLICT (application_id) DO UPDATE SET tenant_id = $2, loan_id = $3, loan_number = $4, loan_type = $5,
-             ventures_status = $6, status_changed_at = $7, amount_requested_cents = $8, amount_approved_cents = $9,
-             version = $10, source_updated_at = $11, source_occurred_at = $12, projected_at = now(),
-             last_event_id = $13, correlation_id = $14
-         WHERE applications.version < $10",
+         SELECT a, t, l, n, ty, s, sc, ar, aa, v, su, so, now(), ev, c
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+                     $8::bigint[], $9::bigint[], $10::bigint[], $11::timestamptz[], $12::timestamptz[], $13::uuid[], $14::text[])
+              AS r(a, t, l, n, ty, s, sc, ar, aa, v, su, so, ev, c)
+         ON CONFLICT (application_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, loan_id = EXCLUDED.loan_id,
+             loan_number = EXCLUDED.loan_number, loan_type = EXCLUDED.loan_type, ventures_status = EXCLUDED.ventures_status,
+             status_changed_at = EXCLUDED.status_changed_at, amount_requested_cents = EXCLUDED.amount_requested_cents,
+             amount_approved_cents = EXCLUDED.amount_approved_cents, version = EXCLUDED.version,
+             source_updated_at = EXCLUDED.source_updated_at, source_occurred_at = EXCLUDED.source_occurred_at,
+             projected_at = now(), last_event_id = EXCLUDED.last_event_id, correlation_id = EXCLUDED.correlation_id
+         WHERE applications.version < EXCLUDED.version",
     )
-    .bind(&e.application_id)
-    .bind(&e.tenant_id)
-    .bind(&e.loan.loan_id)
-    .bind(&e.loan.loan_number)
-    .bind(&e.loan.loan_type)
-    .bind(&e.loan.status)
-    .bind(ts(e.loan.status_changed_at))
-    .bind(e.loan.amount_requested_cents)
-    .bind(e.loan.amount_approved_cents)
-    .bind(e.version)
-    .bind(ts(e.loan.updated_at))
-    .bind(ts(e.occurred_at))
-    .bind(event_id)
-    .bind(&e.correlation_id)
+    .bind(col(|e| e.application_id.clone()))
+    .bind(col(|e| e.tenant_id.clone()))
+    .bind(col(|e| e.loan.loan_id.clone()))
+    .bind(col(|e| e.loan.loan_number.clone()))
+    .bind(col(|e| e.loan.loan_type.clone()))
+    .bind(col(|e| e.loan.status.clone()))
+    .bind(time(|e| e.loan.status_changed_at))
+    .bind(rows.iter().map(|(e, _)| e.loan.amount_requested_cents).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(e, _)| e.loan.amount_approved_cents).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(e, _)| e.version).collect::<Vec<_>>())
+    .bind(time(|e| e.loan.updated_at))
+    .bind(time(|e| e.occurred_at))
+    .bind(rows.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+    .bind(col(|e| e.correlation_id.clone()))
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-async fn append_event_log(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    e: &LoanStatusChanged,
-    event_id: Uuid,
-    previous_status: Option<String>,
-) -> Result<(), sqlx::Error> {
+async fn append_event_log(tx: &mut Transaction<'_, Postgres>, log: &[(Uuid, &LoanStatusChanged, Option<&str>)]) -> Result<(), sqlx::Error> {
+    if log.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO event_log (event_id, event_type, tenant_id, entity_type, entity_id, version, occurred_at,
              correlation_id, causation_id, producer, change)
-         VALUES ($1, 'loan.status_changed', $2, 'application', $3, $4, $5, $6, $7, $8, $9)",
+         SELECT id, 'loan.status_changed', t, 'application', a, v, o, c, ca, p, ch
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::jsonb[])
+              AS r(id, t, a, v, o, c, ca, p, ch)",
     )
-    .bind(event_id)
-    .bind(&e.tenant_id)
-    .bind(&e.application_id)
-    .bind(e.version)
-    .bind(ts(e.occurred_at))
-    .bind(&e.correlation_id)
-    .bind(&e.causation_id)
-    .bind(&e.producer)
-    .bind(json!({ "field": "venturesStatus", "from": previous_status, "to": e.loan.status }))
+    .bind(log.iter().map(|(id, _, _)| *id).collect::<Vec<_>>())
+    .bind(log.iter().map(|(_, e, _)| e.tenant_id.clone()).collect::<Vec<_>>())
+    .bind(log.iter().map(|(_, e, _)| e.application_id.clone()).collect::<Vec<_>>())
+    .bind(log.iter().map(|(_, e, _)| e.version).collect::<Vec<_>>())
+    .bind(log.iter().map(|(_, e, _)| ts(e.occurred_at)).collect::<Vec<_>>())
+    .bind(log.iter().map(|(_, e, _)| e.correlation_id.clone()).collect::<Vec<_>>())
+    .bind(log.iter().map(|(_, e, _)| e.causation_id.clone()).collect::<Vec<_>>())
+    .bind(log.iter().map(|(_, e, _)| e.producer.clone()).collect::<Vec<_>>())
+    .bind(log.iter().map(|(_, e, from)| json!({ "field": "venturesStatus", "from": from, "to": e.loan.status })).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use brain_runtime::consumer::ErrorClass;
+    use ::firestore::gcloud_sdk::tonic::{Code, Status};
+
+    use super::*;
+
+    #[test]
+    fn our_own_refused_credentials_are_unavailable_not_the_records_fault() {
+        for code in [Code::Unauthenticated, Code::PermissionDenied, Code::Unavailable, Code::DeadlineExceeded] {
+            assert_eq!(firestore_error(Status::new(code, "x")).class, ErrorClass::Unavailable, "{code:?}");
+        }
+        assert_eq!(firestore_error(Status::new(Code::FailedPrecondition, "x")).class, ErrorClass::Transient);
+        assert_eq!(firestore_error(Status::new(Code::InvalidArgument, "x")).class, ErrorClass::Permanent);
+    }
 }

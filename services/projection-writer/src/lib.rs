@@ -4,7 +4,7 @@
 pub mod firestore;
 pub mod handler;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use brain_events::{Codec, RegistryClient, topics};
 use brain_runtime::{
@@ -25,18 +25,23 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 pub struct Settings {
     pub common: CommonSettings,
     pub firestore_project_id: String,
-    pub group_id: String,
-    pub max_attempts: u32,
+    /// Deadline of each Firestore call.
+    pub firestore_deadline: Duration,
+    pub consumer: ConsumerConfig,
+    /// PostgreSQL connections of the pool (one per partition worker in flight is plenty).
+    pub database_connections: u32,
 }
 
 impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
         let env = Env::new(SERVICE);
+        let group_id: String = env.or("GROUP_ID", SERVICE.to_string())?;
         Ok(Self {
             common: CommonSettings::from_env(SERVICE, "127.0.0.1:9102")?,
             firestore_project_id: env.required("FIRESTORE_PROJECT_ID")?,
-            group_id: env.or("GROUP_ID", SERVICE.to_string())?,
-            max_attempts: env.or("MAX_ATTEMPTS", 5)?,
+            firestore_deadline: env.millis_in("FIRESTORE_DEADLINE", 10_000, 100..=120_000)?,
+            consumer: ConsumerConfig::from_env(&env, SERVICE, group_id, &[topics::LOAN_STATUS_CHANGED])?,
+            database_connections: env.ranged("DATABASE_CONNECTIONS", 8, 1..=200)?,
         })
     }
 }
@@ -47,19 +52,24 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let (ops_addr, ops_task) = ops::serve(settings.common.ops_addr, readiness.clone(), shutdown.clone()).await?;
     tracing::info!(%ops_addr, "ops endpoint listening");
 
-    let pool = db::connect(&settings.common.database_url, "projection_writer", &MIGRATOR, Some(DB_ROLE), 8).await?;
-    let mut config = ConsumerConfig::new(SERVICE, settings.group_id.clone(), &[topics::LOAN_STATUS_CHANGED]);
-    config.max_attempts = settings.max_attempts;
+    let pool = db::connect(&settings.common.database_url, "projection_writer", &MIGRATOR, Some(DB_ROLE), settings.database_connections).await?;
+    let config = settings.consumer.clone();
     kafka::ensure_topics(&settings.common.kafka, &[topics::LOAN_STATUS_CHANGED, &config.dead_letter_topic()]).await?;
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
     let codec = Codec::new(registry, settings.common.schema_ids);
     let producer = EventProducer::new(&settings.common.kafka, codec.clone(), SERVICE)?;
     let projections = firestore::Projections::connect(&settings.firestore_project_id).await?;
-    let handler = Arc::new(handler::LoanStatusHandler { pool, projections, consumer: settings.group_id.clone() });
+    let handler = Arc::new(handler::LoanStatusHandler {
+        pool,
+        projections,
+        consumer: config.group_id.clone(),
+        firestore_deadline: settings.firestore_deadline,
+    });
     readiness.set(true);
-    tracing::info!(group = %settings.group_id, "ready");
+    tracing::info!(group = %config.group_id, "ready");
 
-    let result = consumer::run(config, settings.common.kafka.clone(), codec, producer, handler, shutdown.clone()).await;
+    let result = consumer::run(config, settings.common.kafka.clone(), codec, producer, handler, readiness.clone(), shutdown.clone()).await;
+    readiness.set(false);
     shutdown.cancel();
     let _ = ops_task.await;
     result

@@ -88,6 +88,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         backoff: Backoff { max: Duration::from_secs(10), ..Backoff::default() },
     };
     let result = sweep.run(shutdown.clone()).await;
+    readiness.set(false);
     shutdown.cancel();
     let _ = ops_task.await;
     result

@@ -90,7 +90,18 @@ impl Sweep {
                 metrics::counter!(metric_name(SERVICE, "changes_total"), "entity_type" => "other", "outcome" => "ignored").increment(1);
                 continue;
             }
-            let loan = self.loan_of(change).await?;
+            let loan = match self.loan_of(change).await {
+                Ok(loan) => loan,
+                Err(SweepError::Ventures(e)) if skip_reason(&e).is_some() => {
+                    // One loan Ventures will never serve (deleted, malformed) must not stop the
+                    // feed for every other loan: the change is skipped, counted and logged.
+                    let reason = skip_reason(&e).unwrap_or("rejected");
+                    metrics::counter!(metric_name(SERVICE, "changes_total"), "entity_type" => "loan", "outcome" => reason).increment(1);
+                    tracing::warn!(seq = change.seq, loan_id = %change.loan_id, reason, error = %e, "change skipped: Ventures cannot serve this loan");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             events.push(loan_event(&self.tenant_id, &loan, change.seq, change.changed_at.timestamp_millis()));
         }
         self.publish(&events).await?;
@@ -179,6 +190,18 @@ impl Sweep {
     }
 }
 
+/// Why a change whose loan Ventures refuses is skipped, or `None` when the refusal may pass
+/// (rate limits, outages, and our own credentials being refused are retried instead).
+fn skip_reason(error: &VenturesError) -> Option<&'static str> {
+    match error {
+        VenturesError::Rejected { status: 404 | 410, .. } => Some("skipped_not_found"),
+        VenturesError::Rejected { status: 401 | 403 | 408 | 409 | 429, .. } => None,
+        VenturesError::Rejected { status: 400..=499, .. } => Some("skipped_rejected"),
+        VenturesError::Decode(_) => Some("skipped_unreadable"),
+        _ => None,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum SweepError {
     #[error(transparent)]
@@ -206,5 +229,25 @@ impl SweepError {
             Self::Ventures(e) => e.retry_after(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(status: u16) -> VenturesError {
+        VenturesError::Rejected { status, code: "X".into(), message: String::new() }
+    }
+
+    #[test]
+    fn a_loan_ventures_will_never_serve_is_skipped_and_the_rest_is_retried() {
+        assert_eq!(skip_reason(&rejected(404)), Some("skipped_not_found"));
+        assert_eq!(skip_reason(&rejected(422)), Some("skipped_rejected"));
+        assert_eq!(skip_reason(&VenturesError::Decode("x".into())), Some("skipped_unreadable"));
+        for retried in [rejected(401), rejected(403), rejected(429), VenturesError::Network("x".into())] {
+            assert_eq!(skip_reason(&retried), None, "{retried}");
+        }
+        assert_eq!(skip_reason(&VenturesError::Unavailable { status: 503, retry_after: None }), None);
     }
 }

@@ -29,9 +29,11 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// Whether asking again later may succeed.
+    /// Whether asking again later may succeed. Our own credentials being refused (401, 403) is
+    /// the registry being unavailable to us, not a fault of the record: it is transient too.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::Rejected { status: 401 | 403 | 408 | 429, .. })
+            || matches!(self, Self::Rejected { status, .. } if *status >= 500)
     }
 }
 
@@ -150,5 +152,20 @@ impl RegistryClient {
             Err(_) => (i64::from(status.as_u16()), String::from_utf8_lossy(&bytes).into_owned()),
         };
         Err(RegistryError::Rejected { status: status.as_u16(), code, message })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RegistryError;
+
+    #[test]
+    fn refused_credentials_and_server_errors_are_transient() {
+        let rejected = |status| RegistryError::Rejected { status, code: 0, message: String::new() };
+        for status in [401, 403, 429, 500, 503] {
+            assert!(rejected(status).is_transient(), "{status}");
+        }
+        assert!(!rejected(422).is_transient());
+        assert!(!RegistryError::UnknownSchema(7).is_transient());
     }
 }

@@ -1,9 +1,77 @@
 //! The topic catalogue (see `docs/events.md`). Names follow `<owner>.<entity>.<fact>.v<N>`.
 
+use std::fmt;
+
 /// Full state of a Ventures loan after a change. Key: application id. Owner: ventures-sync.
 pub const LOAN_STATUS_CHANGED: &str = "ventures.loan.status-changed.v1";
 
 /// The dead-letter topic of one consumer group. Key: the original key.
 pub fn dead_letter(consumer_group: &str) -> String {
     format!("deadletter.{consumer_group}.v1")
+}
+
+/// A prefix put in front of every topic and consumer-group name of one deployment, so that
+/// several deployments (or test runs) can share one Kafka cluster without seeing each other.
+/// Empty by default: the names in the catalogue are used as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespace(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error("namespace {0:?} must be at most 64 of the characters a-z, A-Z, 0-9, '.', '_' and '-'")]
+pub struct InvalidNamespace(String);
+
+impl Namespace {
+    /// `prefix` as given, with a `.` added unless it already ends in a separator.
+    pub fn new(prefix: &str) -> Result<Self, InvalidNamespace> {
+        let valid = prefix.len() <= 64 && prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid {
+            return Err(InvalidNamespace(prefix.to_string()));
+        }
+        if prefix.is_empty() || prefix.ends_with(['.', '_', '-']) {
+            Ok(Self(prefix.to_string()))
+        } else {
+            Ok(Self(format!("{prefix}.")))
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The real name of catalogue topic `base`.
+    pub fn topic(&self, base: &str) -> String {
+        format!("{}{base}", self.0)
+    }
+
+    /// The real name of consumer group `base`.
+    pub fn group(&self, base: &str) -> String {
+        format!("{}{base}", self.0)
+    }
+
+    /// The real name of the dead-letter topic of consumer group `group_base`.
+    pub fn dead_letter(&self, group_base: &str) -> String {
+        self.topic(&dead_letter(group_base))
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_prefix_names_and_reject_garbage() {
+        let ns = Namespace::new("t42").unwrap();
+        assert_eq!(ns.topic(LOAN_STATUS_CHANGED), "t42.ventures.loan.status-changed.v1");
+        assert_eq!(ns.dead_letter("projection-writer"), "t42.deadletter.projection-writer.v1");
+        assert_eq!(Namespace::new("dev-").unwrap().group("g"), "dev-g");
+        assert_eq!(Namespace::default().topic("x"), "x");
+        assert!(Namespace::new("a b").is_err());
+        assert!(Namespace::new(&"x".repeat(65)).is_err());
+    }
 }

@@ -1,8 +1,9 @@
 //! Kafka client configuration and topic provisioning.
 //!
-//! Brain relies only on Kafka features that behave the same on Apache Kafka and the local dev
-//! broker: idempotent produce, consumer groups with the default assignor, committed offsets and
-//! headers. It does not use transactions, static membership, offsets-for-times or compaction.
+//! Brain relies only on Kafka features every managed Kafka offers: idempotent produce, consumer
+//! groups (the cooperative-sticky assignor, or the KIP-848 protocol where the broker has it),
+//! committed offsets, headers and the high watermark (consumer lag). It does not use
+//! transactions, static membership or compaction.
 
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ use secrecy::ExposeSecret;
 
 use crate::settings::KafkaSettings;
 
-/// Largest record Brain produces or accepts (the dev broker enforces no limit itself).
+/// Largest record Brain produces or accepts; set on clients too, so that a broker with a larger
+/// limit (or none) still never carries a record Brain's consumers would refuse.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Base client configuration shared by producers, consumers and admin clients.
@@ -35,10 +37,12 @@ pub fn client_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig 
     config
 }
 
-/// Creates `topics` if they do not exist yet (existing topics are left as they are).
+/// Creates catalogue topics `topics` (in the settings' namespace) if they do not exist yet;
+/// existing topics are left as they are.
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(settings, "brain-admin").create()?;
-    let new: Vec<_> = topics
+    let names: Vec<String> = topics.iter().map(|t| settings.namespace.topic(t)).collect();
+    let new: Vec<_> = names
         .iter()
         .map(|t| NewTopic::new(t, settings.topic_partitions, TopicReplication::Fixed(settings.topic_replication)))
         .collect();

@@ -2,11 +2,13 @@
 //!
 //! Idempotent (no duplicates or reordering from internal retries), `acks=all`, a finite delivery
 //! timeout, and a flush on shutdown. Every record carries the current trace context
-//! (`traceparent`) and the producing service in headers.
+//! (`traceparent`) and the producing service in headers. Topics are named by their catalogue
+//! names; the Kafka settings' namespace is prefixed here, and schemas are registered under the
+//! real topic's subject.
 
 use std::time::Duration;
 
-use brain_events::{Codec, CodecError, Record};
+use brain_events::{Codec, CodecError, Record, topics::Namespace};
 use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer},
@@ -48,6 +50,7 @@ pub struct EventProducer {
     inner: FutureProducer,
     codec: Codec,
     service: &'static str,
+    namespace: Namespace,
 }
 
 impl EventProducer {
@@ -58,11 +61,16 @@ impl EventProducer {
             .set("message.timeout.ms", "30000")
             .set("linger.ms", "5")
             .create()?;
-        Ok(Self { inner, codec, service })
+        Ok(Self { inner, codec, service, namespace: settings.namespace.clone() })
     }
 
     pub fn codec(&self) -> &Codec {
         &self.codec
+    }
+
+    /// Encodes `record` for catalogue topic `topic` (its real topic's subject).
+    pub async fn encode<T: Record>(&self, topic: &str, record: &T) -> Result<Vec<u8>, ProduceError> {
+        Ok(self.codec.encode(&self.namespace.topic(topic), record).await?)
     }
 
     fn headers(&self, extra: &[(String, Vec<u8>)], event_type: Option<&str>) -> OwnedHeaders {
@@ -82,7 +90,8 @@ impl EventProducer {
 
     /// Enqueues a record without waiting; records enqueued in order keep their order per partition.
     fn enqueue(&self, out: &Outgoing<'_>, event_type: Option<&str>) -> Result<DeliveryFuture, ProduceError> {
-        let mut record = FutureRecord::to(out.topic).payload(out.payload).headers(self.headers(&out.headers, event_type));
+        let topic = self.namespace.topic(out.topic);
+        let mut record = FutureRecord::to(&topic).payload(out.payload).headers(self.headers(&out.headers, event_type));
         if let Some(key) = out.key {
             record = record.key(key);
         }
@@ -124,7 +133,7 @@ impl EventProducer {
     pub async fn send_all<T: Record, E: std::borrow::Borrow<T>>(&self, topic: &str, events: &[(String, E)]) -> Result<(), ProduceError> {
         let mut pending = Vec::with_capacity(events.len());
         for (key, event) in events {
-            let payload = self.codec.encode(topic, event.borrow()).await?;
+            let payload = self.encode(topic, event.borrow()).await?;
             let out = Outgoing { topic, key: Some(key.as_bytes()), payload: &payload, headers: Vec::new() };
             pending.push(self.enqueue(&out, Some(T::FULL_NAME))?);
         }

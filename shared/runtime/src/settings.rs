@@ -5,9 +5,15 @@
 //! unparsable value stops start-up with the variable named. Secrets are `SecretString`s: their
 //! `Debug` output is redacted and they are exposed only where a connection is built.
 
-use std::{fmt::Display, net::SocketAddr, str::FromStr, time::Duration};
+use std::{
+    fmt::{self, Display},
+    net::SocketAddr,
+    ops::RangeInclusive,
+    str::FromStr,
+    time::Duration,
+};
 
-use brain_events::codec::SchemaIds;
+use brain_events::{codec::SchemaIds, topics::Namespace};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -72,20 +78,79 @@ impl Env {
         Ok(Duration::from_millis(self.or(&format!("{field}_MS"), default_ms)?))
     }
 
+    /// Like `or`, and the value must lie within `range` (e.g. `MAX_ATTEMPTS=0` is refused).
+    pub fn ranged<T>(&self, field: &str, default: T, range: RangeInclusive<T>) -> Result<T, SettingsError>
+    where
+        T: FromStr + PartialOrd + Display + Copy,
+        T::Err: Display,
+    {
+        let value = self.or(field, default)?;
+        let var = self.lookup(field).map(|(var, _)| var).unwrap_or_else(|| format!("{}__{field}", self.prefix));
+        in_range(var, value, &range)
+    }
+
+    /// A duration in milliseconds by `FIELD_MS`, within `range_ms`.
+    pub fn millis_in(&self, field: &str, default_ms: u64, range_ms: RangeInclusive<u64>) -> Result<Duration, SettingsError> {
+        Ok(Duration::from_millis(self.ranged(&format!("{field}_MS"), default_ms, range_ms)?))
+    }
+
     pub fn secret(&self, field: &str) -> Result<SecretString, SettingsError> {
         self.required::<String>(field).map(SecretString::from)
     }
 }
 
 /// Connection settings for Kafka.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaSettings {
     pub brokers: String,
     /// Extra librdkafka properties, `key=value;key=value` (e.g. `security.protocol=SASL_SSL`).
+    /// They may carry credentials, so `Debug` shows their values only for harmless keys.
     pub properties: Vec<(String, String)>,
     pub sasl_password: Option<SecretString>,
     pub topic_partitions: i32,
     pub topic_replication: i32,
+    /// Prefix of every topic and consumer group (empty: the catalogue's names as they are).
+    pub namespace: Namespace,
+}
+
+impl KafkaSettings {
+    /// Plain settings for one broker list, as tests and tools need them.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            properties: Vec::new(),
+            sasl_password: None,
+            topic_partitions: 6,
+            topic_replication: 1,
+            namespace: Namespace::default(),
+        }
+    }
+}
+
+/// Property keys whose values are never shown (matched as substrings of the lower-cased key).
+const SECRET_PROPERTY_WORDS: [&str; 6] = ["password", "secret", "jaas", "token", "key", "credential"];
+
+fn is_secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_PROPERTY_WORDS.iter().any(|word| key.contains(word))
+}
+
+impl fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: Vec<String> = self
+            .properties
+            .iter()
+            .map(|(k, v)| if is_secret_property(k) { format!("{k}=[REDACTED]") } else { format!("{k}={v}") })
+            .collect();
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("properties", &properties)
+            .field("sasl_password", &self.sasl_password)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("topic_replication", &self.topic_replication)
+            .field("namespace", &self.namespace.to_string())
+            .finish()
+    }
 }
 
 /// What every Brain service needs.
@@ -116,8 +181,16 @@ impl CommonSettings {
                 brokers: env.or("KAFKA_BROKERS", "127.0.0.1:9092".to_string())?,
                 properties,
                 sasl_password: env.optional::<String>("KAFKA_SASL_PASSWORD")?.map(SecretString::from),
-                topic_partitions: env.or("TOPIC_PARTITIONS", 6)?,
-                topic_replication: env.or("TOPIC_REPLICATION", 1)?,
+                topic_partitions: env.ranged("TOPIC_PARTITIONS", 6, 1..=10_000)?,
+                topic_replication: env.ranged("TOPIC_REPLICATION", 1, 1..=16)?,
+                namespace: match env.optional::<String>("KAFKA_NAMESPACE")? {
+                    None => Namespace::default(),
+                    Some(raw) => Namespace::new(&raw).map_err(|e| SettingsError::Invalid {
+                        var: "KAFKA_NAMESPACE".into(),
+                        value: raw.clone(),
+                        reason: e.to_string(),
+                    })?,
+                },
             },
             schema_registry_url: SecretString::from(
                 env.or("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081".to_string())?,
@@ -133,6 +206,17 @@ impl CommonSettings {
             log_json: env.or::<String>("LOG_FORMAT", "json".into())? != "text",
         })
     }
+}
+
+fn in_range<T: PartialOrd + Display>(var: String, value: T, range: &RangeInclusive<T>) -> Result<T, SettingsError> {
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    Err(SettingsError::Invalid {
+        var,
+        value: value.to_string(),
+        reason: format!("must be between {} and {}", range.start(), range.end()),
+    })
 }
 
 fn parse_properties(raw: &str) -> Result<Vec<(String, String)>, SettingsError> {
@@ -161,6 +245,28 @@ mod tests {
         let parsed = parse_properties("security.protocol=SASL_SSL; sasl.mechanisms=PLAIN;").unwrap();
         assert_eq!(parsed[1], ("sasl.mechanisms".to_string(), "PLAIN".to_string()));
         assert!(parse_properties("nonsense").is_err());
+    }
+
+    #[test]
+    fn kafka_properties_with_credentials_are_redacted_in_debug() {
+        let mut settings = KafkaSettings::new("b:9092");
+        settings.properties = parse_properties(
+            "security.protocol=SASL_SSL;sasl.jaas.config=hunter1;ssl.key.password=hunter2;sasl.oauthbearer.client.secret=hunter3",
+        )
+        .unwrap();
+        settings.sasl_password = Some(SecretString::from("hunter4".to_string()));
+        let debug = format!("{settings:?}");
+        assert!(debug.contains("security.protocol=SASL_SSL"), "{debug}");
+        for secret in ["hunter1", "hunter2", "hunter3", "hunter4"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_variable() {
+        let err = in_range("RANGE_TEST__MAX_ATTEMPTS".into(), 0u32, &(1..=100)).unwrap_err().to_string();
+        assert!(err.contains("RANGE_TEST__MAX_ATTEMPTS") && err.contains("between 1 and 100"), "{err}");
+        assert_eq!(in_range("X".into(), 7u32, &(1..=100)).unwrap(), 7);
     }
 
     #[test]

@@ -8,9 +8,11 @@ use std::{
 };
 
 use brain_events::{Codec, DeadLetter, LoanStatusChanged, topics};
+use anyhow::Context;
 use rdkafka::{
-    ClientConfig, Message,
+    ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{Consumer, StreamConsumer},
+    message::OwnedMessage,
 };
 use serde_json::{Value, json};
 
@@ -69,42 +71,79 @@ impl DeadLetterReport {
     }
 }
 
-/// Reads `deadletter.<group>.v1` from the start until it has been quiet for `quiet`.
-pub async fn dead_letters(bootstrap: &str, codec: &Codec, group: &str, injected: &BTreeSet<Vec<u8>>, quiet: Duration) -> anyhow::Result<DeadLetterReport> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("chaos-checker-{}", uuid::Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    consumer.subscribe(&[&topics::dead_letter(group)])?;
-    let mut report = DeadLetterReport { injected: injected.len(), ..Default::default() };
-    let mut seen = BTreeSet::new();
-    // The first assignment can take a while on the dev broker; after that, stop once quiet.
-    let mut wait = Duration::from_secs(60).max(quiet);
-    while let Ok(message) = tokio::time::timeout(wait, consumer.recv()).await {
-        let message = message?;
-        report.found += 1;
-        match codec.decode::<DeadLetter>(message.payload().unwrap_or_default()).await {
-            Ok(envelope) => {
-                let value = envelope.value.unwrap_or_default();
-                if injected.contains(&value) {
-                    seen.insert(value);
-                } else {
-                    report.unexpected += 1;
-                    tracing::warn!(kind = %envelope.error_kind, error = %envelope.error_message, "unexpected dead letter");
+/// Reads `deadletter.<group>.v1` from the start up to its high watermarks; while injected poison
+/// is still missing, reads again (a poison record after the last valid one of its partition may
+/// be dead-lettered after the read model converged), for at most `patience`.
+pub async fn dead_letters(broker: &crate::infra::Broker, codec: &Codec, group: &str, injected: &BTreeSet<Vec<u8>>, patience: Duration) -> anyhow::Result<DeadLetterReport> {
+    let topic = broker.topic(&topics::dead_letter(group));
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let mut report = DeadLetterReport { injected: injected.len(), ..Default::default() };
+        let mut seen = BTreeSet::new();
+        for message in read_to_end(&broker.bootstrap, &topic).await? {
+            report.found += 1;
+            match codec.decode::<DeadLetter>(message.payload().unwrap_or_default()).await {
+                Ok(envelope) => {
+                    let value = envelope.value.unwrap_or_default();
+                    if injected.contains(&value) {
+                        seen.insert(value);
+                    } else {
+                        report.unexpected += 1;
+                        tracing::warn!(kind = %envelope.error_kind, error = %envelope.error_message, "unexpected dead letter");
+                    }
+                }
+                Err(e) => {
+                    report.undecodable += 1;
+                    tracing::warn!(error = %e, "dead-letter envelope does not decode");
                 }
             }
-            Err(e) => {
-                report.undecodable += 1;
-                tracing::warn!(error = %e, "dead-letter envelope does not decode");
+        }
+        report.missing_payloads = injected.difference(&seen).cloned().collect();
+        report.missing = report.missing_payloads.len();
+        if report.missing == 0 || tokio::time::Instant::now() >= deadline {
+            return Ok(report);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Every record of `topic` from the start up to the high watermark each partition has now (the
+/// broker's real watermarks: no waiting for the topic to go quiet).
+pub async fn read_to_end(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<OwnedMessage>> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("chaos-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let timeout = Duration::from_secs(15);
+    let (assignment, mut ends) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        let mut assignment = TopicPartitionList::new();
+        let mut ends = BTreeMap::new();
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
+            if high > low {
+                ends.insert(partition.id(), high);
+                assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
             }
         }
-        wait = if seen.len() == injected.len() { quiet } else { Duration::from_secs(60) };
+        Ok((assignment, ends))
+    })?;
+    let mut records = Vec::new();
+    if ends.is_empty() {
+        return Ok(records);
     }
-    report.missing_payloads = injected.difference(&seen).cloned().collect();
-    report.missing = report.missing_payloads.len();
-    Ok(report)
+    consumer.assign(&assignment)?;
+    while !ends.is_empty() {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .with_context(|| format!("{topic}: partitions {:?} not read to their end within 60 s", ends.keys().collect::<Vec<_>>()))??;
+        if ends.get(&message.partition()).is_some_and(|end| message.offset() + 1 >= *end) {
+            ends.remove(&message.partition());
+        }
+        records.push(message.detach());
+    }
+    Ok(records)
 }
 
 /// What the flow topic holds after the run, read from the start by a fresh consumer.
@@ -117,20 +156,10 @@ pub struct FlowTopic {
     pub undecodable: BTreeSet<Vec<u8>>,
 }
 
-/// Reads the whole flow topic with a fresh consumer group until it has been quiet for `quiet`.
-pub async fn flow_topic(bootstrap: &str, codec: &Codec, quiet: Duration) -> anyhow::Result<FlowTopic> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("chaos-topic-reader-{}", uuid::Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    consumer.subscribe(&[topics::LOAN_STATUS_CHANGED])?;
+/// Reads the whole flow topic, up to its high watermarks.
+pub async fn flow_topic(broker: &crate::infra::Broker, codec: &Codec) -> anyhow::Result<FlowTopic> {
     let mut topic = FlowTopic::default();
-    // The first assignment can take a while on the dev broker (longer after a restart).
-    let mut wait = Duration::from_secs(90).max(quiet);
-    while let Ok(message) = tokio::time::timeout(wait, consumer.recv()).await {
-        let message = message?;
+    for message in read_to_end(&broker.bootstrap, &broker.topic(topics::LOAN_STATUS_CHANGED)).await? {
         topic.records += 1;
         let payload = message.payload().unwrap_or_default();
         match codec.decode::<LoanStatusChanged>(payload).await {
@@ -145,9 +174,8 @@ pub async fn flow_topic(bootstrap: &str, codec: &Codec, quiet: Duration) -> anyh
                 topic.undecodable.insert(payload.to_vec());
             }
         }
-        wait = quiet;
     }
-    anyhow::ensure!(topic.records > 0, "read nothing from {} within {wait:?}", topics::LOAN_STATUS_CHANGED);
+    anyhow::ensure!(topic.records > 0, "the flow topic {} is empty", topics::LOAN_STATUS_CHANGED);
     Ok(topic)
 }
 
@@ -168,7 +196,7 @@ pub async fn missing_from_event_log(pool: &sqlx::PgPool, expected: &Expected) ->
 }
 
 /// Who lost what in a run with broker restarts. A source version missing from `event_log` is
-/// the dev broker's loss when the flow topic no longer holds any record of it after the run,
+/// the broker's loss when the flow topic no longer holds any record of it after the run,
 /// Brain's when it is on the topic but was never applied.
 #[derive(Debug, Default, Clone)]
 pub struct LossAttribution {

@@ -20,9 +20,13 @@ pub enum Fault {
     Poison { unknown_schema: bool },
     /// A copy of a record already on the flow topic.
     Duplicate,
-    /// SIGKILL the broker and start it again on the same port and storage (opt-in:
-    /// `--broker-restarts N`; needs durable storage, see `docs/chaos.md`).
+    /// SIGKILL one broker and start it again: a random node of the run's 3-node Kafka cluster
+    /// (or tansu, with durable storage; see `docs/chaos.md`).
     BrokerRestart,
+    /// Every node of the cluster in turn: clean shutdown, start, back in the cluster.
+    RollingRestart,
+    /// Partition leadership moved to the preferred replicas (after a node was down, many move).
+    LeaderChange,
 }
 
 #[derive(Debug, Clone)]
@@ -40,8 +44,19 @@ pub struct Dose {
     pub storm: u64,
     pub poison: usize,
     pub duplicates: usize,
-    /// Broker kill -9 and restarts; 0 (the default) leaves the scenario out.
+    /// Broker kill -9 and restarts; 0 leaves the scenario out.
     pub broker_restarts: usize,
+    /// Rolling restarts of the whole cluster (3 nodes only).
+    pub rolling_restarts: usize,
+    /// Forced leader elections (3 nodes only).
+    pub leader_changes: usize,
+}
+
+impl Dose {
+    /// Whether the dose touches the broker at all.
+    pub fn has_broker_faults(&self) -> bool {
+        self.broker_restarts + self.rolling_restarts + self.leader_changes > 0
+    }
 }
 
 /// Spreads the faults over `window` (the time the workload runs), at random moments.
@@ -72,6 +87,12 @@ pub fn plan(dose: &Dose, window: Duration, rng: &mut StdRng) -> Vec<Planned> {
     for _ in 0..dose.broker_restarts {
         faults.push(Planned { at: moment(0.1, 0.85), fault: Fault::BrokerRestart });
     }
+    for _ in 0..dose.rolling_restarts {
+        faults.push(Planned { at: moment(0.2, 0.6), fault: Fault::RollingRestart });
+    }
+    for _ in 0..dose.leader_changes {
+        faults.push(Planned { at: moment(0.15, 0.9), fault: Fault::LeaderChange });
+    }
     faults.shuffle(rng);
     faults.sort_by_key(|p| p.at);
     faults
@@ -85,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_seed_replays_the_same_schedule() {
-        let dose = Dose { kills: 10, postgres_restarts: 1, outage_secs: 5, storm: 30, poison: 10, duplicates: 100, broker_restarts: 0 };
+        let dose = Dose { kills: 10, postgres_restarts: 1, outage_secs: 5, storm: 30, poison: 10, duplicates: 100, broker_restarts: 0, rolling_restarts: 0, leader_changes: 0 };
         let window = Duration::from_secs(80);
         let a = plan(&dose, window, &mut StdRng::seed_from_u64(42));
         let b = plan(&dose, window, &mut StdRng::seed_from_u64(42));
@@ -100,7 +121,7 @@ mod tests {
 
     #[test]
     fn broker_restarts_are_opt_in_and_leave_the_rest_of_the_schedule_alone() {
-        let dose = Dose { kills: 4, postgres_restarts: 1, outage_secs: 2, storm: 10, poison: 4, duplicates: 20, broker_restarts: 0 };
+        let dose = Dose { kills: 4, postgres_restarts: 1, outage_secs: 2, storm: 10, poison: 4, duplicates: 20, broker_restarts: 0, rolling_restarts: 0, leader_changes: 0 };
         let window = Duration::from_secs(15);
         let without = plan(&dose, window, &mut StdRng::seed_from_u64(7));
         let with = plan(&Dose { broker_restarts: 2, ..dose }, window, &mut StdRng::seed_from_u64(7));

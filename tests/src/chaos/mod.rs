@@ -4,9 +4,12 @@
 //! was lost, nothing was applied twice, no entity's versions went backwards, and the dead-letter
 //! topic holds exactly the injected poison. The seed replays the same schedule.
 //!
-//! Broker restarts are opt-in (`Dose::broker_restarts`): the broker then keeps its data in
-//! `s3://` storage on a local S3 server, and losses are split between the dev broker's (gone from
-//! the flow topic) and Brain's (on the topic, never applied); see `checker::LossAttribution`.
+//! Broker faults (`Dose::broker_restarts`, `rolling_restarts`, `leader_changes`) run on the 3-node
+//! Apache Kafka cluster of `make chaos`: node kill -9s, a rolling restart and forced leader
+//! elections. The flow topic is then read back and losses are split between the broker's (gone
+//! from the flow topic; must be 0 on Kafka with acks=all and min.insync.replicas=2) and Brain's
+//! (on the topic, never applied); see `checker::LossAttribution`. With `BRAIN_BROKER=tansu`,
+//! tansu keeps its data on a local S3 server and its own losses are reported, not failed.
 
 pub mod checker;
 pub mod faults;
@@ -20,7 +23,6 @@ use std::{
 use brain_events::{topics, wire};
 use brain_runtime::{
     producer::{EventProducer, Outgoing},
-    settings::KafkaSettings,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rdkafka::{
@@ -31,7 +33,7 @@ use rdkafka::{
 use serde_json::json;
 
 use crate::{
-    infra::{BrokerStorage, S3Server},
+    infra::{Broker, BrokerStorage, S3Server},
     postgres::PrivatePostgres,
     stack::{PROJECTION_WRITER, Stack, VENTURES_SYNC},
     workload::{self, Driver, Expected, Report},
@@ -50,6 +52,14 @@ pub struct ChaosConfig {
 }
 
 impl ChaosConfig {
+    /// Broker faults for a 3-node cluster: 3 node kills, one rolling restart, 2 leader changes.
+    pub fn with_broker_faults(mut self) -> Self {
+        self.dose.broker_restarts = self.dose.broker_restarts.max(3);
+        self.dose.rolling_restarts = self.dose.rolling_restarts.max(1);
+        self.dose.leader_changes = self.dose.leader_changes.max(2);
+        self
+    }
+
     /// The default run: 20,000 changes over 500 loans, at least 10 kills.
     pub fn full(seed: u64) -> Self {
         Self {
@@ -57,7 +67,7 @@ impl ChaosConfig {
             loans: 500,
             rate: 250.0,
             seed,
-            dose: Dose { kills: 10, postgres_restarts: 1, outage_secs: 5, storm: 30, poison: 10, duplicates: 100, broker_restarts: 0 },
+            dose: Dose { kills: 10, postgres_restarts: 1, outage_secs: 5, storm: 30, poison: 10, duplicates: 100, broker_restarts: 0, rolling_restarts: 0, leader_changes: 0 },
         }
     }
 
@@ -68,7 +78,7 @@ impl ChaosConfig {
             loans: 100,
             rate: 100.0,
             seed,
-            dose: Dose { kills: 4, postgres_restarts: 1, outage_secs: 2, storm: 10, poison: 4, duplicates: 20, broker_restarts: 0 },
+            dose: Dose { kills: 4, postgres_restarts: 1, outage_secs: 2, storm: 10, poison: 4, duplicates: 20, broker_restarts: 0, rolling_restarts: 0, leader_changes: 0 },
         }
     }
 }
@@ -82,21 +92,24 @@ pub struct ChaosOutcome {
     pub faults: usize,
     pub convergence_after_last_fault: Duration,
     pub total: Duration,
-    /// Present when the run restarted the broker: losses split between the dev broker and Brain.
+    /// Present when the run had broker faults: losses split between the broker and Brain.
     pub losses: Option<LossAttribution>,
     /// Duplicates actually re-sent (a planned one is skipped while the sampler has seen nothing).
     pub duplicates_sent: usize,
+    /// Forced leader elections the run survived.
+    pub leader_elections: u32,
 }
 
 impl ChaosOutcome {
-    /// Whether Brain kept every invariant. With broker restarts, what the dev broker itself lost
+    /// Whether Brain kept every invariant. With broker faults on tansu, what tansu itself lost
     /// (acknowledged records gone from the flow topic) is reported, not counted against Brain.
     pub fn is_clean(&self) -> bool {
         let (r, d) = (&self.report, &self.dead_letters);
         match &self.losses {
             None => r.is_clean() && d.is_clean() && r.event_log_rows == r.source_versions,
             Some(l) => {
-                l.brain_lost == 0
+                (l.broker_lost == 0 || Broker::is_tansu())
+                    && l.brain_lost == 0
                     && r.duplicates == 0
                     && r.inversions == 0
                     && l.brain_read_model_mismatches == 0
@@ -127,13 +140,13 @@ impl std::fmt::Display for ChaosOutcome {
             Some(l) => {
                 writeln!(
                     f,
-                    "  broker restarts {} (kill -9, s3:// storage) · flow topic read back: {} records ({} duplicates re-sent)",
-                    l.broker_restarts, l.topic_records, self.duplicates_sent
+                    "  broker restarts {} (node kill -9s and rolling-restart steps) · leader elections {} · flow topic read back: {} records ({} duplicates re-sent)",
+                    l.broker_restarts, self.leader_elections, l.topic_records, self.duplicates_sent
                 )?;
                 writeln!(f, "  lost by Brain {} (on the flow topic, never applied) · duplicated {} · order inversions {}", l.brain_lost, r.duplicates, r.inversions)?;
                 writeln!(
                     f,
-                    "  lost by the dev broker {} (acknowledged source versions gone from the flow topic after its kill -9; reported, not a Brain failure) · of them final versions {} · poison records {}",
+                    "  lost by the broker {} (acknowledged source versions gone from the flow topic; fails the run on Kafka, reported only on tansu) · of them final versions {} · poison records {}",
                     l.broker_lost, l.final_versions_lost, l.poison_lost_by_broker
                 )?;
                 writeln!(
@@ -145,7 +158,7 @@ impl std::fmt::Display for ChaosOutcome {
                 )?;
                 writeln!(
                     f,
-                    "  dead letters: injected {} · found {} · missing {} (+{} lost by the dev broker) · unexpected {} · undecodable {}",
+                    "  dead letters: injected {} · found {} · missing {} (+{} lost by the broker) · unexpected {} · undecodable {}",
                     d.injected, d.found, l.poison_missing_brain, l.poison_lost_by_broker, d.unexpected, d.undecodable
                 )?;
                 if l.undecodable_other > 0 {
@@ -160,17 +173,16 @@ impl std::fmt::Display for ChaosOutcome {
 /// Keeps a bounded random sample of the records on the flow topic, to re-send as duplicates.
 type Sample = Arc<Mutex<Vec<(Vec<u8>, Vec<u8>)>>>;
 
-fn sample_records(bootstrap: &str, partitions: i32, seed: u64) -> anyhow::Result<(Sample, tokio::task::JoinHandle<()>)> {
+fn sample_records(broker: &crate::infra::Broker, partitions: i32, seed: u64) -> anyhow::Result<(Sample, tokio::task::JoinHandle<()>)> {
     let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+        .set("bootstrap.servers", &broker.bootstrap)
         .set("group.id", format!("chaos-sampler-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .create()?;
-    // Assigned, not subscribed: no group join to wait for (it takes 5-25 s on the dev broker,
-    // longer than the whole short run).
+    // Assigned, not subscribed: the sampler starts at once and never joins the services' group.
     let mut assignment = rdkafka::TopicPartitionList::new();
     for partition in 0..partitions {
-        assignment.add_partition_offset(topics::LOAN_STATUS_CHANGED, partition, rdkafka::Offset::Beginning)?;
+        assignment.add_partition_offset(&broker.topic(topics::LOAN_STATUS_CHANGED), partition, rdkafka::Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
     let sample = Arc::new(Mutex::new(Vec::new()));
@@ -215,10 +227,14 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
     let started = Instant::now();
     let pg = PrivatePostgres::start().await?;
     let mut stack = Stack::start_on("chaos", &pg.url()).await?;
-    let broker_restarts = config.dose.broker_restarts > 0;
-    // With broker restarts, the broker keeps its data on a local S3 server of this run's own
-    // (memory storage would lose everything on restart). Nothing has used the broker yet.
-    let _s3 = if broker_restarts {
+    let broker_restarts = config.dose.has_broker_faults();
+    anyhow::ensure!(
+        !broker_restarts || Broker::is_tansu() || stack.broker.nodes() >= 3,
+        "broker faults need the 3-node cluster that make chaos starts (or BRAIN_BROKER=tansu)"
+    );
+    // tansu with broker restarts keeps its data on a local S3 server of this run's own (memory
+    // storage would lose everything on restart). Nothing has used the broker yet.
+    let _s3 = if broker_restarts && Broker::is_tansu() {
         let s3 = S3Server::start(stack.logs.join("s3.log")).await?;
         stack.broker.switch_storage(BrokerStorage::s3(&s3)).await?;
         Some(s3)
@@ -227,9 +243,9 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
     };
     stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER]).await?;
     let pool = stack.db.connect().await?;
-    let settings = KafkaSettings { brokers: stack.broker.bootstrap.clone(), properties: vec![], sasl_password: None, topic_partitions: 6, topic_replication: 1 };
+    let settings = stack.kafka_settings();
     let producer = EventProducer::new(&settings, stack.codec(), "chaos")?;
-    let (sample, sampler) = sample_records(&stack.broker.bootstrap, settings.topic_partitions, config.seed)?;
+    let (sample, sampler) = sample_records(&stack.broker, settings.topic_partitions, config.seed)?;
     let mut rng = StdRng::seed_from_u64(config.seed);
 
     let mut expected = Expected::default();
@@ -286,7 +302,12 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
                 }
             }
             // The services are not touched: their Kafka clients reconnect by themselves.
-            Fault::BrokerRestart => stack.broker.restart().await?,
+            Fault::BrokerRestart => {
+                let node = rng.random_range(1..=stack.broker.nodes());
+                stack.broker.restart(node).await?;
+            }
+            Fault::RollingRestart => stack.broker.rolling_restart().await?,
+            Fault::LeaderChange => stack.broker.move_leaders().await?,
         }
         last_fault_end = last_fault_end.max(ends);
     }
@@ -299,18 +320,18 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
     // The checker's truth is the source itself, not the driver's bookkeeping.
     let truth = checker::source_truth(&stack.http, &sim, &stack.credentials).await?;
     if broker_restarts {
-        wait_settled(&pool, &truth, &stack.broker.bootstrap, &stack.codec(), Duration::from_secs(600)).await?;
+        wait_settled(&pool, &truth, &stack.broker, &stack.codec(), Duration::from_secs(600)).await?;
     } else {
         workload::wait_converged(&pool, &truth, Duration::from_secs(600)).await?;
     }
     let convergence_after_last_fault = last_fault_end.elapsed();
     let projections = stack.projections().await?;
     let report = workload::check(&pool, &projections, &truth, true).await?;
-    let dead_letters = checker::dead_letters(&stack.broker.bootstrap, &stack.codec(), PROJECTION_WRITER, &poison, Duration::from_secs(5)).await?;
+    let dead_letters = checker::dead_letters(&stack.broker, &stack.codec(), PROJECTION_WRITER, &poison, Duration::from_secs(60)).await?;
     let losses = if broker_restarts {
         // Read the flow topic back with a fresh consumer: whatever is not there any more, the
         // broker lost; whatever is there but has no event_log row, Brain lost.
-        let topic = checker::flow_topic(&stack.broker.bootstrap, &stack.codec(), Duration::from_secs(10)).await?;
+        let topic = checker::flow_topic(&stack.broker, &stack.codec()).await?;
         let missing = checker::missing_from_event_log(&pool, &truth).await?;
         let (mut losses, reachable) = LossAttribution::attribute(stack.broker.restarts, &topic, &missing, &truth, &dead_letters, &poison);
         let brain = workload::check(&pool, &projections, &reachable, true).await?;
@@ -321,6 +342,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
         None
     };
     let kills = stack.services.values().map(|s| s.kills).sum();
+    let leader_elections = stack.broker.leader_elections;
     stack.stop_all().await?;
     Ok(ChaosOutcome {
         seed: config.seed,
@@ -332,6 +354,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
         total: started.elapsed(),
         losses,
         duplicates_sent,
+        leader_elections,
     })
 }
 
@@ -339,7 +362,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
 /// final version: returns once every application is at its final version, or once the read
 /// model has stopped moving for 30 s and every application still short of its final version
 /// has that version missing from the flow topic (nothing left that Brain could apply).
-async fn wait_settled(pool: &sqlx::PgPool, truth: &workload::Expected, bootstrap: &str, codec: &brain_events::Codec, timeout: Duration) -> anyhow::Result<()> {
+async fn wait_settled(pool: &sqlx::PgPool, truth: &workload::Expected, broker: &crate::infra::Broker, codec: &brain_events::Codec, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let (mut last, mut moved) = (BTreeMap::new(), Instant::now());
     loop {
@@ -353,7 +376,7 @@ async fn wait_settled(pool: &sqlx::PgPool, truth: &workload::Expected, bootstrap
         if applied != last {
             (last, moved) = (applied, Instant::now());
         } else if moved.elapsed() >= Duration::from_secs(30) {
-            let topic = checker::flow_topic(bootstrap, codec, Duration::from_secs(10)).await?;
+            let topic = checker::flow_topic(broker, codec).await?;
             let reachable = behind.iter().filter(|key| topic.versions.contains(*key)).count();
             tracing::warn!(behind = behind.len(), reachable, "the read model stopped short of the source");
             if reachable == 0 {

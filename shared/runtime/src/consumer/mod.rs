@@ -1,53 +1,73 @@
 //! The consumer loop every Brain worker runs. Its contract (also in `docs/delivery.md`):
 //!
 //! - **At-least-once in, exactly-once effect.** A message's offset is stored only after its effect
-//!   is durable (handled, skipped as a duplicate, or dead-lettered); stored offsets are committed
-//!   every second, on partition revoke and on shutdown. A crash therefore redelivers, never loses;
+//!   is durable (handled, skipped as a duplicate or stale, or dead-lettered), and only up to the
+//!   highest offset below which every message is finished; stored offsets are committed every
+//!   second, on partition revoke and on shutdown. A crash therefore redelivers, never loses;
 //!   handlers make redelivery harmless with a processed-event record written in the effect's own
 //!   PostgreSQL transaction and the monotonic version check (`crate::db`).
-//! - **Per-partition workers.** Each assigned partition has its own task and a bounded queue; a
-//!   partition whose queue is full is paused, so a slow or failing partition never slows the
-//!   others. Within a partition, messages are handled in order.
+//! - **Per-partition workers, in batches.** Each assigned partition gets its own librdkafka queue
+//!   (`split_partition_queue`) and its own task, owned by the loop's `JoinSet`. A worker takes
+//!   the messages that are ready, up to `max_batch`, waiting at most `batch_linger` for more, and
+//!   hands them to `Handler::handle_batch` in offset order. A slow or failing partition never slows
+//!   the others; librdkafka stops fetching a partition whose queue is full
+//!   (`queued_max_kbytes`), so nothing is paused, discarded and fetched again.
+//! - **One outcome per message.** `handle_batch` returns one result per message, in order (a
+//!   shorter list means the rest were not attempted), or one error for the whole batch. A record
+//!   that failed is retried alone under its class; a whole-batch `Permanent` error (or a panic) is
+//!   bisected until the failing record stands alone, so a poison record is dead-lettered by itself
+//!   while the rest of its batch is applied; a whole-batch `Transient` error is retried one record
+//!   at a time; a whole-batch `Unavailable` error retries the same batch. A batch handler that fails
+//!   one record must not apply a later record of the same key in that call.
 //! - **Classified failures.** `Permanent` (undecodable bytes, unknown schema id, validation) goes
 //!   straight to the dead-letter topic. `Transient` (timeouts, 429, 5xx) is retried with bounded
 //!   exponential backoff and jitter, honouring `Retry-After`, up to `max_attempts`; then it is
 //!   dead-lettered as `transient_exhausted`, so one failing key holds its partition for at most
-//!   the retry budget. `Unavailable` (our own dependency is down, e.g. PostgreSQL) is retried
-//!   without limit and never dead-lettered: the message is not at fault.
+//!   the retry budget. `Unavailable` (our own dependency is down, e.g. PostgreSQL, or our own
+//!   credentials are refused) is retried without limit and never dead-lettered: the message is not
+//!   at fault. While any partition waits on an unavailable dependency, `/ready` reports the
+//!   `handler` check failing with the error's kind; while no broker is reachable, `kafka` fails.
+//! - **Admission.** `Handler::admit` is awaited before every batch and every retry (raced with
+//!   shutdown) and never counts as an attempt: the hook for circuit breakers, capability flags and
+//!   rate limits. While it waits, the partition's queue fills and librdkafka stops fetching it.
 //! - **Dead letters** are Avro `DeadLetter` envelopes on `deadletter.<group>.v1` keeping the
 //!   original key, value bytes and headers, source coordinates, error class, kind and message,
 //!   attempts with timestamps, and the trace id. The offset is stored only once the envelope is
 //!   acknowledged by the broker.
-//! - **Shutdown and rebalance.** On revoke, the revoked partitions' workers finish the message in
-//!   hand (bounded by `drain_timeout`), then stored offsets are committed synchronously. On
-//!   shutdown, polling stops, workers finish or abandon (mid-backoff) their message, offsets are
-//!   committed and the producer is flushed. Abandoned work is redelivered to the next owner.
+//! - **Shutdown and rebalance.** On revoke, the revoked partitions' workers finish the batch in
+//!   hand (bounded by `drain_timeout`) and are then aborted, so an old and a new owner never run one
+//!   partition at the same time; stored offsets are committed synchronously. On shutdown, polling
+//!   stops, every worker finishes or abandons (mid-backoff) its batch under one `drain_timeout`
+//!   deadline, the rest are aborted, offsets are committed and the producer is flushed. Abandoned
+//!   work is redelivered to the next owner.
+//! - **Names.** Topics and the group are catalogue names; the Kafka settings' namespace prefixes
+//!   them (`KafkaSettings::namespace`).
 //! - **Metrics** `<service>_consumer_messages_total{topic,outcome}` (processed, duplicate, stale,
-//!   retried, dead_lettered), `<service>_consumer_processing_seconds{topic}` and
-//!   `<service>_consumer_lag_messages{topic,partition}` (from librdkafka statistics).
+//!   retried, dead_lettered), `<service>_consumer_batch_seconds{topic}`,
+//!   `<service>_consumer_batch_records{topic}` and `<service>_consumer_lag_messages{topic,partition}`
+//!   (the broker's high watermark minus the stored offset, from librdkafka statistics).
 
+mod config;
 mod context;
+mod dead_letter;
 mod worker;
 
-use std::{
-    collections::{HashMap, VecDeque},
-    future::Future,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use brain_events::{Codec, Record};
 use rdkafka::{
-    Message, TopicPartitionList,
+    Message, Offset, TopicPartitionList,
     consumer::{CommitMode, Consumer, StreamConsumer},
-    message::OwnedMessage,
+    message::OwnedHeaders,
 };
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::{kafka, producer::EventProducer, retry::Backoff, settings::KafkaSettings};
+pub use config::{ConsumerConfig, GroupProtocol};
 use context::LoopContext;
+
+use crate::{kafka, ops::Readiness, producer::EventProducer, settings::KafkaSettings, telemetry};
 
 /// How a message was disposed of by its handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,100 +135,107 @@ pub struct Source<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub headers: Option<&'a OwnedHeaders>,
+    pub timestamp_ms: Option<i64>,
+    /// 1 on the first try of this message.
     pub attempt: u32,
 }
 
-/// One message in, one outcome out. Must be idempotent: it may see a message more than once.
+/// One decoded message of a batch.
+#[derive(Debug)]
+pub struct Delivery<'a, E> {
+    pub source: Source<'a>,
+    pub event: E,
+}
+
+/// The outcome of one message in a batch.
+pub type Outcome = Result<Applied, HandlerError>;
+
+/// Handles the messages of one partition. Must be idempotent: it may see a message more than once.
 pub trait Handler: Send + Sync + 'static {
-    type Event: Record;
-    fn handle(&self, source: Source<'_>, event: Self::Event) -> impl Future<Output = Result<Applied, HandlerError>> + Send;
-}
+    type Event: Record + Send;
 
-#[derive(Debug, Clone)]
-pub struct ConsumerConfig {
-    pub service: &'static str,
-    pub group_id: String,
-    pub topics: Vec<String>,
-    pub max_attempts: u32,
-    pub backoff: Backoff,
-    pub partition_queue: usize,
-    pub drain_timeout: Duration,
-    pub session_timeout: Duration,
-}
+    /// One message; also how the runtime retries a record that failed on its own.
+    fn handle(&self, source: Source<'_>, event: Self::Event) -> impl Future<Output = Outcome> + Send;
 
-impl ConsumerConfig {
-    pub fn new(service: &'static str, group_id: impl Into<String>, topics: &[&str]) -> Self {
-        Self {
-            service,
-            group_id: group_id.into(),
-            topics: topics.iter().map(|t| t.to_string()).collect(),
-            max_attempts: 5,
-            backoff: Backoff::default(),
-            partition_queue: 64,
-            drain_timeout: Duration::from_secs(5),
-            session_timeout: Duration::from_secs(10),
+    /// 1..=`max_batch` consecutive messages of one partition, in offset order. `Ok`: one outcome
+    /// per message, in order (fewer: the rest were not attempted). `Err`: the whole batch failed
+    /// (e.g. its transaction). The default handles each message in turn and stops at the first
+    /// failure, which is what a handler without a batch form needs.
+    fn handle_batch(&self, batch: Vec<Delivery<'_, Self::Event>>) -> impl Future<Output = Result<Vec<Outcome>, HandlerError>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for delivery in batch {
+                let outcome = self.handle(delivery.source, delivery.event).await;
+                let failed = outcome.is_err();
+                outcomes.push(outcome);
+                if failed {
+                    break;
+                }
+            }
+            Ok(outcomes)
         }
     }
 
-    pub fn dead_letter_topic(&self) -> String {
-        brain_events::topics::dead_letter(&self.group_id)
+    /// Awaited before every batch and every retry, raced with shutdown; never counts as an
+    /// attempt. A breaker that is open or a flag that is off keeps it pending. Default: ready.
+    fn admit(&self, _source: &Source<'_>) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
     }
 }
 
 pub(crate) type TopicPartition = (String, i32);
 
-/// A running partition worker, shared between the poll loop and the rebalance callback.
-pub(crate) struct WorkerSlot {
-    tx: mpsc::Sender<OwnedMessage>,
-    pending: VecDeque<OwnedMessage>,
-    paused: bool,
-    worker: worker::WorkerHandle,
-}
-
-pub(crate) type Workers = Arc<Mutex<HashMap<TopicPartition, WorkerSlot>>>;
-
-/// Consumes `config.topics` until `shutdown` fires, handing each message to `handler`.
+/// Consumes `config.topics` until `shutdown` fires, handing each partition's messages to `handler`.
+/// `readiness` gains the `kafka` and `handler` checks.
 pub async fn run<H: Handler>(
     config: ConsumerConfig,
     kafka_settings: KafkaSettings,
     codec: Codec,
     producer: EventProducer,
     handler: Arc<H>,
+    readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let workers: Workers = Arc::default();
-    let context = LoopContext::new(config.service, workers.clone(), config.drain_timeout);
-    let consumer: Arc<StreamConsumer<LoopContext>> = Arc::new(
-        kafka::client_config(&kafka_settings, config.service)
-            .set("group.id", &config.group_id)
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
-            .set("heartbeat.interval.ms", "2000")
-            .set("statistics.interval.ms", "5000")
-            .set("fetch.max.bytes", (8 * kafka::MAX_MESSAGE_BYTES).to_string())
-            .create_with_context(context)?,
-    );
-    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
-    tracing::info!(group = %config.group_id, topics = ?config.topics, "consuming");
+    let namespace = kafka_settings.namespace.clone();
+    let group = namespace.group(&config.group_id);
+    let topics: Vec<String> = config.topics.iter().map(|t| namespace.topic(t)).collect();
+    let kafka_check = readiness.check("kafka");
+    let handler_check = readiness.check("handler");
+    handler_check.set(true, "");
+    let context = LoopContext::new(config.service, config.drain_timeout, kafka_check);
+    let mut client = kafka::client_config(&kafka_settings, config.service);
+    config.apply(&mut client, &group);
+    let consumer: Arc<StreamConsumer<LoopContext>> = Arc::new(client.create_with_context(context)?);
+    consumer.context().attach(&consumer);
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs)?;
+    tracing::info!(%group, ?topics, protocol = ?config.group_protocol, max_batch = config.max_batch, "consuming");
 
     let shared = Arc::new(worker::Shared {
+        dead_letter_topic: config.dead_letter_topic(),
         config: config.clone(),
         consumer: consumer.clone(),
         codec,
         producer: producer.clone(),
         handler,
+        health: handler_check,
     });
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut workers = JoinSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tick.tick() => feed_pending(&workers, &consumer),
+            _ = consumer.context().assigned() => spawn_assigned(&shared, &mut workers, &shutdown),
+            Some(joined) = workers.join_next(), if !workers.is_empty() => {
+                if let Err(e) = joined
+                    && e.is_panic()
+                {
+                    tracing::error!(error = %e, "a partition worker panicked; its partition is redelivered after the next rebalance");
+                }
+            }
             received = consumer.recv() => match received {
-                Ok(message) => dispatch(message.detach(), &workers, &shared, &shutdown),
+                Ok(message) => recover_stray(&shared, &mut workers, &shutdown, message.topic(), message.partition(), message.offset()),
                 Err(e) => {
                     tracing::warn!(error = %e, "consumer error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -217,13 +244,18 @@ pub async fn run<H: Handler>(
         }
     }
 
-    tracing::info!("stopping consumer: finishing in-flight messages");
-    let handles: Vec<_> = workers.lock().expect("workers lock").drain().map(|(_, slot)| slot.worker).collect();
-    for handle in &handles {
-        handle.stop();
-    }
-    for handle in handles {
-        handle.join(config.drain_timeout).await;
+    tracing::info!("stopping consumer: finishing in-flight batches");
+    consumer.context().stop_all();
+    let deadline = tokio::time::Instant::now() + config.drain_timeout;
+    while !workers.is_empty() {
+        match tokio::time::timeout_at(deadline, workers.join_next()).await {
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(left = workers.len(), "partition workers did not finish within the drain timeout; aborting them");
+                workers.abort_all();
+                while workers.join_next().await.is_some() {}
+            }
+        }
     }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
@@ -235,58 +267,44 @@ pub async fn run<H: Handler>(
     Ok(())
 }
 
-fn dispatch<H: Handler>(message: OwnedMessage, workers: &Workers, shared: &Arc<worker::Shared<H>>, shutdown: &CancellationToken) {
-    let tp = (message.topic().to_string(), message.partition());
-    let mut workers = workers.lock().expect("workers lock");
-    let slot = workers.entry(tp.clone()).or_insert_with(|| {
-        let (tx, rx) = mpsc::channel(shared.config.partition_queue);
-        let worker = worker::spawn(shared.clone(), tp.clone(), rx, shutdown.child_token());
-        WorkerSlot { tx, pending: VecDeque::new(), paused: false, worker }
-    });
-    if !slot.pending.is_empty() {
-        slot.pending.push_back(message);
+/// Starts a worker for every partition queue the rebalance callback split off.
+fn spawn_assigned<H: Handler>(shared: &Arc<worker::Shared<H>>, workers: &mut JoinSet<()>, shutdown: &CancellationToken) {
+    for assigned in shared.consumer.context().take_assigned() {
+        let stop = shutdown.child_token();
+        let busy = Arc::default();
+        let tp = assigned.tp.clone();
+        let abort = workers.spawn(worker::run(shared.clone(), assigned.tp, assigned.queue, stop.clone(), Arc::clone(&busy)));
+        shared.consumer.context().register(tp, context::Slot { stop, busy, abort });
+    }
+}
+
+/// A message of a partition that has its own queue reached the main queue: librdkafka fetched it
+/// before the queue was split. Its partition restarts from that message: the worker is aborted,
+/// the stored offset and the fetch position go back to the message, and a new worker starts.
+fn recover_stray<H: Handler>(
+    shared: &Arc<worker::Shared<H>>,
+    workers: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) {
+    metrics::counter!(telemetry::metric_name(shared.config.service, "consumer_stray_messages_total")).increment(1);
+    tracing::warn!(topic, partition, offset, "message reached the main queue; restarting its partition from it");
+    let context = shared.consumer.context();
+    context.abort((topic.to_string(), partition));
+    let mut tpl = TopicPartitionList::new();
+    if tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).is_err() {
         return;
     }
-    match slot.tx.try_send(message) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(message) | mpsc::error::TrySendError::Closed(message)) => {
-            slot.pending.push_back(message);
-            if !slot.paused {
-                slot.paused = pause(&shared.consumer, &tp, true);
-            }
-        }
+    if offset > 0
+        && let Err(e) = shared.consumer.store_offset(topic, partition, offset - 1)
+    {
+        tracing::debug!(error = %e, "offset not stored");
     }
-}
-
-/// Moves held-back messages into their workers' queues and resumes drained partitions.
-fn feed_pending(workers: &Workers, consumer: &StreamConsumer<LoopContext>) {
-    let mut workers = workers.lock().expect("workers lock");
-    for (tp, slot) in workers.iter_mut() {
-        while let Some(message) = slot.pending.pop_front() {
-            match slot.tx.try_send(message) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) => {
-                    slot.pending.push_front(m);
-                    break;
-                }
-            }
-        }
-        if slot.pending.is_empty() && slot.paused {
-            slot.paused = pause(consumer, tp, false);
-        }
+    if let Err(e) = shared.consumer.seek_partitions(tpl, Duration::from_secs(5)) {
+        tracing::warn!(topic, partition, error = %e, "seek failed");
     }
-}
-
-/// Pauses or resumes one partition; returns whether it is now paused.
-fn pause(consumer: &StreamConsumer<LoopContext>, (topic, partition): &TopicPartition, paused: bool) -> bool {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, *partition);
-    let result = if paused { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
-    match result {
-        Ok(()) => paused,
-        Err(e) => {
-            tracing::warn!(topic, partition, error = %e, paused, "could not change partition pause state");
-            !paused
-        }
-    }
+    context.split(&shared.consumer, topic, partition);
+    spawn_assigned(shared, workers, shutdown);
 }

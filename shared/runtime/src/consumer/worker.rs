@@ -1,4 +1,5 @@
-//! One task per assigned partition: decode, handle with retries, dead-letter, store the offset.
+//! One task per assigned partition: take a batch, decode, handle, retry what failed, dead-letter
+//! what cannot succeed, store the offset of the finished prefix.
 
 use std::{
     collections::HashMap,
@@ -7,22 +8,24 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use brain_events::{Codec, DeadLetter, DeadLetterHeader, Record};
+use brain_events::Codec;
 use futures::FutureExt;
 use rdkafka::{
     Message,
-    consumer::{Consumer, StreamConsumer},
+    consumer::{Consumer, StreamConsumer, stream_consumer::StreamPartitionQueue},
     message::{Headers, OwnedMessage},
 };
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Applied, ConsumerConfig, ErrorClass, Handler, HandlerError, Source, TopicPartition, context::LoopContext};
-use crate::{producer::{EventProducer, Outgoing}, retry::sleep_or_cancel, telemetry};
+use super::{
+    ConsumerConfig, Delivery, ErrorClass, Handler, HandlerError, Source, TopicPartition,
+    context::LoopContext, dead_letter,
+};
+use crate::{ops::Check, producer::EventProducer, retry::sleep_or_cancel, telemetry};
 
 pub(super) struct Shared<H> {
     pub config: ConsumerConfig,
@@ -30,67 +33,321 @@ pub(super) struct Shared<H> {
     pub codec: Codec,
     pub producer: EventProducer,
     pub handler: Arc<H>,
+    /// The readiness check that fails while a partition waits on an unavailable dependency.
+    pub health: Check,
+    pub dead_letter_topic: String,
 }
 
-pub(crate) struct WorkerHandle {
-    stop: CancellationToken,
-    busy: Arc<AtomicBool>,
-    join: tokio::task::JoinHandle<()>,
-}
-
-impl WorkerHandle {
-    pub fn stop(&self) {
-        self.stop.cancel();
-    }
-    pub fn is_busy(&self) -> bool {
-        self.busy.load(Ordering::Acquire)
-    }
-    pub async fn join(self, timeout: Duration) {
-        if tokio::time::timeout(timeout, self.join).await.is_err() {
-            tracing::warn!("partition worker did not finish within the drain timeout");
-        }
-    }
-}
-
-/// Whether a message's offset may be stored.
-enum Disposition {
+/// Whether the worker finished its batch or gave it up (shutdown or revoke).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Disposition {
     Done,
     Abandoned,
 }
 
-pub(super) fn spawn<H: Handler>(
+pub(super) async fn run<H: Handler>(
     shared: Arc<Shared<H>>,
     tp: TopicPartition,
-    mut rx: mpsc::Receiver<OwnedMessage>,
+    queue: StreamPartitionQueue<LoopContext>,
     stop: CancellationToken,
-) -> WorkerHandle {
-    let busy = Arc::new(AtomicBool::new(false));
-    let (token, flag) = (stop.clone(), busy.clone());
-    let join = tokio::spawn(async move {
-        loop {
-            let message = tokio::select! {
-                biased;
-                _ = stop.cancelled() => break,
-                m = rx.recv() => match m { Some(m) => m, None => break },
-            };
-            flag.store(true, Ordering::Release);
-            let disposition = process(&shared, &message, &stop).await;
-            if let Disposition::Done = disposition {
-                // Fails only if the partition was revoked meanwhile; the next owner redoes it.
-                if let Err(e) = shared.consumer.store_offset(&tp.0, tp.1, message.offset()) {
-                    tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "offset not stored");
-                }
-            }
-            flag.store(false, Ordering::Release);
-            if let Disposition::Abandoned = disposition {
+    busy: Arc<AtomicBool>,
+) {
+    tracing::debug!(topic = %tp.0, partition = tp.1, "partition worker started");
+    while let Some(batch) = collect(&shared.config, &queue, &stop, &busy).await {
+        let disposition = if batch.is_empty() { Disposition::Done } else { process(&shared, &tp, &batch, &stop).await };
+        busy.store(false, Ordering::Release);
+        if disposition == Disposition::Abandoned {
+            break;
+        }
+    }
+    tracing::debug!(topic = %tp.0, partition = tp.1, "partition worker stopped");
+}
+
+/// The next batch: waits for one message, then takes what else is ready, up to `max_batch`,
+/// waiting at most `batch_linger`. `None` once told to stop. Sets `busy` when it has a message.
+async fn collect(
+    config: &ConsumerConfig,
+    queue: &StreamPartitionQueue<LoopContext>,
+    stop: &CancellationToken,
+    busy: &AtomicBool,
+) -> Option<Vec<OwnedMessage>> {
+    let first = tokio::select! {
+        biased;
+        _ = stop.cancelled() => return None,
+        m = queue.recv() => m,
+    };
+    busy.store(true, Ordering::Release);
+    let mut batch = Vec::with_capacity(config.max_batch.min(64));
+    match first {
+        Ok(m) => batch.push(m.detach()),
+        Err(e) => {
+            tracing::warn!(error = %e, "partition queue error");
+            return Some(batch);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + config.batch_linger;
+    while batch.len() < config.max_batch {
+        // Whatever is ready first, without a timer; then wait out the linger.
+        let next = match queue.recv().now_or_never() {
+            Some(m) => m,
+            None if config.batch_linger.is_zero() => break,
+            None => match tokio::time::timeout_at(deadline, queue.recv()).await {
+                Ok(m) => m,
+                Err(_) => break,
+            },
+        };
+        match next {
+            Ok(m) => batch.push(m.detach()),
+            Err(e) => {
+                tracing::warn!(error = %e, "partition queue error");
                 break;
             }
         }
-    });
-    WorkerHandle { stop: token, busy, join }
+    }
+    Some(batch)
 }
 
-fn header_map(message: &OwnedMessage) -> HashMap<String, String> {
+/// Per-message bookkeeping of one batch.
+struct Progress {
+    done: Vec<bool>,
+    attempts: Vec<u32>,
+    transient_failures: Vec<u32>,
+    first_attempt: Vec<Option<chrono::DateTime<chrono::Utc>>>,
+    /// Messages below this index are done and their offsets stored.
+    stored: usize,
+}
+
+impl Progress {
+    fn new(n: usize) -> Self {
+        Self { done: vec![false; n], attempts: vec![0; n], transient_failures: vec![0; n], first_attempt: vec![None; n], stored: 0 }
+    }
+
+    fn next_pending(&self) -> Option<usize> {
+        self.done.iter().position(|d| !d)
+    }
+
+    fn leading_done(&self) -> usize {
+        self.next_pending().unwrap_or(self.done.len())
+    }
+
+    fn attempt(&mut self, i: usize) -> u32 {
+        self.attempts[i] += 1;
+        self.first_attempt[i].get_or_insert_with(chrono::Utc::now);
+        self.attempts[i]
+    }
+}
+
+/// Bisection state: while `start < until`, chunks hold at most `limit` messages.
+#[derive(Clone, Copy)]
+struct Careful {
+    until: usize,
+    limit: usize,
+}
+
+async fn process<H: Handler>(shared: &Shared<H>, tp: &TopicPartition, batch: &[OwnedMessage], stop: &CancellationToken) -> Disposition {
+    let span = tracing::info_span!(
+        "consume",
+        otel.kind = "consumer",
+        topic = %tp.0,
+        partition = tp.1,
+        offset = batch[0].offset(),
+        records = batch.len(),
+        correlation_id = tracing::field::Empty,
+    );
+    telemetry::adopt_trace_headers(&span, &header_map(&batch[0]));
+    process_batch(shared, batch, stop, &span).instrument(span.clone()).await
+}
+
+async fn process_batch<H: Handler>(shared: &Shared<H>, batch: &[OwnedMessage], stop: &CancellationToken, span: &tracing::Span) -> Disposition {
+    let config = &shared.config;
+    let topic = batch[0].topic().to_string();
+    let mut progress = Progress::new(batch.len());
+    let mut careful: Option<Careful> = None;
+    loop {
+        store_progress(shared, batch, &mut progress);
+        let Some(start) = progress.next_pending() else { return Disposition::Done };
+        let head = source_of(&batch[start], progress.attempts[start] + 1);
+        let admitted = tokio::select! {
+            biased;
+            _ = stop.cancelled() => false,
+            _ = shared.handler.admit(&head) => true,
+        };
+        if !admitted {
+            return Disposition::Abandoned;
+        }
+        let limit = careful.filter(|c| start < c.until).map_or(config.max_batch, |c| c.limit);
+        let end = (start..batch.len()).take(limit).take_while(|i| !progress.done[*i]).last().map_or(start, |i| i + 1);
+
+        // Decode the chunk; a message that does not decode ends it (it is dealt with on its own).
+        let mut events = Vec::with_capacity(end - start);
+        let mut undecodable = None;
+        for message in &batch[start..end] {
+            match decode::<H::Event>(&shared.codec, message).await {
+                Ok(event) => events.push(event),
+                Err(e) => {
+                    undecodable = Some(e);
+                    break;
+                }
+            }
+        }
+        if events.is_empty() {
+            let error = undecodable.expect("an empty chunk has a decode error");
+            let attempt = progress.attempt(start);
+            if fail_one(shared, &batch[start], start, &mut progress, error, attempt, stop, span).await == Disposition::Abandoned {
+                return Disposition::Abandoned;
+            }
+            continue;
+        }
+
+        let len = events.len();
+        let deliveries: Vec<_> = events
+            .into_iter()
+            .enumerate()
+            .map(|(j, event)| {
+                let attempt = progress.attempt(start + j);
+                Delivery { source: source_of(&batch[start + j], attempt), event }
+            })
+            .collect();
+        let started = Instant::now();
+        let result = match AssertUnwindSafe(shared.handler.handle_batch(deliveries)).catch_unwind().await {
+            Ok(result) => result,
+            // A panicking handler must not take the partition's worker down with it.
+            Err(panic) => Err(HandlerError::permanent("handler_panic", panic_message(panic.as_ref()))),
+        };
+        metrics::histogram!(telemetry::metric_name(config.service, "consumer_batch_seconds"), "topic" => topic.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(telemetry::metric_name(config.service, "consumer_batch_records"), "topic" => topic.clone()).record(len as f64);
+
+        match result {
+            Err(error) if len == 1 => {
+                let attempt = progress.attempts[start];
+                if fail_one(shared, &batch[start], start, &mut progress, error, attempt, stop, span).await == Disposition::Abandoned {
+                    return Disposition::Abandoned;
+                }
+            }
+            Err(error) => {
+                // The whole chunk failed and nobody knows which record is at fault.
+                let guard = (error.class == ErrorClass::Unavailable).then(|| shared.health.fail(error.kind));
+                let until = careful.filter(|c| start < c.until).map_or(start + len, |c| c.until.max(start + len));
+                careful = match error.class {
+                    ErrorClass::Permanent => Some(Careful { until, limit: len.div_ceil(2) }),
+                    ErrorClass::Transient => Some(Careful { until, limit: 1 }),
+                    ErrorClass::Unavailable => careful,
+                };
+                count(config, &topic, "retried", len as u64);
+                tracing::warn!(records = len, kind = error.kind, class = ?error.class, error = %error.message, "batch failed; retrying");
+                if error.class != ErrorClass::Permanent {
+                    let delay = config.backoff.delay(progress.attempts[start].min(16), error.retry_after);
+                    if !sleep_or_cancel(delay, stop).await {
+                        return Disposition::Abandoned;
+                    }
+                }
+                drop(guard);
+            }
+            Ok(outcomes) => {
+                if outcomes.is_empty() {
+                    tracing::warn!(records = len, "handle_batch returned no outcome; retrying the batch one record at a time");
+                    careful = Some(Careful { until: start + len, limit: 1 });
+                }
+                let mut failure = None;
+                for (j, outcome) in outcomes.into_iter().take(len).enumerate() {
+                    let i = start + j;
+                    match outcome {
+                        Ok(applied) => {
+                            progress.done[i] = true;
+                            count(config, &topic, applied.label(), 1);
+                        }
+                        Err(error) if failure.is_none() => failure = Some((i, error)),
+                        // Later failures of the same call get their own turn.
+                        Err(_) => {}
+                    }
+                }
+                if let Some((i, error)) = failure {
+                    let attempt = progress.attempts[i];
+                    store_progress(shared, batch, &mut progress);
+                    if fail_one(shared, &batch[i], i, &mut progress, error, attempt, stop, span).await == Disposition::Abandoned {
+                        return Disposition::Abandoned;
+                    }
+                    // Retry from the failed record one at a time until the end of this chunk.
+                    careful = Some(Careful { until: start + len, limit: 1 });
+                }
+            }
+        }
+    }
+}
+
+/// One message failed on its own: dead-letter it, or wait before its next try.
+#[allow(clippy::too_many_arguments)]
+async fn fail_one<H: Handler>(
+    shared: &Shared<H>,
+    message: &OwnedMessage,
+    index: usize,
+    progress: &mut Progress,
+    error: HandlerError,
+    attempt: u32,
+    stop: &CancellationToken,
+    span: &tracing::Span,
+) -> Disposition {
+    let config = &shared.config;
+    let dead_letter_class = match error.class {
+        ErrorClass::Permanent => Some("permanent"),
+        ErrorClass::Transient if progress.transient_failures[index] + 1 >= config.max_attempts => Some("transient_exhausted"),
+        _ => None,
+    };
+    if let Some(class) = dead_letter_class {
+        let failure = dead_letter::Failure {
+            error: &error,
+            class,
+            attempts: attempt.max(1),
+            first_attempt: progress.first_attempt[index].unwrap_or_else(chrono::Utc::now),
+            trace_id: telemetry::trace_id(span),
+        };
+        let disposition = dead_letter::publish(shared, message, failure, stop).await;
+        if disposition == Disposition::Done {
+            progress.done[index] = true;
+        }
+        return disposition;
+    }
+    if error.class == ErrorClass::Transient {
+        progress.transient_failures[index] += 1;
+    }
+    let _guard = (error.class == ErrorClass::Unavailable).then(|| shared.health.fail(error.kind));
+    let delay = config.backoff.delay(attempt.clamp(1, 16), error.retry_after);
+    count(config, message.topic(), "retried", 1);
+    tracing::warn!(offset = message.offset(), attempt, kind = error.kind, class = ?error.class, delay_ms = delay.as_millis() as u64, error = %error.message, "retrying message");
+    if sleep_or_cancel(delay, stop).await { Disposition::Done } else { Disposition::Abandoned }
+}
+
+fn store_progress<H: Handler>(shared: &Shared<H>, batch: &[OwnedMessage], progress: &mut Progress) {
+    let leading = progress.leading_done();
+    if leading > progress.stored {
+        let last = &batch[leading - 1];
+        // Fails only if the partition was revoked meanwhile; the next owner redoes it.
+        if let Err(e) = shared.consumer.store_offset(last.topic(), last.partition(), last.offset()) {
+            tracing::debug!(topic = last.topic(), partition = last.partition(), error = %e, "offset not stored");
+        }
+        progress.stored = leading;
+    }
+}
+
+fn count(config: &ConsumerConfig, topic: &str, outcome: &'static str, n: u64) {
+    metrics::counter!(telemetry::metric_name(config.service, "consumer_messages_total"), "topic" => topic.to_string(), "outcome" => outcome)
+        .increment(n);
+}
+
+fn source_of(message: &OwnedMessage, attempt: u32) -> Source<'_> {
+    Source {
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key(),
+        headers: message.headers(),
+        timestamp_ms: message.timestamp().to_millis(),
+        attempt,
+    }
+}
+
+pub(super) fn header_map(message: &OwnedMessage) -> HashMap<String, String> {
     message
         .headers()
         .map(|h| {
@@ -101,82 +358,12 @@ fn header_map(message: &OwnedMessage) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-async fn process<H: Handler>(shared: &Shared<H>, message: &OwnedMessage, stop: &CancellationToken) -> Disposition {
-    let span = tracing::info_span!(
-        "consume",
-        otel.kind = "consumer",
-        topic = message.topic(),
-        partition = message.partition(),
-        offset = message.offset(),
-        correlation_id = tracing::field::Empty,
-    );
-    telemetry::adopt_trace_headers(&span, &header_map(message));
-    attempt_loop(shared, message, stop, &span).instrument(span.clone()).await
-}
-
-async fn attempt_loop<H: Handler>(
-    shared: &Shared<H>,
-    message: &OwnedMessage,
-    stop: &CancellationToken,
-    span: &tracing::Span,
-) -> Disposition {
-    let config = &shared.config;
-    let topic = message.topic().to_string();
-    let metric = telemetry::metric_name(config.service, "consumer_messages_total");
-    let first_attempt = chrono::Utc::now();
-    let (mut attempt, mut transient_failures) = (0u32, 0u32);
-    loop {
-        attempt += 1;
-        let started = Instant::now();
-        let source = Source { topic: &topic, partition: message.partition(), offset: message.offset(), attempt };
-        let result = match decode::<H::Event>(&shared.codec, message).await {
-            // A panicking handler must not take the partition's worker down with it (the
-            // messages after it would then be committed past it): it dead-letters the message.
-            Ok(event) => match AssertUnwindSafe(shared.handler.handle(source, event)).catch_unwind().await {
-                Ok(result) => result,
-                Err(panic) => Err(HandlerError::permanent("handler_panic", panic_message(panic.as_ref()))),
-            },
-            Err(e) => Err(e),
-        };
-        metrics::histogram!(telemetry::metric_name(config.service, "consumer_processing_seconds"), "topic" => topic.clone())
-            .record(started.elapsed().as_secs_f64());
-        let error = match result {
-            Ok(applied) => {
-                metrics::counter!(metric.clone(), "topic" => topic.clone(), "outcome" => applied.label()).increment(1);
-                if applied != Applied::Processed {
-                    tracing::debug!(outcome = applied.label(), "skipped");
-                }
-                return Disposition::Done;
-            }
-            Err(e) => e,
-        };
-        let class = match error.class {
-            ErrorClass::Permanent => Some("permanent"),
-            ErrorClass::Transient if transient_failures + 1 >= config.max_attempts => Some("transient_exhausted"),
-            _ => None,
-        };
-        if let Some(class) = class {
-            let trace_id = telemetry::trace_id(span);
-            return dead_letter(shared, message, &error, class, attempt, first_attempt, trace_id, stop).await;
-        }
-        if error.class == ErrorClass::Transient {
-            transient_failures += 1;
-        }
-        let delay = config.backoff.delay(attempt.min(16), error.retry_after);
-        metrics::counter!(metric.clone(), "topic" => topic.clone(), "outcome" => "retried").increment(1);
-        tracing::warn!(attempt, kind = error.kind, class = ?error.class, delay_ms = delay.as_millis() as u64, error = %error.message, "retrying message");
-        if !sleep_or_cancel(delay, stop).await {
-            return Disposition::Abandoned;
-        }
-    }
-}
-
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
     format!("handler panicked: {}", text.unwrap_or_else(|| "<non-string panic>".into()))
 }
 
-async fn decode<T: Record>(codec: &Codec, message: &OwnedMessage) -> Result<T, HandlerError> {
+async fn decode<T: brain_events::Record>(codec: &Codec, message: &OwnedMessage) -> Result<T, HandlerError> {
     let Some(payload) = message.payload() else {
         return Err(HandlerError::permanent("empty_value", "record has no value"));
     };
@@ -189,66 +376,3 @@ async fn decode<T: Record>(codec: &Codec, message: &OwnedMessage) -> Result<T, H
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn dead_letter<H: Handler>(
-    shared: &Shared<H>,
-    message: &OwnedMessage,
-    error: &HandlerError,
-    class: &str,
-    attempts: u32,
-    first_attempt: chrono::DateTime<chrono::Utc>,
-    trace_id: Option<String>,
-    stop: &CancellationToken,
-) -> Disposition {
-    let config = &shared.config;
-    let now = chrono::Utc::now().timestamp_millis();
-    let envelope = DeadLetter {
-        dead_letter_id: uuid::Uuid::now_v7().to_string(),
-        source_topic: message.topic().to_string(),
-        source_partition: message.partition(),
-        source_offset: message.offset(),
-        source_timestamp: message.timestamp().to_millis(),
-        key: message.key().map(<[u8]>::to_vec),
-        value: message.payload().map(<[u8]>::to_vec),
-        headers: message
-            .headers()
-            .map(|h| h.iter().map(|h| DeadLetterHeader { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) }).collect())
-            .unwrap_or_default(),
-        consumer_group: config.group_id.clone(),
-        service: config.service.to_string(),
-        error_class: class.to_string(),
-        error_kind: error.kind.to_string(),
-        error_message: error.message.clone(),
-        attempts: attempts as i32,
-        first_attempt_at: first_attempt.timestamp_millis(),
-        last_attempt_at: now,
-        dead_lettered_at: now,
-        trace_id,
-    };
-    let topic = config.dead_letter_topic();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let sent = match shared.codec.encode(&topic, &envelope).await {
-            Ok(payload) => shared
-                .producer
-                .send_raw(Outgoing { topic: &topic, key: message.key(), payload: &payload, headers: Vec::new() })
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match sent {
-            Ok(()) => {
-                metrics::counter!(telemetry::metric_name(config.service, "consumer_messages_total"), "topic" => message.topic().to_string(), "outcome" => "dead_lettered").increment(1);
-                tracing::error!(dead_letter_topic = %topic, class, kind = error.kind, attempts, error = %error.message, "message dead-lettered");
-                return Disposition::Done;
-            }
-            Err(e) => {
-                tracing::warn!(attempt, error = %e, "could not publish dead letter; retrying");
-                if !sleep_or_cancel(config.backoff.delay(attempt.min(16), None), stop).await {
-                    return Disposition::Abandoned;
-                }
-            }
-        }
-    }
-}

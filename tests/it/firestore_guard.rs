@@ -1,0 +1,105 @@
+use std::time::Duration;
+
+use brain_events::{LoanState, LoanStatusChanged, topics};
+use brain_runtime::producer::EventProducer;
+use projection_writer::{
+    firestore::{self, Projections},
+    handler::{COLLECTION, VERSION_FIELD},
+};
+use system_tests::{
+    stack::{PROJECTION_WRITER, Stack},
+    wait_for,
+};
+
+fn version_fields(version: i64) -> Vec<(&'static str, firestore::FirestoreValue)> {
+    vec![(VERSION_FIELD, firestore::integer(version)), ("venturesStatus", firestore::string(format!("S{version}")))]
+}
+
+async fn version_of(projections: &Projections, id: &str) -> anyhow::Result<Option<i64>> {
+    let docs = projections.get(COLLECTION, &[id.to_string()]).await?;
+    Ok(docs.get(id).and_then(|fields| fields.get(VERSION_FIELD)).and_then(firestore::as_i64))
+}
+
+/// A write guarded by what its writer read under the lock fails once somebody else wrote the
+/// document since: a slow `Commit` of an instance that lost its partition cannot move a
+/// document back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_commit_of_a_former_owner_cannot_move_a_document_back() -> anyhow::Result<()> {
+    crate::init_logs();
+    let stack = Stack::start("firestore-guard").await?;
+    let projections = stack.projections().await?;
+    let deadline = Duration::from_secs(10);
+    let id = "app-guard";
+
+    // Both owners read the missing document; the new owner writes first.
+    let stale_read = projections.seen(COLLECTION, &[id], VERSION_FIELD, deadline).await?.remove(id).unwrap_or_default();
+    let write = projections.merge_write(COLLECTION, id, version_fields(2), Some(&stale_read));
+    projections.commit(vec![write], deadline).await?;
+    let late = projections.merge_write(COLLECTION, id, version_fields(1), Some(&stale_read));
+    let refused = projections.commit(vec![late], deadline).await.expect_err("the late create must be refused");
+    assert!(firestore::is_precondition(&refused), "{refused:?}");
+
+    // Same with an existing document: the precondition is its update time.
+    let stale_read = projections.seen(COLLECTION, &[id], VERSION_FIELD, deadline).await?.remove(id).unwrap_or_default();
+    assert_eq!(stale_read.version, Some(2));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    projections.commit(vec![projections.merge_write(COLLECTION, id, version_fields(3), Some(&stale_read))], deadline).await?;
+    let late = projections.merge_write(COLLECTION, id, version_fields(2), Some(&stale_read));
+    let refused = projections.commit(vec![late], deadline).await.expect_err("the late update must be refused");
+    assert!(firestore::is_precondition(&refused), "{refused:?}");
+    assert_eq!(version_of(&projections, id).await?, Some(3));
+    println!("firestore guard: late create and late update refused ({}), document stays at version 3", refused.code());
+    Ok(())
+}
+
+/// projection-writer never writes a version into Firestore that is older than the one there
+/// (e.g. left by an instance whose PostgreSQL transaction then rolled back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projection_writer_does_not_write_an_older_version_over_a_newer_one() -> anyhow::Result<()> {
+    crate::init_logs();
+    let mut stack = Stack::start("firestore-version").await?;
+    let projections = stack.projections().await?;
+    let id = "app-newer";
+    projections.merge_fields(COLLECTION, id, version_fields(10)).await?;
+    stack.start_services(&[PROJECTION_WRITER]).await?;
+    let pool = stack.db.connect().await?;
+    let producer = EventProducer::new(&stack.kafka_settings(), stack.codec(), "guard-test")?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let event = LoanStatusChanged {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        occurred_at: now,
+        tenant_id: "t1".into(),
+        correlation_id: "c".into(),
+        causation_id: None,
+        producer: "guard-test".into(),
+        application_id: id.into(),
+        version: 5,
+        source_seq: 5,
+        loan: LoanState {
+            loan_id: "L".into(),
+            loan_number: "1".into(),
+            loan_type: "7A".into(),
+            status: "Open".into(),
+            status_changed_at: now,
+            borrower_entity_id: "B".into(),
+            amount_requested_cents: 1,
+            amount_approved_cents: None,
+            updated_at: now,
+        },
+    };
+    producer.send(topics::LOAN_STATUS_CHANGED, id, &event).await?;
+    wait_for("the read model to take version 5", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move {
+            let v: Option<i64> = sqlx::query_scalar("SELECT version FROM projection_writer.applications WHERE application_id = $1")
+                .bind(id)
+                .fetch_optional(&pool)
+                .await?;
+            Ok((v == Some(5)).then_some(()))
+        }
+    })
+    .await?;
+    assert_eq!(version_of(&projections, id).await?, Some(10), "Firestore kept the newer version");
+    stack.stop_all().await?;
+    Ok(())
+}
