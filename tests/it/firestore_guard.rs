@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use brain_events::{LoanState, LoanStatusChanged, topics};
+use brain_events::topics;
 use brain_runtime::producer::EventProducer;
 use projection_writer::{
     firestore::{self, Projections},
@@ -64,29 +64,7 @@ async fn projection_writer_does_not_write_an_older_version_over_a_newer_one() ->
     stack.start_services(&[PROJECTION_WRITER]).await?;
     let pool = stack.db.connect().await?;
     let producer = EventProducer::new(&stack.kafka_settings(), stack.codec(), "guard-test")?;
-    let now = chrono::Utc::now().timestamp_millis();
-    let event = LoanStatusChanged {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: now,
-        tenant_id: "t1".into(),
-        correlation_id: "c".into(),
-        causation_id: None,
-        producer: "guard-test".into(),
-        application_id: id.into(),
-        version: 5,
-        source_seq: 5,
-        loan: LoanState {
-            loan_id: "L".into(),
-            loan_number: "1".into(),
-            loan_type: "7A".into(),
-            status: "Open".into(),
-            status_changed_at: now,
-            borrower_entity_id: "B".into(),
-            amount_requested_cents: 1,
-            amount_approved_cents: None,
-            updated_at: now,
-        },
-    };
+    let event = system_tests::loan_event(id, 5);
     producer.send(topics::LOAN_STATUS_CHANGED, id, &event).await?;
     wait_for("the read model to take version 5", Duration::from_secs(60), || {
         let pool = pool.clone();

@@ -1,6 +1,6 @@
 use std::{sync::Arc, time::Duration};
 
-use brain_events::{DeadLetter, LoanState, LoanStatusChanged, topics, wire};
+use brain_events::{DeadLetter, topics, wire};
 use brain_runtime::{
     kafka,
     producer::{EventProducer, Outgoing},
@@ -10,35 +10,11 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
 };
 use system_tests::{
+    loan_event,
     stack::{PROJECTION_WRITER, Stack},
     wait_for,
 };
 
-fn event(app: &str, version: i64) -> LoanStatusChanged {
-    let now = chrono::Utc::now().timestamp_millis();
-    LoanStatusChanged {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: now,
-        tenant_id: "t1".into(),
-        correlation_id: "c".into(),
-        causation_id: None,
-        producer: "poison-test".into(),
-        application_id: app.into(),
-        version,
-        source_seq: version,
-        loan: LoanState {
-            loan_id: "L-1".into(),
-            loan_number: "1".into(),
-            loan_type: "7A".into(),
-            status: format!("Status{version}"),
-            status_changed_at: now,
-            borrower_entity_id: "B".into(),
-            amount_requested_cents: 1,
-            amount_approved_cents: None,
-            updated_at: now,
-        },
-    }
-}
 
 /// Random bytes, an unknown schema id and an invalid event on the flow's topic end in the
 /// dead-letter topic in decodable envelopes, and the partition keeps flowing past them.
@@ -56,12 +32,12 @@ async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() -> a
     let key = "app-poison";
     let random: Vec<u8> = (0..64).map(|_| rand::random::<u8>()).collect();
     let unknown_schema = wire::frame(999_999, b"\x02\x04junk");
-    producer.send(topics::LOAN_STATUS_CHANGED, key, &event(key, 1)).await?;
+    producer.send(topics::LOAN_STATUS_CHANGED, key, &loan_event(key, 1)).await?;
     for payload in [&random, &unknown_schema] {
         producer.send_raw(Outgoing { topic: topics::LOAN_STATUS_CHANGED, key: Some(key.as_bytes()), payload, headers: vec![] }).await?;
     }
-    producer.send(topics::LOAN_STATUS_CHANGED, key, &event("bad/id", 1)).await?;
-    producer.send(topics::LOAN_STATUS_CHANGED, key, &event(key, 2)).await?;
+    producer.send(topics::LOAN_STATUS_CHANGED, key, &loan_event("bad/id", 1)).await?;
+    producer.send(topics::LOAN_STATUS_CHANGED, key, &loan_event(key, 2)).await?;
 
     wait_for("the event after the poison to be applied", Duration::from_secs(60), || {
         let pool = pool.clone();

@@ -1,38 +1,14 @@
 use std::time::Duration;
 
-use brain_events::{LoanState, LoanStatusChanged, topics};
+use brain_events::topics;
 use brain_runtime::producer::EventProducer;
 use system_tests::{
+    loan_event,
     postgres::PrivatePostgres,
     stack::{PROJECTION_WRITER, Stack},
     wait_for,
 };
 
-fn event(app: &str) -> LoanStatusChanged {
-    let now = chrono::Utc::now().timestamp_millis();
-    LoanStatusChanged {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: now,
-        tenant_id: "t1".into(),
-        correlation_id: "c".into(),
-        causation_id: None,
-        producer: "readiness-test".into(),
-        application_id: app.into(),
-        version: 1,
-        source_seq: 1,
-        loan: LoanState {
-            loan_id: "L".into(),
-            loan_number: "1".into(),
-            loan_type: "7A".into(),
-            status: "Open".into(),
-            status_changed_at: now,
-            borrower_entity_id: "B".into(),
-            amount_requested_cents: 1,
-            amount_approved_cents: None,
-            updated_at: now,
-        },
-    }
-}
 
 async fn ready(http: &reqwest::Client, url: &str) -> anyhow::Result<(u16, serde_json::Value)> {
     let response = http.get(url).send().await?;
@@ -56,7 +32,7 @@ async fn ready_goes_false_while_postgres_is_down_and_comes_back() -> anyhow::Res
     // The registry stores in the same PostgreSQL: one event first, so that producer and consumer
     // both have the schema cached before the server goes down.
     let producer = EventProducer::new(&stack.kafka_settings(), stack.codec(), "readiness-test")?;
-    producer.send(topics::LOAN_STATUS_CHANGED, "app-q", &event("app-q")).await?;
+    producer.send(topics::LOAN_STATUS_CHANGED, "app-q", &loan_event("app-q", 1)).await?;
     let pool = stack.db.connect().await?;
     wait_for("the first event to be applied", Duration::from_secs(60), || {
         let pool = pool.clone();
@@ -68,7 +44,7 @@ async fn ready_goes_false_while_postgres_is_down_and_comes_back() -> anyhow::Res
     .await?;
     pool.close().await;
     pg.stop().await?;
-    producer.send(topics::LOAN_STATUS_CHANGED, "app-r", &event("app-r")).await?;
+    producer.send(topics::LOAN_STATUS_CHANGED, "app-r", &loan_event("app-r", 1)).await?;
     let body = wait_for("/ready to report the database", Duration::from_secs(60), || {
         let (http, url) = (http.clone(), url.clone());
         async move { Ok(ready(&http, &url).await.ok().filter(|(s, _)| *s == 503).map(|(_, b)| b)) }

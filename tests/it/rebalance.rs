@@ -1,11 +1,12 @@
 use std::time::{Duration, Instant};
 
-use brain_events::{LoanState, LoanStatusChanged, topics};
+use brain_events::topics;
 use rdkafka::{
     ClientConfig,
     producer::{FutureProducer, FutureRecord},
 };
 use system_tests::{
+    loan_event,
     stack::{PROJECTION_WRITER, Stack},
     wait_for,
 };
@@ -13,31 +14,6 @@ use system_tests::{
 const APPS: usize = 240;
 const VERSIONS: i64 = 60;
 
-fn event(app: &str, version: i64) -> LoanStatusChanged {
-    let now = chrono::Utc::now().timestamp_millis();
-    LoanStatusChanged {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: now,
-        tenant_id: "t1".into(),
-        correlation_id: format!("{app}-{version}"),
-        causation_id: None,
-        producer: "rebalance-test".into(),
-        application_id: app.into(),
-        version,
-        source_seq: version,
-        loan: LoanState {
-            loan_id: format!("L-{app}"),
-            loan_number: "1".into(),
-            loan_type: "7A".into(),
-            status: format!("Status{version}"),
-            status_changed_at: now,
-            borrower_entity_id: "B".into(),
-            amount_requested_cents: 1,
-            amount_approved_cents: None,
-            updated_at: now,
-        },
-    }
-}
 
 async fn applied(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM projection_writer.event_log").fetch_one(pool).await?)
@@ -63,7 +39,7 @@ async fn two_instances_under_backlog_keep_every_partition_flowing_through_rebala
     let mut sent = Vec::with_capacity(APPS * VERSIONS as usize);
     for version in 1..=VERSIONS {
         for app in &apps {
-            let payload = codec.encode(&topic, &event(app, version)).await?;
+            let payload = codec.encode(&topic, &loan_event(app, version)).await?;
             sent.push(raw.send_result(FutureRecord::to(&topic).key(app.as_str()).payload(&payload)).map_err(|(e, _)| e)?);
         }
     }
@@ -109,7 +85,7 @@ async fn two_instances_under_backlog_keep_every_partition_flowing_through_rebala
     let killed = Instant::now();
     for partition in 0..settings.topic_partitions {
         let app = format!("failover-{partition}");
-        let payload = codec.encode(&topic, &event(&app, 1)).await?;
+        let payload = codec.encode(&topic, &loan_event(&app, 1)).await?;
         raw.send(FutureRecord::to(&topic).partition(partition).key(app.as_str()).payload(&payload), Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)?;

@@ -3,7 +3,7 @@ use std::{
     time::Duration,
 };
 
-use brain_events::{DeadLetter, LoanState, LoanStatusChanged, topics};
+use brain_events::{DeadLetter, LoanStatusChanged, topics};
 use brain_runtime::{
     consumer::{self, Applied, ConsumerConfig, Handler, HandlerError, Source},
     kafka,
@@ -15,7 +15,7 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     producer::{FutureProducer, FutureRecord},
 };
-use system_tests::{stack::Stack, wait_for};
+use system_tests::{loan_event, stack::Stack, wait_for};
 
 /// Records what it handled; panics on one key and finds its dependency down for another.
 #[derive(Default)]
@@ -38,30 +38,6 @@ impl Handler for Probe {
     }
 }
 
-fn event(app: &str) -> LoanStatusChanged {
-    LoanStatusChanged {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: 0,
-        tenant_id: "t".into(),
-        correlation_id: "c".into(),
-        causation_id: None,
-        producer: "runtime-test".into(),
-        application_id: app.into(),
-        version: 1,
-        source_seq: 0,
-        loan: LoanState {
-            loan_id: "L".into(),
-            loan_number: "1".into(),
-            loan_type: "7A".into(),
-            status: "Open".into(),
-            status_changed_at: 0,
-            borrower_entity_id: "B".into(),
-            amount_requested_cents: 1,
-            amount_approved_cents: None,
-            updated_at: 0,
-        },
-    }
-}
 
 /// A key whose dependency stays down holds only its own partition; a panicking handler
 /// dead-letters its message and its partition carries on.
@@ -82,7 +58,7 @@ async fn a_stuck_key_holds_only_its_partition_and_a_panic_is_dead_lettered() -> 
     }
     for (partition, app) in &plan {
         let topic = stack.topic(topics::LOAN_STATUS_CHANGED);
-        let payload = codec.encode(&topic, &event(app)).await?;
+        let payload = codec.encode(&topic, &loan_event(app, 1)).await?;
         let record = FutureRecord::to(&topic).partition(*partition).key(app.as_str()).payload(&payload);
         raw.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e)?;
     }
@@ -179,7 +155,7 @@ async fn a_worker_stuck_past_the_drain_timeout_never_overlaps_the_next_owner() -
     let raw: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.broker.bootstrap).create()?;
     for partition in 0..2 {
         let app = format!("slow-{partition}");
-        let payload = codec.encode(&topic, &event(&app)).await?;
+        let payload = codec.encode(&topic, &loan_event(&app, 1)).await?;
         raw.send(FutureRecord::to(&topic).partition(partition).key(app.as_str()).payload(&payload), Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)?;

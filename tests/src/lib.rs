@@ -43,3 +43,31 @@ pub fn repo_root() -> std::path::PathBuf {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
+
+/// A valid `LoanStatusChanged` for tests that publish events themselves: a fresh event id, the
+/// status `Status<version>`, stamped now.
+pub fn loan_event(app: &str, version: i64) -> brain_events::LoanStatusChanged {
+    let now = chrono::Utc::now().timestamp_millis();
+    brain_events::LoanStatusChanged {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        occurred_at: now,
+        tenant_id: "t1".into(),
+        correlation_id: format!("{app}-{version}"),
+        causation_id: None,
+        producer: "system-test".into(),
+        application_id: app.into(),
+        version,
+        source_seq: version,
+        loan: brain_events::LoanState {
+            loan_id: format!("L-{app}"),
+            loan_number: "1".into(),
+            loan_type: "7A".into(),
+            status: format!("Status{version}"),
+            status_changed_at: now,
+            borrower_entity_id: "B".into(),
+            amount_requested_cents: 1,
+            amount_approved_cents: None,
+            updated_at: now,
+        },
+    }
+}

@@ -81,7 +81,12 @@ async fn collect(
     match first {
         Ok(m) => batch.push(m.detach()),
         Err(e) => {
+            // Fetch errors are reported here and retried by librdkafka; do not spin on them.
             tracing::warn!(error = %e, "partition queue error");
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
             return Some(batch);
         }
     }
