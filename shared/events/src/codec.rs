@@ -1,6 +1,9 @@
 //! Encoding and decoding of generated types in the Confluent wire format.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use apache_avro::{reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter};
 use thiserror::Error;
@@ -52,11 +55,14 @@ pub enum SchemaIds {
 pub struct Codec {
     registry: RegistryClient,
     ids: SchemaIds,
+    /// Per (writer schema id, record type): whether the writer's schema is the reader's own, so
+    /// that decoding can skip schema resolution (the common case, and most of the decode cost).
+    same_schema: Arc<Mutex<HashMap<(u32, &'static str), bool>>>,
 }
 
 impl Codec {
     pub fn new(registry: RegistryClient, ids: SchemaIds) -> Self {
-        Self { registry, ids }
+        Self { registry, ids, same_schema: Arc::default() }
     }
 
     pub fn registry(&self) -> &RegistryClient {
@@ -82,7 +88,16 @@ impl Codec {
     pub async fn decode<T: Record>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         let (id, body) = wire::unframe(bytes)?;
         let writer = self.registry.schema(id).await?;
-        decode_body(&writer, body)
+        let cached = self.same_schema.lock().expect("codec cache lock").get(&(id, T::FULL_NAME)).copied();
+        let same = match cached {
+            Some(same) => same,
+            None => {
+                let same = writer.canonical_form() == T::schema().canonical_form();
+                self.same_schema.lock().expect("codec cache lock").insert((id, T::FULL_NAME), same);
+                same
+            }
+        };
+        if same { decode_own_body(T::schema(), body) } else { decode_body(&writer, body) }
     }
 }
 
@@ -98,6 +113,16 @@ pub fn decode_body<T: Record>(writer: &Arc<apache_avro::Schema>, body: &[u8]) ->
         .reader_schema(T::schema())
         .build()
         .map_err(CodecError::Avro)?;
+    read_record(&reader, body)
+}
+
+/// Reads an Avro body written with `T`'s own schema (no resolution needed).
+fn decode_own_body<T: Record>(schema: &apache_avro::Schema, body: &[u8]) -> Result<T, CodecError> {
+    let reader = GenericDatumReader::builder(schema).build().map_err(CodecError::Avro)?;
+    read_record(&reader, body)
+}
+
+fn read_record<T: Record>(reader: &GenericDatumReader<'_>, body: &[u8]) -> Result<T, CodecError> {
     let mut slice = body;
     let value = reader.read_value(&mut slice).map_err(CodecError::Avro)?;
     if !slice.is_empty() {
@@ -190,6 +215,16 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let writer = Arc::new(LoanStatusChanged::schema().clone());
             let _ = decode_body::<LoanStatusChanged>(&writer, &bytes);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_path_reads_what_resolution_reads(event in loan_event()) {
+            let body = encode_body(&event).unwrap();
+            let writer = Arc::new(LoanStatusChanged::schema().clone());
+            let resolved = decode_body::<LoanStatusChanged>(&writer, &body).unwrap();
+            prop_assert_eq!(decode_own_body::<LoanStatusChanged>(LoanStatusChanged::schema(), &body).unwrap(), resolved);
         }
     }
 
