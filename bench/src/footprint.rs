@@ -49,6 +49,27 @@ pub fn postgres_cpu_seconds() -> f64 {
         .sum()
 }
 
+/// The pid of the Firestore emulator at `FIRESTORE_EMULATOR_HOST`: the `node` process running
+/// `launcher.mjs` with that `--port` (the one `bench.sh` or `make test` started).
+pub fn emulator_pid() -> Option<u32> {
+    let host = std::env::var("FIRESTORE_EMULATOR_HOST").ok()?;
+    let port = host.rsplit_once(':')?.1.to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let launcher = args.iter().any(|a| a.ends_with("launcher.mjs"));
+            let on_port = args.windows(2).any(|w| w[0] == "--port" && w[1] == port);
+            (launcher && on_port).then_some(pid)
+        })
+}
+
 /// The pid of this process's child running `binary`.
 pub fn child_pid(binary: &Path) -> Option<u32> {
     let me = std::process::id();

@@ -74,25 +74,40 @@ pub struct RateRun {
     /// projection-writer's largest `VmRSS` (sampled every 250 ms) from the first send to the last
     /// commit.
     pub service_rss_max_bytes: u64,
-    /// CPU seconds over the same time: projection-writer, and the broker.
+    /// CPU seconds over the same time: projection-writer, the broker, the Firestore emulator,
+    /// PostgreSQL (the whole server) and the bench process (producing and observing).
     pub service_cpu_seconds: f64,
     pub broker_cpu_seconds: f64,
+    pub emulator_cpu_seconds: f64,
+    pub database_cpu_seconds: f64,
+    pub bench_cpu_seconds: f64,
 }
 
-/// The processes a rate run watches: projection-writer and the broker.
+/// The processes a rate run watches: projection-writer, the broker and the emulator.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Watch {
     pub service: Option<u32>,
     pub broker: Option<u32>,
+    pub emulator: Option<u32>,
 }
 
+/// CPU seconds so far of each watched process, PostgreSQL and the bench.
+#[derive(Debug, Clone, Copy)]
+struct CpuNow([f64; 5]);
+
 impl Watch {
-    fn cpu(&self) -> (f64, f64) {
+    fn cpu(&self) -> CpuNow {
         let of = |pid: Option<u32>| {
             pid.and_then(|p| crate::footprint::cpu_seconds(p, false))
                 .unwrap_or(0.0)
         };
-        (of(self.service), of(self.broker))
+        CpuNow([
+            of(self.service),
+            of(self.broker),
+            of(self.emulator),
+            crate::footprint::postgres_cpu_seconds(),
+            of(Some(std::process::id())),
+        ])
     }
 }
 
@@ -125,7 +140,7 @@ pub async fn fixed_rate(
         watch.service.into_iter().collect(),
         stop_sampling.clone(),
     ));
-    let (service_cpu, broker_cpu) = watch.cpu();
+    let cpu_before = watch.cpu();
 
     let started = Instant::now();
     let mut sends = JoinSet::new();
@@ -157,7 +172,8 @@ pub async fn fixed_rate(
     }
     let (committed, complete) = observer.await??;
     let elapsed = started.elapsed().as_secs_f64();
-    let (service_cpu_after, broker_cpu_after) = watch.cpu();
+    let cpu_after = watch.cpu();
+    let cpu = |i: usize| (cpu_after.0[i] - cpu_before.0[i]).max(0.0);
     stop_sampling.cancel();
     let rss = sampler.await?;
     let sustained_per_sec = committed.len() as f64 / elapsed;
@@ -177,8 +193,11 @@ pub async fn fixed_rate(
         committed: Latency::of(committed),
         event_log: Latency::of(event_log),
         service_rss_max_bytes: rss.first().copied().unwrap_or(0),
-        service_cpu_seconds: service_cpu_after - service_cpu,
-        broker_cpu_seconds: broker_cpu_after - broker_cpu,
+        service_cpu_seconds: cpu(0),
+        broker_cpu_seconds: cpu(1),
+        emulator_cpu_seconds: cpu(2),
+        database_cpu_seconds: cpu(3),
+        bench_cpu_seconds: cpu(4),
     })
 }
 

@@ -110,6 +110,8 @@ pub struct ThroughputFigures {
     pub perf_test: PerfTest,
     /// (2) Brain's runtime with the batched PostgreSQL effect.
     pub runtime: Throughput,
+    /// (2) how the runtime batched: calls, mean batch, time in the effect.
+    pub runtime_batches: crate::throughput::RuntimeRun,
     /// (2) the same rows written straight into PostgreSQL, no Kafka.
     pub effect_only: Throughput,
     /// (3) Python, one record at a time.
@@ -290,6 +292,14 @@ impl Report {
                 r.runtime_vs_perf_test
             ),
         );
+        let b = &t.runtime_batches;
+        row(
+            "    runtime batches: calls · mean size · partitions in the effect",
+            &format!(
+                "{} · {:.0} records · {:.2} of {} on average",
+                b.batches, b.mean_batch, b.partitions_busy, t.partitions
+            ),
+        );
         row(
             "(2) effect-only limit: the same rows, no Kafka",
             &format!(
@@ -404,12 +414,12 @@ impl Report {
             ),
         );
         row(
-            "    ours with the reader built once (where the time goes)",
-            &rate(&c.ours_reader_built_once),
+            "    ours, another writer version (decode_body: resolution)",
+            &rate(&c.ours_resolving),
         );
         row(
-            "    writer schema only, no resolution (what the crate does)",
-            &rate(&c.writer_schema_only),
+            "    ours with the reader built once instead of per record",
+            &rate(&c.reader_built_once),
         );
         println!();
         println!("Footprint");
@@ -470,13 +480,22 @@ fn rate_run(r: &RateRun) {
         &percentiles(&r.event_log),
     );
     row(
-        "    projection-writer: RSS max · CPU; broker CPU",
+        "    projection-writer: RSS max · CPU (per 10k events)",
         &format!(
-            "{} · {:.1} s ({:.2} s per 10k) · broker {:.1} s",
+            "{} · {:.1} s ({:.2} s)",
             mib(r.service_rss_max_bytes),
             r.service_cpu_seconds,
             r.service_cpu_seconds * 10_000.0 / r.events.max(1) as f64,
-            r.broker_cpu_seconds
+        ),
+    );
+    row(
+        "    CPU: broker · emulator · PostgreSQL · bench",
+        &format!(
+            "{:.1} s · {:.1} s · {:.1} s · {:.1} s",
+            r.broker_cpu_seconds,
+            r.emulator_cpu_seconds,
+            r.database_cpu_seconds,
+            r.bench_cpu_seconds
         ),
     );
 }

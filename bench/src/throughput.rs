@@ -115,6 +115,11 @@ struct EffectHandler {
     consumer: String,
     target: u64,
     handled: AtomicU64,
+    /// Per partition: its first and last `handle_batch` and its records.
+    spans: Mutex<HashMap<i32, (Instant, Instant, u64)>>,
+    /// `handle_batch` calls, and the nanoseconds spent in them (all partitions together).
+    batches: AtomicU64,
+    busy_nanos: AtomicU64,
     first: OnceLock<Instant>,
     last: Mutex<Option<Instant>>,
     done: CancellationToken,
@@ -160,6 +165,7 @@ impl Handler for EffectHandler {
         batch: Vec<Delivery<'_, LoanStatusChanged>>,
     ) -> Result<Vec<Outcome>, HandlerError> {
         self.first.get_or_init(Instant::now);
+        let began = Instant::now();
         let mut ids = Vec::with_capacity(batch.len());
         for d in &batch {
             ids.push(
@@ -171,6 +177,16 @@ impl Handler for EffectHandler {
         let fresh = apply_effect(&self.pool, &self.consumer, &ids, &events)
             .await
             .map_err(db::classify)?;
+        if let Some(d) = batch.first() {
+            let now = Instant::now();
+            let mut spans = self.spans.lock().expect("spans lock");
+            let span = spans.entry(d.source.partition).or_insert((began, now, 0));
+            span.1 = now;
+            span.2 += batch.len() as u64;
+        }
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.busy_nanos
+            .fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.count(batch.len() as u64);
         Ok(ids
             .iter()
@@ -269,6 +285,30 @@ pub async fn tables(database_url: &str, schema: &str, connections: u32) -> anyho
     .await
 }
 
+/// One partition's share of (2), in seconds since the run's first record.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PartitionSpan {
+    pub partition: i32,
+    pub first_batch_at: f64,
+    pub last_batch_done_at: f64,
+    pub records: u64,
+}
+
+/// (2) as measured, with how the runtime batched.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeRun {
+    pub partitions: Vec<PartitionSpan>,
+    pub throughput: Throughput,
+    /// `handle_batch` calls and records ÷ calls.
+    pub batches: u64,
+    pub mean_batch: f64,
+    /// Seconds spent inside `handle_batch` (the effect), all partitions added up.
+    pub handler_seconds: f64,
+    /// `handler_seconds` ÷ the run's seconds: how many partitions were in the effect on average
+    /// (6 would mean every worker always waiting on PostgreSQL).
+    pub partitions_busy: f64,
+}
+
 /// (2) Brain's consumer runtime, in process, with `EffectHandler`.
 pub async fn runtime(
     settings: &KafkaSettings,
@@ -276,7 +316,7 @@ pub async fn runtime(
     database_url: &str,
     count: u64,
     timeout: Duration,
-) -> anyhow::Result<Throughput> {
+) -> anyhow::Result<RuntimeRun> {
     let group = format!("bench-runtime-{}", uuid::Uuid::new_v4().simple());
     let pool = tables(database_url, RUNTIME_SCHEMA, 8).await?;
     let done = CancellationToken::new();
@@ -285,11 +325,22 @@ pub async fn runtime(
         consumer: group.clone(),
         target: count,
         handled: AtomicU64::new(0),
+        spans: Mutex::default(),
+        batches: AtomicU64::new(0),
+        busy_nanos: AtomicU64::new(0),
         first: OnceLock::new(),
         last: Mutex::new(None),
         done: done.clone(),
     });
-    let config = ConsumerConfig::new("brain-bench", group, &[topics::LOAN_STATUS_CHANGED]);
+    // As the services build theirs: the defaults, overridable from the environment
+    // (`BRAIN_BENCH__BATCH_SIZE`, `BRAIN_BENCH__BATCH_LINGER_MS`, `BRAIN_BENCH__QUEUED_MAX_KBYTES`,
+    // ..., or `BRAIN__*`) for experiments; `make bench` sets none.
+    let config = ConsumerConfig::from_env(
+        &brain_runtime::settings::Env::new("brain-bench"),
+        "brain-bench",
+        group,
+        &[topics::LOAN_STATUS_CHANGED],
+    )?;
     let producer = EventProducer::new(settings, codec.clone(), "brain-bench")?;
     let run = consumer::run(
         config,
@@ -313,7 +364,29 @@ pub async fn runtime(
         .expect("last lock")
         .ok_or_else(|| anyhow::anyhow!("the runtime stopped before {count} records"))?;
     let first = *handler.first.get().expect("a first record");
-    Ok(Throughput::new(count, (last - first).as_secs_f64()))
+    let seconds = (last - first).as_secs_f64();
+    let batches = handler.batches.load(Ordering::Relaxed);
+    let mut partitions: Vec<PartitionSpan> = handler
+        .spans
+        .lock()
+        .expect("spans lock")
+        .iter()
+        .map(|(partition, (from, to, records))| PartitionSpan {
+            partition: *partition,
+            first_batch_at: (*from - first).as_secs_f64(),
+            last_batch_done_at: (*to - first).as_secs_f64(),
+            records: *records,
+        })
+        .collect();
+    partitions.sort_by_key(|p| p.partition);
+    Ok(RuntimeRun {
+        partitions,
+        throughput: Throughput::new(count, seconds),
+        batches,
+        mean_batch: count as f64 / batches.max(1) as f64,
+        handler_seconds: handler.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        partitions_busy: handler.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9 / seconds,
+    })
 }
 
 /// (3) The Python peer (`bench/peer/consume.py`), run with the project virtualenv's interpreter:

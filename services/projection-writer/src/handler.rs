@@ -109,15 +109,19 @@ impl LoanStatusHandler {
 
         let mut tx = self.pool.begin().await.map_err(db::classify)?;
         lock_applications(&mut tx, &apps).await.map_err(db::classify)?;
-        let processed: HashSet<Uuid> =
-            sqlx::query_scalar("SELECT event_id FROM processed_events WHERE consumer = $1 AND event_id = ANY($2)")
-                .bind(&self.consumer)
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db::classify)?
-                .into_iter()
-                .collect();
+        // Recording every id first both finds the duplicates and records the rest, through the
+        // primary key whatever the table's statistics (a `= ANY` filter could scan).
+        let fresh: HashSet<Uuid> = sqlx::query_scalar(
+            "INSERT INTO processed_events (consumer, event_id) SELECT $1, id FROM unnest($2::uuid[]) AS t(id)
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&self.consumer)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db::classify)?
+        .into_iter()
+        .collect();
         let mut applied: HashMap<String, (i64, String)> =
             sqlx::query_as::<_, (String, i64, String)>("SELECT application_id, version, ventures_status FROM applications WHERE application_id = ANY($1)")
                 .bind(&apps)
@@ -133,7 +137,7 @@ impl LoanStatusHandler {
         let decisions: Vec<Decision> = events
             .iter()
             .map(|(_, id, e)| {
-                if processed.contains(id) || !seen_ids.insert(*id) {
+                if !fresh.contains(id) || !seen_ids.insert(*id) {
                     return Decision::Duplicate;
                 }
                 let current = applied.get(&e.application_id);
@@ -149,8 +153,6 @@ impl LoanStatusHandler {
 
         self.project(&latest).await?;
 
-        let new_ids: Vec<Uuid> =
-            events.iter().zip(&decisions).filter(|(_, d)| !matches!(d, Decision::Duplicate)).map(|((_, id, _), _)| *id).collect();
         let log: Vec<(Uuid, &LoanStatusChanged, Option<&str>)> = events
             .iter()
             .zip(&decisions)
@@ -163,7 +165,6 @@ impl LoanStatusHandler {
         let rows: Vec<(&LoanStatusChanged, Uuid)> = latest.values().map(|e| (*e, ids_of_latest[e.application_id.as_str()])).collect();
         upsert_read_model(&mut tx, &rows).await.map_err(db::classify)?;
         append_event_log(&mut tx, &log).await.map_err(db::classify)?;
-        record_processed(&mut tx, &self.consumer, &new_ids).await.map_err(db::classify)?;
         tx.commit().await.map_err(db::classify)?;
 
         let now = Utc::now().timestamp_millis();
@@ -249,18 +250,6 @@ fn ts(ms: i64) -> DateTime<Utc> {
 async fn lock_applications(tx: &mut Transaction<'_, Postgres>, apps: &[&str]) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT count(pg_advisory_xact_lock(hashtextextended('application:' || a, 0))) FROM unnest($1::text[]) WITH ORDINALITY AS t(a, n)")
         .bind(apps)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn record_processed(tx: &mut Transaction<'_, Postgres>, consumer: &str, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("INSERT INTO processed_events (consumer, event_id) SELECT $1, id FROM unnest($2::uuid[]) AS t(id) ON CONFLICT DO NOTHING")
-        .bind(consumer)
-        .bind(ids)
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -132,6 +132,9 @@ impl ConsumerConfig {
             // Prefetch bounded per partition; a worker that falls behind simply stops its fetches.
             .set("queued.max.messages.kbytes", self.queued_max_kbytes.to_string())
             .set("queued.min.messages", "20000")
+            // Once a partition's prefetch is full, librdkafka waits this long before fetching it
+            // again (default 1 s): with a worker per partition that starved the workers.
+            .set("fetch.queue.backoff.ms", "10")
             .set("fetch.max.bytes", (8 * kafka::MAX_MESSAGE_BYTES).to_string())
             .set("max.partition.fetch.bytes", kafka::MAX_MESSAGE_BYTES.to_string())
             .set("fetch.wait.max.ms", "100");
