@@ -202,6 +202,10 @@ pub async fn missing_from_event_log(pool: &sqlx::PgPool, expected: &Expected) ->
 pub struct LossAttribution {
     pub broker_restarts: u32,
     pub topic_records: usize,
+    /// Records on the flow topic that repeat an (application, version) already there: the
+    /// injected duplicates plus what producers re-sent (after a kill, or a retry across a broker
+    /// fault). The consumers absorb them; counted apart from Brain's own duplicates.
+    pub topic_duplicates: usize,
     /// Missing from `event_log` and from the flow topic.
     pub broker_lost: usize,
     /// Missing from `event_log` although on the flow topic.
@@ -229,7 +233,8 @@ impl LossAttribution {
         dead_letters: &DeadLetterReport,
         poison: &BTreeSet<Vec<u8>>,
     ) -> (Self, Expected) {
-        let mut a = Self { broker_restarts, topic_records: topic.records, ..Self::default() };
+        let topic_duplicates = topic.records.saturating_sub(topic.versions.len() + topic.undecodable.len());
+        let mut a = Self { broker_restarts, topic_records: topic.records, topic_duplicates, ..Self::default() };
         for key in missing {
             if topic.versions.contains(key) {
                 a.brain_lost += 1;

@@ -140,8 +140,8 @@ impl std::fmt::Display for ChaosOutcome {
             Some(l) => {
                 writeln!(
                     f,
-                    "  broker restarts {} (node kill -9s and rolling-restart steps) · leader elections {} · flow topic read back: {} records ({} duplicates re-sent)",
-                    l.broker_restarts, self.leader_elections, l.topic_records, self.duplicates_sent
+                    "  broker restarts {} (node kill -9s and rolling-restart steps) · leader elections {} · flow topic read back: {} records, {} of them repeats of a version already there ({} injected, the rest re-sent by producers; absorbed by the consumers)",
+                    l.broker_restarts, self.leader_elections, l.topic_records, l.topic_duplicates, self.duplicates_sent
                 )?;
                 writeln!(f, "  lost by Brain {} (on the flow topic, never applied) · duplicated {} · order inversions {}", l.brain_lost, r.duplicates, r.inversions)?;
                 writeln!(
