@@ -12,6 +12,7 @@
 pub mod codec;
 pub mod footprint;
 pub mod gateway;
+pub mod perf_test;
 pub mod pipeline;
 pub mod records;
 pub mod report;
@@ -168,7 +169,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     say!(started, "(1) kafka-consumer-perf-test");
     let cpu = meter.start();
     let perf_test =
-        throughput::perf_test(&repo, &broker.bootstrap, &topic, records, timeout).await?;
+        perf_test::perf_test(&repo, &broker.bootstrap, &topic, records, timeout).await?;
     let perf_test_cpu = meter.since(cpu);
     anyhow::ensure!(
         perf_test.records == records,

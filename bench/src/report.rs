@@ -10,7 +10,8 @@ use crate::{
     footprint::Footprint,
     gateway::{LoadClient, LoadRun},
     pipeline::{EndToEnd, RateRun, Search},
-    throughput::{PerfTest, Throughput},
+    perf_test::PerfTest,
+    throughput::Throughput,
 };
 
 #[derive(Debug, Clone, Serialize)]
