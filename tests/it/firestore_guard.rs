@@ -81,3 +81,37 @@ async fn projection_writer_does_not_write_an_older_version_over_a_newer_one() ->
     stack.stop_all().await?;
     Ok(())
 }
+
+/// projection-writer remembers each document's update time from its own last write. When an app
+/// writes the document in between (its own fields), that guess is stale: the guarded write is
+/// refused, projection-writer reads the document again and writes once more, and the app's field
+/// stays as the app wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_by_an_app_in_between_is_kept_and_the_projection_still_lands() -> anyhow::Result<()> {
+    crate::init_logs();
+    let mut stack = Stack::start("firestore-app-write").await?;
+    let projections = stack.projections().await?;
+    stack.start_services(&[PROJECTION_WRITER]).await?;
+    let producer = EventProducer::new(&stack.kafka_settings(), stack.codec(), "guard-test")?;
+    let id = "app-shared";
+    let projected = |version: i64| {
+        let projections = projections.clone();
+        async move { Ok((version_of(&projections, id).await? == Some(version)).then_some(())) }
+    };
+    producer.send(topics::LOAN_STATUS_CHANGED, id, &system_tests::loan_event(id, 1)).await?;
+    wait_for("version 1 in Firestore", Duration::from_secs(60), || projected(1)).await?;
+
+    // The borrower's app edits its own field of the same document.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    projections.merge_fields(COLLECTION, id, vec![("borrowerNote", firestore::string("call me after 5"))]).await?;
+
+    producer.send(topics::LOAN_STATUS_CHANGED, id, &system_tests::loan_event(id, 2)).await?;
+    wait_for("version 2 in Firestore", Duration::from_secs(60), || projected(2)).await?;
+    let doc = projections.get(COLLECTION, &[id.to_string()]).await?.remove(id).unwrap_or_default();
+    assert_eq!(doc.get("borrowerNote").and_then(firestore::as_str), Some("call me after 5"), "the app's field is kept");
+    let rereads = stack.service(PROJECTION_WRITER).metric("projection_writer_firestore_rereads_total").await?;
+    assert!(rereads >= 1.0, "the stale update time was caught by the precondition and read again ({rereads})");
+    println!("firestore guard: app write in between caught by the precondition ({rereads} re-read), version 2 projected, app field kept");
+    stack.stop_all().await?;
+    Ok(())
+}

@@ -39,6 +39,13 @@ impl ServiceProcess {
         self.env.push((key.to_string(), value.to_string()));
     }
 
+    /// The sum of every sample of `name` on the process's `/metrics` (0 when it has none yet).
+    pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let url = self.ready_url.replace("/ready", "/metrics");
+        let text = reqwest::get(&url).await?.error_for_status()?.text().await?;
+        Ok(sum_of_metric(&text, name))
+    }
+
     /// Starts the process and waits until its `/ready` answers 200.
     pub async fn start(&mut self) -> anyhow::Result<()> {
         let bin = binary(self.name);
@@ -101,5 +108,27 @@ impl ServiceProcess {
             }
         }
         Ok(())
+    }
+}
+
+/// Sums the samples of one metric in the Prometheus text format (any labels).
+pub fn sum_of_metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            (rest.starts_with(' ') || rest.starts_with('{')).then_some(rest)
+        })
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sums_a_metric_over_its_labels_and_nothing_else() {
+        let text = "# TYPE a_total counter\na_total{x=\"1\"} 2\na_total{x=\"2\"} 3\na_total_more 7\nb 1\n";
+        assert_eq!(super::sum_of_metric(text, "a_total"), 5.0);
+        assert_eq!(super::sum_of_metric(text, "c"), 0.0);
     }
 }

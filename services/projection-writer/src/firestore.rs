@@ -14,13 +14,12 @@ use firestore::{
             BatchGetDocumentsRequest, CommitRequest, Document, DocumentMask, Precondition, Value, Write,
             batch_get_documents_response, precondition::ConditionType, value::ValueType, write::Operation,
         },
-        prost_types::Timestamp,
         tonic::{Code, Request},
     },
 };
 use futures::StreamExt;
 
-pub use firestore::gcloud_sdk::{google::firestore::v1::Value as FirestoreValue, tonic::Status};
+pub use firestore::gcloud_sdk::{google::firestore::v1::Value as FirestoreValue, prost_types::Timestamp, tonic::Status};
 
 #[derive(Clone)]
 pub struct Projections {
@@ -40,7 +39,7 @@ impl Projections {
 
     /// Sets `fields` of `collection/id` (creating the document if needed) and no other field.
     pub async fn merge_fields(&self, collection: &str, id: &str, fields: Vec<(&'static str, Value)>) -> Result<(), Status> {
-        self.commit(vec![self.merge_write(collection, id, fields, None)], Duration::from_secs(30)).await
+        self.commit(vec![self.merge_write(collection, id, fields, None)], Duration::from_secs(30)).await.map(drop)
     }
 
     /// A write of `fields` (and no other field) of `collection/id`, applied only if the document
@@ -62,15 +61,15 @@ impl Projections {
     }
 
     /// Applies `writes` in one `Commit` (atomic on Firestore), failing with `DeadlineExceeded`
-    /// after `deadline`.
-    pub async fn commit(&self, writes: Vec<Write>, deadline: Duration) -> Result<(), Status> {
+    /// after `deadline`. Returns each written document's update time, in the order of `writes`.
+    pub async fn commit(&self, writes: Vec<Write>, deadline: Duration) -> Result<Vec<Option<Timestamp>>, Status> {
         if writes.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut request = Request::new(CommitRequest { database: self.db.get_database_path().clone(), writes, ..Default::default() });
         request.set_timeout(deadline);
-        self.db.client().get().commit(request).await?;
-        Ok(())
+        let response = self.db.client().get().commit(request).await?.into_inner();
+        Ok(response.write_results.into_iter().map(|r| r.update_time).collect())
     }
 
     /// For each of `ids` in `collection`: its update time (none if it does not exist) and the
@@ -123,7 +122,7 @@ impl Projections {
 
 /// A document as read before writing it: its update time (`None`: it does not exist) and the
 /// version Brain last projected into it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Seen {
     pub update_time: Option<Timestamp>,
     pub version: Option<i64>,

@@ -10,7 +10,9 @@
 //! 3. write the Brain-owned Firestore fields of the newest applied version per document in one
 //!    `Commit` (up to 500 writes), each guarded by what was read under the lock: the document's
 //!    update time as a precondition, and its projected version (a document already at that
-//!    version or newer is not written), with a call deadline;
+//!    version or newer is not written), with a call deadline. Both come from what this instance
+//!    last wrote or read (`seen::SeenCache`); when the precondition fails because someone else
+//!    wrote since, the documents are read again under the lock and written once more;
 //! 4. upsert the read model, append the `event_log` rows and record every event id set-wise
 //!    (`UNNEST` arrays), then commit.
 //!
@@ -33,7 +35,8 @@ use uuid::Uuid;
 
 use crate::{
     SERVICE,
-    firestore::{self, Projections},
+    firestore::{self, Projections, Seen},
+    seen::SeenCache,
 };
 
 pub const COLLECTION: &str = "applications";
@@ -48,6 +51,8 @@ pub struct LoanStatusHandler {
     pub consumer: String,
     /// Deadline of each Firestore call.
     pub firestore_deadline: std::time::Duration,
+    /// The update time and version of each document as this instance last wrote or read them.
+    pub seen: SeenCache,
 }
 
 impl Handler for LoanStatusHandler {
@@ -108,20 +113,7 @@ impl LoanStatusHandler {
         let ids: Vec<Uuid> = events.iter().map(|(_, id, _)| *id).collect();
 
         let mut tx = self.pool.begin().await.map_err(db::classify)?;
-        lock_applications(&mut tx, &apps).await.map_err(db::classify)?;
-        // Recording every id first both finds the duplicates and records the rest, through the
-        // primary key whatever the table's statistics (a `= ANY` filter could scan).
-        let fresh: HashSet<Uuid> = sqlx::query_scalar(
-            "INSERT INTO processed_events (consumer, event_id) SELECT $1, id FROM unnest($2::uuid[]) AS t(id)
-             ON CONFLICT DO NOTHING RETURNING event_id",
-        )
-        .bind(&self.consumer)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db::classify)?
-        .into_iter()
-        .collect();
+        let fresh = lock_and_record(&mut tx, &self.consumer, &apps, &ids).await.map_err(db::classify)?;
         let mut applied: HashMap<String, (i64, String)> =
             sqlx::query_as::<_, (String, i64, String)>("SELECT application_id, version, ventures_status FROM applications WHERE application_id = ANY($1)")
                 .bind(&apps)
@@ -151,7 +143,9 @@ impl LoanStatusHandler {
             })
             .collect();
 
-        self.project(&latest).await?;
+        if !latest.is_empty() {
+            self.project(&latest).await?;
+        }
 
         let log: Vec<(Uuid, &LoanStatusChanged, Option<&str>)> = events
             .iter()
@@ -163,8 +157,7 @@ impl LoanStatusHandler {
             .collect();
         let ids_of_latest: HashMap<&str, Uuid> = log.iter().map(|(id, e, _)| (e.application_id.as_str(), *id)).collect();
         let rows: Vec<(&LoanStatusChanged, Uuid)> = latest.values().map(|e| (*e, ids_of_latest[e.application_id.as_str()])).collect();
-        upsert_read_model(&mut tx, &rows).await.map_err(db::classify)?;
-        append_event_log(&mut tx, &log).await.map_err(db::classify)?;
+        write_read_model(&mut tx, &rows, &log).await.map_err(db::classify)?;
         tx.commit().await.map_err(db::classify)?;
 
         let now = Utc::now().timestamp_millis();
@@ -177,23 +170,55 @@ impl LoanStatusHandler {
 
     /// Writes the newest version of each document, unless Firestore already has it or newer.
     async fn project(&self, latest: &HashMap<&str, &LoanStatusChanged>) -> Result<(), HandlerError> {
-        if latest.is_empty() {
-            return Ok(());
-        }
         let ids: Vec<&str> = latest.keys().copied().collect();
         for chunk in ids.chunks(MAX_COMMIT_WRITES) {
-            let seen = self.projections.seen(COLLECTION, chunk, VERSION_FIELD, self.firestore_deadline).await.map_err(firestore_error)?;
-            let writes: Vec<_> = chunk
-                .iter()
-                .filter_map(|id| {
-                    let event = latest[id];
-                    let seen = seen.get(*id).cloned().unwrap_or_default();
-                    let behind = seen.version.is_none_or(|v| v < event.version);
-                    behind.then(|| self.projections.merge_write(COLLECTION, id, firestore_fields(event), Some(&seen)))
-                })
-                .collect();
-            self.projections.commit(writes, self.firestore_deadline).await.map_err(firestore_error)?;
+            let result = match self.project_chunk(latest, chunk, true).await {
+                // What this instance last saw is out of date: someone wrote since. Read the
+                // documents under the lock and write once more.
+                Err(status) if firestore::is_precondition(&status) => {
+                    metrics::counter!(metric_name(SERVICE, "firestore_rereads_total")).increment(1);
+                    self.project_chunk(latest, chunk, false).await
+                }
+                result => result,
+            };
+            result.map_err(firestore_error)?;
         }
+        Ok(())
+    }
+
+    /// One `Commit` of up to 500 documents, each guarded by its update time as last seen: from
+    /// the cache when `cached` and known, else read now (under the lock).
+    async fn project_chunk(&self, latest: &HashMap<&str, &LoanStatusChanged>, chunk: &[&str], cached: bool) -> Result<(), firestore::Status> {
+        let mut seen = if cached { self.seen.get(chunk) } else { HashMap::new() };
+        let unknown: Vec<&str> = chunk.iter().copied().filter(|id| !seen.contains_key(*id)).collect();
+        if !unknown.is_empty() {
+            seen.extend(self.projections.seen(COLLECTION, &unknown, VERSION_FIELD, self.firestore_deadline).await?);
+        }
+        let mut written: Vec<(&str, i64)> = Vec::with_capacity(chunk.len());
+        let writes: Vec<_> = chunk
+            .iter()
+            .filter_map(|id| {
+                let event = latest[id];
+                let seen = seen.get(*id).cloned().unwrap_or_default();
+                let behind = seen.version.is_none_or(|v| v < event.version);
+                behind.then(|| {
+                    written.push((id, event.version));
+                    self.projections.merge_write(COLLECTION, id, firestore_fields(event), Some(&seen))
+                })
+            })
+            .collect();
+        let update_times = match self.projections.commit(writes, self.firestore_deadline).await {
+            Ok(times) => times,
+            Err(status) => {
+                // Refused, timed out or partly applied: nothing of this chunk is known any more.
+                self.seen.forget(chunk);
+                return Err(status);
+            }
+        };
+        for ((id, version), update_time) in written.iter().zip(update_times) {
+            seen.insert(id.to_string(), Seen { update_time, version: Some(*version) });
+        }
+        self.seen.put(seen);
         Ok(())
     }
 }
@@ -245,37 +270,61 @@ fn ts(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-/// Serialises work on these applications across every instance until the transaction ends.
-/// `apps` is sorted, so concurrent batches take their locks in one order.
-async fn lock_applications(tx: &mut Transaction<'_, Postgres>, apps: &[&str]) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT count(pg_advisory_xact_lock(hashtextextended('application:' || a, 0))) FROM unnest($1::text[]) WITH ORDINALITY AS t(a, n)")
-        .bind(apps)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// Serialises work on these applications across every instance until the transaction ends, then
+/// records every event id as processed, in one statement; returns the ids that were new. `apps`
+/// is sorted, so concurrent batches take their locks in one order, and the locks are taken before
+/// any id is recorded (the insert reads from the aggregate that takes them). Recording every id
+/// both finds the duplicates and records the rest, through the primary key whatever the table's
+/// statistics (a `= ANY` filter could scan).
+async fn lock_and_record(tx: &mut Transaction<'_, Postgres>, consumer: &str, apps: &[&str], ids: &[Uuid]) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let fresh: Vec<Uuid> = sqlx::query_scalar(
+        "WITH locked AS (SELECT count(pg_advisory_xact_lock(hashtextextended('application:' || a, 0))) AS n
+                         FROM unnest($3::text[]) WITH ORDINALITY AS t(a, k))
+         INSERT INTO processed_events (consumer, event_id) SELECT $1, id FROM locked, unnest($2::uuid[]) AS t(id)
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(consumer)
+    .bind(ids)
+    .bind(apps)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(fresh.into_iter().collect())
 }
 
-async fn upsert_read_model(tx: &mut Transaction<'_, Postgres>, rows: &[(&LoanStatusChanged, Uuid)]) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
+/// Upserts the read model (newer versions only) and appends the `event_log` rows, set-wise, in
+/// one statement. Both are empty together or neither is.
+async fn write_read_model(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[(&LoanStatusChanged, Uuid)],
+    log: &[(Uuid, &LoanStatusChanged, Option<&str>)],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() && log.is_empty() {
         return Ok(());
     }
     let col = |f: fn(&LoanStatusChanged) -> String| rows.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
     let time = |f: fn(&LoanStatusChanged) -> i64| rows.iter().map(|(e, _)| ts(f(e))).collect::<Vec<_>>();
     sqlx::query(
-        "INSERT INTO applications (application_id, tenant_id, loan_id, loan_number, loan_type, ventures_status,
-             status_changed_at, amount_requested_cents, amount_approved_cents, version, source_updated_at,
-             source_occurred_at, projected_at, last_event_id, correlation_id)
-         SELECT a, t, l, n, ty, s, sc, ar, aa, v, su, so, now(), ev, c
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
-                     $8::bigint[], $9::bigint[], $10::bigint[], $11::timestamptz[], $12::timestamptz[], $13::uuid[], $14::text[])
-              AS r(a, t, l, n, ty, s, sc, ar, aa, v, su, so, ev, c)
-         ON CONFLICT (application_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, loan_id = EXCLUDED.loan_id,
-             loan_number = EXCLUDED.loan_number, loan_type = EXCLUDED.loan_type, ventures_status = EXCLUDED.ventures_status,
-             status_changed_at = EXCLUDED.status_changed_at, amount_requested_cents = EXCLUDED.amount_requested_cents,
-             amount_approved_cents = EXCLUDED.amount_approved_cents, version = EXCLUDED.version,
-             source_updated_at = EXCLUDED.source_updated_at, source_occurred_at = EXCLUDED.source_occurred_at,
-             projected_at = now(), last_event_id = EXCLUDED.last_event_id, correlation_id = EXCLUDED.correlation_id
-         WHERE applications.version < EXCLUDED.version",
+        "WITH upserted AS (
+           INSERT INTO applications (application_id, tenant_id, loan_id, loan_number, loan_type, ventures_status,
+               status_changed_at, amount_requested_cents, amount_approved_cents, version, source_updated_at,
+               source_occurred_at, projected_at, last_event_id, correlation_id)
+           SELECT a, t, l, n, ty, s, sc, ar, aa, v, su, so, now(), ev, c
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+                       $8::bigint[], $9::bigint[], $10::bigint[], $11::timestamptz[], $12::timestamptz[], $13::uuid[], $14::text[])
+                AS r(a, t, l, n, ty, s, sc, ar, aa, v, su, so, ev, c)
+           ON CONFLICT (application_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, loan_id = EXCLUDED.loan_id,
+               loan_number = EXCLUDED.loan_number, loan_type = EXCLUDED.loan_type, ventures_status = EXCLUDED.ventures_status,
+               status_changed_at = EXCLUDED.status_changed_at, amount_requested_cents = EXCLUDED.amount_requested_cents,
+               amount_approved_cents = EXCLUDED.amount_approved_cents, version = EXCLUDED.version,
+               source_updated_at = EXCLUDED.source_updated_at, source_occurred_at = EXCLUDED.source_occurred_at,
+               projected_at = now(), last_event_id = EXCLUDED.last_event_id, correlation_id = EXCLUDED.correlation_id
+           WHERE applications.version < EXCLUDED.version)
+         INSERT INTO event_log (event_id, event_type, tenant_id, entity_type, entity_id, version, occurred_at,
+             correlation_id, causation_id, producer, change)
+         SELECT id, 'loan.status_changed', t, 'application', a, v, o, c, ca, p, ch
+         FROM unnest($15::uuid[], $16::text[], $17::text[], $18::bigint[], $19::timestamptz[], $20::text[], $21::text[],
+                     $22::text[], $23::jsonb[])
+              AS r(id, t, a, v, o, c, ca, p, ch)",
     )
     .bind(col(|e| e.application_id.clone()))
     .bind(col(|e| e.tenant_id.clone()))
@@ -291,22 +340,6 @@ async fn upsert_read_model(tx: &mut Transaction<'_, Postgres>, rows: &[(&LoanSta
     .bind(time(|e| e.occurred_at))
     .bind(rows.iter().map(|(_, id)| *id).collect::<Vec<_>>())
     .bind(col(|e| e.correlation_id.clone()))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn append_event_log(tx: &mut Transaction<'_, Postgres>, log: &[(Uuid, &LoanStatusChanged, Option<&str>)]) -> Result<(), sqlx::Error> {
-    if log.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO event_log (event_id, event_type, tenant_id, entity_type, entity_id, version, occurred_at,
-             correlation_id, causation_id, producer, change)
-         SELECT id, 'loan.status_changed', t, 'application', a, v, o, c, ca, p, ch
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::jsonb[])
-              AS r(id, t, a, v, o, c, ca, p, ch)",
-    )
     .bind(log.iter().map(|(id, _, _)| *id).collect::<Vec<_>>())
     .bind(log.iter().map(|(_, e, _)| e.tenant_id.clone()).collect::<Vec<_>>())
     .bind(log.iter().map(|(_, e, _)| e.application_id.clone()).collect::<Vec<_>>())

@@ -3,6 +3,7 @@
 
 pub mod firestore;
 pub mod handler;
+pub mod seen;
 
 use std::{sync::Arc, time::Duration};
 
@@ -64,6 +65,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         projections,
         consumer: config.group_id.clone(),
         firestore_deadline: settings.firestore_deadline,
+        seen: Default::default(),
     });
     readiness.set(true);
     tracing::info!(group = %config.group_id, "ready");
