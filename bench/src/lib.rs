@@ -58,6 +58,9 @@ pub struct Options {
     /// Seconds of the fixed-rate pipeline run [default: 60; smoke 3].
     #[arg(long)]
     pub pipeline_secs: Option<f64>,
+    /// Seconds of the cold-start run before it, on keys of its own [default: 5; smoke 1].
+    #[arg(long)]
+    pub cold_start_secs: Option<f64>,
     /// Seconds of each step of the maximum-rate search [default: 15; smoke 2].
     #[arg(long)]
     pub step_secs: Option<f64>,
@@ -108,6 +111,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     };
     let pipeline_rate = options.pick(options.pipeline_rate, 2_000, 100);
     let pipeline_secs = secs(options.pipeline_secs, 60.0, 3.0);
+    let cold_secs = secs(options.cold_start_secs, 5.0, 1.0);
     let step_secs = secs(options.step_secs, 15.0, 2.0);
     let max_steps = options.pick(options.max_steps, 5, 1);
     let search_budget = secs(options.search_budget_secs, 240.0, 20.0);
@@ -345,6 +349,27 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     pipeline::warm_up(&producer, &pool, Duration::from_secs(120)).await?;
     say!(
         started,
+        "(4) cold start: {pipeline_rate} events/s for {cold_secs:?} on keys of its own"
+    );
+    let cold_start = pipeline::fixed_rate(
+        &producer,
+        &pool,
+        pipeline_rate,
+        cold_secs,
+        1_000,
+        drain,
+        watch,
+    )
+    .await?;
+    say!(
+        started,
+        "    committed P50 {:.0} ms · P99 {:.0} ms · max {:.0} ms",
+        cold_start.committed.p50_ms,
+        cold_start.committed.p99_ms,
+        cold_start.committed.max_ms
+    );
+    say!(
+        started,
         "(4) {pipeline_rate} events/s for {pipeline_secs:?}"
     );
     let fixed = pipeline::fixed_rate(
@@ -357,6 +382,19 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         watch,
     )
     .await?;
+    say!(
+        started,
+        "    committed P50 {:.0} ms · P99 {:.0} ms · max {:.0} ms · sustained {:.0}/s · CPU s: writer {:.1}, broker {:.1}, emulator {:.1}, PostgreSQL {:.1}, bench {:.1}",
+        fixed.committed.p50_ms,
+        fixed.committed.p99_ms,
+        fixed.committed.max_ms,
+        fixed.sustained_per_sec,
+        fixed.service_cpu_seconds,
+        fixed.broker_cpu_seconds,
+        fixed.emulator_cpu_seconds,
+        fixed.database_cpu_seconds,
+        fixed.bench_cpu_seconds
+    );
     anyhow::ensure!(
         fixed.complete,
         "only {} of {} events were committed within {drain:?} of the fixed-rate run",
@@ -499,7 +537,11 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         },
         load_client: gateway::LoadClient::default(),
         throughput,
-        pipeline: PipelineFigures { fixed, search },
+        pipeline: PipelineFigures {
+            cold_start,
+            fixed,
+            search,
+        },
         end_to_end,
         gateway: gateway_runs,
         footprint,

@@ -13,8 +13,9 @@
 //!    version or newer is not written), with a call deadline. Both come from what this instance
 //!    last wrote or read (`seen::SeenCache`); when the precondition fails because someone else
 //!    wrote since, the documents are read again under the lock and written once more;
-//! 4. upsert the read model, append the `event_log` rows and record every event id set-wise
-//!    (`UNNEST` arrays), then commit.
+//! 4. meanwhile (concurrently with 3), upsert the read model and append the `event_log` rows
+//!    set-wise (`UNNEST` arrays; the event ids were recorded in step 1), then commit once both
+//!    succeeded.
 //!
 //! A crash between 3 and 4 redelivers the batch, which finds Firestore already at its versions
 //! and commits the rest. An instance that lost its partition cannot move a document back: its
@@ -143,10 +144,6 @@ impl LoanStatusHandler {
             })
             .collect();
 
-        if !latest.is_empty() {
-            self.project(&latest).await?;
-        }
-
         let log: Vec<(Uuid, &LoanStatusChanged, Option<&str>)> = events
             .iter()
             .zip(&decisions)
@@ -157,7 +154,11 @@ impl LoanStatusHandler {
             .collect();
         let ids_of_latest: HashMap<&str, Uuid> = log.iter().map(|(id, e, _)| (e.application_id.as_str(), *id)).collect();
         let rows: Vec<(&LoanStatusChanged, Uuid)> = latest.values().map(|e| (*e, ids_of_latest[e.application_id.as_str()])).collect();
-        write_read_model(&mut tx, &rows, &log).await.map_err(db::classify)?;
+        // Firestore and the read model are written at once; the transaction commits only after
+        // both succeeded (a failed Commit drops the transaction: nothing is recorded).
+        let (projected, recorded) = tokio::join!(self.project(&latest), write_read_model(&mut tx, &rows, &log));
+        projected?;
+        recorded.map_err(db::classify)?;
         tx.commit().await.map_err(db::classify)?;
 
         let now = Utc::now().timestamp_millis();
@@ -170,6 +171,9 @@ impl LoanStatusHandler {
 
     /// Writes the newest version of each document, unless Firestore already has it or newer.
     async fn project(&self, latest: &HashMap<&str, &LoanStatusChanged>) -> Result<(), HandlerError> {
+        if latest.is_empty() {
+            return Ok(());
+        }
         let ids: Vec<&str> = latest.keys().copied().collect();
         for chunk in ids.chunks(MAX_COMMIT_WRITES) {
             let result = match self.project_chunk(latest, chunk, true).await {

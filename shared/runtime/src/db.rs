@@ -49,8 +49,11 @@ pub async fn connect(
     if let Some(role) = run_as {
         pool_options = pool_options.options([("role", role)]);
     }
+    // Every connection opened up front (and kept): the first burst after start-up does not pay
+    // for connecting and preparing statements while it holds locks.
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
+        .min_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(pool_options)
         .await?;
