@@ -372,6 +372,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         started,
         "(4) {pipeline_rate} events/s for {pipeline_secs:?}"
     );
+    let writer_before = pipeline::WriterMetrics::read(stack.service(PROJECTION_WRITER)).await?;
     let fixed = pipeline::fixed_rate(
         &producer,
         &pool,
@@ -394,6 +395,17 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         fixed.emulator_cpu_seconds,
         fixed.database_cpu_seconds,
         fixed.bench_cpu_seconds
+    );
+    let writer = pipeline::WriterMetrics::read(stack.service(PROJECTION_WRITER))
+        .await?
+        .since(&writer_before);
+    say!(
+        started,
+        "    inside projection-writer: {} batches of {:.1} events on average, {:.1} ms per batch, of which {:.1} ms in the Firestore Commit",
+        writer.batches,
+        writer.records / writer.batches.max(1.0),
+        1000.0 * writer.batch_seconds / writer.batches.max(1.0),
+        1000.0 * writer.commit_seconds / writer.commits.max(1.0)
     );
     anyhow::ensure!(
         fixed.complete,

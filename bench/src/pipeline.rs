@@ -500,3 +500,37 @@ pub async fn end_to_end(
         latency: Latency::of(lags),
     })
 }
+
+/// projection-writer's own counters (its `/metrics`): batches, their events and time, and the
+/// time in Firestore `Commit`s. Sums since start-up; `since` gives a run's share.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct WriterMetrics {
+    pub batches: f64,
+    pub records: f64,
+    pub batch_seconds: f64,
+    pub commits: f64,
+    pub commit_seconds: f64,
+}
+
+impl WriterMetrics {
+    pub async fn read(service: &system_tests::process::ServiceProcess) -> anyhow::Result<Self> {
+        let m = |name: &'static str| service.metric(name);
+        Ok(Self {
+            batches: m("projection_writer_consumer_batch_seconds_count").await?,
+            records: m("projection_writer_consumer_batch_records_sum").await?,
+            batch_seconds: m("projection_writer_consumer_batch_seconds_sum").await?,
+            commits: m("projection_writer_firestore_commit_seconds_count").await?,
+            commit_seconds: m("projection_writer_firestore_commit_seconds_sum").await?,
+        })
+    }
+
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            batches: self.batches - before.batches,
+            records: self.records - before.records,
+            batch_seconds: self.batch_seconds - before.batch_seconds,
+            commits: self.commits - before.commits,
+            commit_seconds: self.commit_seconds - before.commit_seconds,
+        }
+    }
+}

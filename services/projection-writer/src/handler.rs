@@ -211,7 +211,10 @@ impl LoanStatusHandler {
                 })
             })
             .collect();
-        let update_times = match self.projections.commit(writes, self.firestore_deadline).await {
+        let started = std::time::Instant::now();
+        let committed = self.projections.commit(writes, self.firestore_deadline).await;
+        metrics::histogram!(metric_name(SERVICE, "firestore_commit_seconds")).record(started.elapsed().as_secs_f64());
+        let update_times = match committed {
             Ok(times) => times,
             Err(status) => {
                 // Refused, timed out or partly applied: nothing of this chunk is known any more.
