@@ -351,51 +351,18 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         started,
         "(4) cold start: {pipeline_rate} events/s for {cold_secs:?} on keys of its own"
     );
-    let cold_start = pipeline::fixed_rate(
-        &producer,
-        &pool,
-        pipeline_rate,
-        cold_secs,
-        1_000,
-        drain,
-        watch,
-    )
-    .await?;
-    say!(
-        started,
-        "    committed P50 {:.0} ms · P99 {:.0} ms · max {:.0} ms",
-        cold_start.committed.p50_ms,
-        cold_start.committed.p99_ms,
-        cold_start.committed.max_ms
-    );
+    let run_at = |rate: u32, secs: Duration| {
+        pipeline::fixed_rate(&producer, &pool, rate, secs, 1_000, drain, watch)
+    };
+    let cold_start = run_at(pipeline_rate, cold_secs).await?;
+    say!(started, "    {}", cold_start.summary());
     say!(
         started,
         "(4) {pipeline_rate} events/s for {pipeline_secs:?}"
     );
     let writer_before = pipeline::WriterMetrics::read(stack.service(PROJECTION_WRITER)).await?;
-    let fixed = pipeline::fixed_rate(
-        &producer,
-        &pool,
-        pipeline_rate,
-        pipeline_secs,
-        1_000,
-        drain,
-        watch,
-    )
-    .await?;
-    say!(
-        started,
-        "    committed P50 {:.0} ms · P99 {:.0} ms · max {:.0} ms · sustained {:.0}/s · CPU s: writer {:.1}, broker {:.1}, emulator {:.1}, PostgreSQL {:.1}, bench {:.1}",
-        fixed.committed.p50_ms,
-        fixed.committed.p99_ms,
-        fixed.committed.max_ms,
-        fixed.sustained_per_sec,
-        fixed.service_cpu_seconds,
-        fixed.broker_cpu_seconds,
-        fixed.emulator_cpu_seconds,
-        fixed.database_cpu_seconds,
-        fixed.bench_cpu_seconds
-    );
+    let fixed = run_at(pipeline_rate, pipeline_secs).await?;
+    say!(started, "    {}", fixed.summary());
     let writer = pipeline::WriterMetrics::read(stack.service(PROJECTION_WRITER))
         .await?
         .since(&writer_before);

@@ -83,6 +83,24 @@ pub struct RateRun {
     pub bench_cpu_seconds: f64,
 }
 
+impl RateRun {
+    /// One line: latencies, the rate sustained and who used the CPU.
+    pub fn summary(&self) -> String {
+        format!(
+            "committed P50 {:.0} ms · P99 {:.0} ms · max {:.0} ms · sustained {:.0}/s · CPU s: writer {:.1}, broker {:.1}, emulator {:.1}, PostgreSQL {:.1}, bench {:.1}",
+            self.committed.p50_ms,
+            self.committed.p99_ms,
+            self.committed.max_ms,
+            self.sustained_per_sec,
+            self.service_cpu_seconds,
+            self.broker_cpu_seconds,
+            self.emulator_cpu_seconds,
+            self.database_cpu_seconds,
+            self.bench_cpu_seconds
+        )
+    }
+}
+
 /// The processes a rate run watches: projection-writer, the broker and the emulator.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Watch {
