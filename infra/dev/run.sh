@@ -14,6 +14,7 @@ source infra/dev/ports.env
 export FIRESTORE_EMULATOR_HOST="127.0.0.1:$EMULATOR_PORT"
 export SCENARIO_SIMULATOR_URL="http://127.0.0.1:$VENTURES_PORT"
 export SCENARIO_GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
+export SCENARIO_OIDC_URL="http://127.0.0.1:$OIDC_PORT"
 export SCENARIO_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/brain"
 echo
 target/debug/scenario "$@"
@@ -21,8 +22,9 @@ echo
 bash infra/dev/stack.sh status
 cat <<TXT
 
-The stack is still running. Try:
-  curl -s http://127.0.0.1:$GATEWAY_PORT/api/v1/applications/<application id>
+The stack is still running. Try (the gateway wants a token from the dev issuer):
+  TOKEN=\$(target/debug/dev-oidc mint --role staff --tenant default --url http://127.0.0.1:$OIDC_PORT)
+  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$GATEWAY_PORT/api/v1/applications/<application id>
   curl -s http://127.0.0.1:$VENTURES_SYNC_OPS_PORT/metrics | grep ventures_sync_
   curl -s http://127.0.0.1:$PROJECTION_WRITER_OPS_PORT/metrics | grep projection_writer_
   make logs      # every component's log tail (.dev/logs/)

@@ -7,8 +7,9 @@
 #   stack.sh env                 `export` lines: eval "$(infra/dev/stack.sh env)"
 #   stack.sh logs [-f] [component...]
 #
-# Components, in start order: postgres broker registry emulator ventures-sim services
-# (services = ventures-sync projection-writer api-gateway). Ports: infra/dev/ports.env, each
+# Components, in start order: postgres broker registry emulator ventures-sim oidc services
+# (services = ventures-sync projection-writer api-gateway; oidc = the dev OIDC issuer the gateway
+# trusts: `target/debug/dev-oidc mint --role staff --tenant default` prints a token). Ports: infra/dev/ports.env, each
 # overridable from the environment. State lives in .dev/: run/<component>.pid ("pid starttime",
 # so a recycled pid is never signalled), logs/<component>.log, secrets.env (mode 600).
 # A PostgreSQL already answering on PG_PORT is used as it is and never stopped; otherwise a
@@ -20,7 +21,7 @@ set -euo pipefail
 # shellcheck source=infra/dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_COMPONENTS=(postgres broker registry emulator ventures-sim ventures-sync projection-writer api-gateway)
+ALL_COMPONENTS=(postgres broker registry emulator ventures-sim oidc ventures-sync projection-writer api-gateway)
 SERVICES=(ventures-sync projection-writer api-gateway)
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 PG_DATA="${PG_DATA_DIR:-$CACHE_DIR/pg/data}"
@@ -74,6 +75,7 @@ port_of() {
     registry) echo "$REGISTRY_PORT" ;;
     emulator) echo "$EMULATOR_PORT" ;;
     ventures-sim) echo "$VENTURES_PORT" ;;
+    oidc) echo "$OIDC_PORT" ;;
     ventures-sync) echo "$VENTURES_SYNC_OPS_PORT" ;;
     projection-writer) echo "$PROJECTION_WRITER_OPS_PORT" ;;
     api-gateway) echo "$GATEWAY_PORT" ;;
@@ -101,7 +103,7 @@ timeout_of() {
   fi
   case "$1" in
     postgres | registry) echo 60 ;;
-    broker | emulator | ventures-sim) echo 30 ;;
+    broker | emulator | ventures-sim | oidc) echo 30 ;;
     *) echo 120 ;;
   esac
 }
@@ -112,7 +114,7 @@ deps_of() {
     registry) echo postgres ;;
     ventures-sync) echo postgres broker registry ventures-sim ;;
     projection-writer) echo postgres broker registry emulator ;;
-    api-gateway) echo postgres broker registry ;;
+    api-gateway) echo postgres broker registry oidc ;;
   esac
 }
 
@@ -120,6 +122,7 @@ binary_of() {
   case "$1" in
     registry) echo "$BIN_DIR/schema-registry" ;;
     ventures-sim) echo "$BIN_DIR/ventures-simulator" ;;
+    oidc) echo "$BIN_DIR/dev-oidc" ;;
     ventures-sync | projection-writer | api-gateway) echo "$BIN_DIR/$1" ;;
   esac
 }
@@ -138,6 +141,12 @@ component_env() {
       echo "VENTURES_SIM__CLIENT=$DEV_VENTURES_CLIENT"
       echo "VENTURES_SIM__USERNAME=$DEV_VENTURES_USERNAME"
       echo "VENTURES_SIM__PASSWORD=$DEV_VENTURES_PASSWORD"
+      echo "RUST_LOG=${RUST_LOG:-info}"
+      ;;
+    oidc)
+      # Keys are generated in memory at start-up: a restart invalidates every token it minted.
+      echo "DEV_OIDC__LISTEN_ADDR=127.0.0.1:$OIDC_PORT"
+      echo "DEV_OIDC__AUDIENCE=brain"
       echo "RUST_LOG=${RUST_LOG:-info}"
       ;;
     ventures-sync | projection-writer | api-gateway)
@@ -164,6 +173,7 @@ component_env() {
     api-gateway)
       echo "API_GATEWAY__LISTEN_ADDR=127.0.0.1:$GATEWAY_PORT"
       echo "API_GATEWAY__DATABASE_URL=postgres://brain_gateway_reader@127.0.0.1:$PG_PORT/brain"
+      echo "API_GATEWAY__OIDC_ISSUERS=[{\"name\":\"dev\",\"issuer\":\"http://127.0.0.1:$OIDC_PORT\",\"audience\":\"brain\"}]"
       ;;
   esac
 }
@@ -205,6 +215,7 @@ ready_check() {
     emulator) port_open "$port" ;;
     registry) http_ok "http://127.0.0.1:$port/subjects" ;;
     ventures-sim) http_ok "http://127.0.0.1:$port/control/stats" ;;
+    oidc) http_ok "http://127.0.0.1:$port/.well-known/openid-configuration" ;;
     *) http_ok "http://127.0.0.1:$port/ready" ;;
   esac
 }
@@ -678,6 +689,7 @@ cmd_env() {
   load_secrets
   for line in "PG_PORT=$PG_PORT" "BROKER_PORT=$BROKER_PORT" "REGISTRY_PORT=$REGISTRY_PORT" \
     "EMULATOR_PORT=$EMULATOR_PORT" "VENTURES_PORT=$VENTURES_PORT" "GATEWAY_PORT=$GATEWAY_PORT" \
+    "OIDC_PORT=$OIDC_PORT" \
     "VENTURES_SYNC_OPS_PORT=$VENTURES_SYNC_OPS_PORT" \
     "PROJECTION_WRITER_OPS_PORT=$PROJECTION_WRITER_OPS_PORT"; do
     printf 'export %s=%q\n' "${line%%=*}" "${line#*=}"

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use system_tests::{
-    stack::{API_GATEWAY, PROJECTION_WRITER, Stack, VENTURES_SYNC},
+    stack::{API_GATEWAY, PROJECTION_WRITER, Stack, VENTURES_SYNC, VENTURES_TENANT},
     workload::{self, Driver, Expected},
 };
 
@@ -26,16 +26,18 @@ async fn status_changes_reach_firestore_and_the_read_model_exactly_once() -> any
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.event_log_rows, 1_200, "200 creations + 1,000 changes, one row each");
 
-    // The gateway serves the read model, with stable error codes.
+    // The gateway serves the read model to the tenant's staff, with stable error codes.
+    let token = stack.token("staff", VENTURES_TENANT);
+    let get = |path: &str| stack.http.get(format!("{}{path}", stack.gateway_url)).bearer_auth(&token).send();
     let (app, (loan_id, version, status)) = expected.loans.iter().next().expect("a loan");
-    let body: serde_json::Value = stack.http.get(format!("{}/api/v1/applications/{app}", stack.gateway_url)).send().await?.json().await?;
+    let body: serde_json::Value = get(&format!("/api/v1/applications/{app}")).await?.json().await?;
     assert_eq!(body["venturesStatus"], status.as_str());
     assert_eq!(body["version"], *version);
     assert_eq!(body["loanId"], loan_id.as_str());
-    let missing = stack.http.get(format!("{}/api/v1/applications/no-such-app", stack.gateway_url)).send().await?;
+    let missing = get("/api/v1/applications/no-such-app").await?;
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.json::<serde_json::Value>().await?["code"], "application_not_found");
-    let invalid = stack.http.get(format!("{}/api/v1/applications/bad%20id", stack.gateway_url)).send().await?;
+    let invalid = get("/api/v1/applications/bad%20id").await?;
     assert_eq!(invalid.status(), 400);
     assert_eq!(invalid.json::<serde_json::Value>().await?["code"], "invalid_application_id");
 

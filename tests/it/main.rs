@@ -1,6 +1,7 @@
 //! System tests: the whole flow on real infrastructure. Run with `make test`.
 
 mod audit;
+mod auth;
 mod chaos;
 mod crash;
 mod firestore_guard;

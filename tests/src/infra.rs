@@ -350,6 +350,12 @@ pub async fn simulator(credentials: &VenturesCredentials) -> anyhow::Result<vent
     Ok(ventures_simulator::Simulator::start(config).await?.spawn())
 }
 
+/// The dev OIDC issuer, in this process, on a free port.
+pub async fn oidc() -> anyhow::Result<dev_oidc::RunningIssuer> {
+    let config = dev_oidc::Config { listen_addr: "127.0.0.1:0".parse()?, audience: crate::stack::AUDIENCE.into(), ..dev_oidc::Config::default() };
+    Ok(dev_oidc::DevOidc::start(config).await?.spawn())
+}
+
 /// The shared emulator's address; `make test` starts it and exports the variable.
 pub fn emulator_host() -> anyhow::Result<String> {
     std::env::var("FIRESTORE_EMULATOR_HOST").context("FIRESTORE_EMULATOR_HOST is not set: run the tests with `make test`")

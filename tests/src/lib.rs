@@ -1,8 +1,9 @@
 //! The system-test harness: real broker, PostgreSQL, schema registry, Firestore emulator and
 //! Ventures simulator, with Brain's services as child processes that tests can SIGKILL.
 //!
-//! Each test gets its own broker process, database, registry and simulator, and its own Firestore
-//! project id on the shared emulator (`FIRESTORE_EMULATOR_HOST`, started by `make test`).
+//! Each test gets its own broker process, database, registry, simulator and dev OIDC issuer (the
+//! gateway trusts it; `Stack::token` mints), and its own Firestore project id on the shared
+//! emulator (`FIRESTORE_EMULATOR_HOST`, started by `make test`).
 
 pub mod chaos;
 pub mod infra;

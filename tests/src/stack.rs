@@ -3,6 +3,7 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use brain_events::{Codec, RegistryClient, codec::SchemaIds};
+use dev_oidc::{MintRequest, RunningIssuer};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{
@@ -15,6 +16,10 @@ use crate::{
 pub const VENTURES_SYNC: &str = "ventures-sync";
 pub const PROJECTION_WRITER: &str = "projection-writer";
 pub const API_GATEWAY: &str = "api-gateway";
+/// The tenant ventures-sync stamps on the loans it reads from the simulator.
+pub const VENTURES_TENANT: &str = "default";
+/// The `aud` the gateway accepts from the test's issuer.
+pub const AUDIENCE: &str = "brain";
 
 pub struct Stack {
     pub logs: PathBuf,
@@ -25,6 +30,8 @@ pub struct Stack {
     pub credentials: VenturesCredentials,
     pub project_id: String,
     pub gateway_url: String,
+    /// The dev OIDC issuer the gateway trusts (in this process): mint tokens with `token`.
+    pub oidc: RunningIssuer,
     pub services: BTreeMap<&'static str, ServiceProcess>,
     pub http: reqwest::Client,
     _shutdown: DropGuard,
@@ -47,6 +54,7 @@ impl Stack {
         let registry_url = infra::registry(&db, shutdown.clone()).await?;
         let credentials = VenturesCredentials::generate();
         let sim = infra::simulator(&credentials).await?;
+        let oidc = infra::oidc().await?;
         let project_id = format!("brain-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let gateway_port = free_port();
         let mut stack = Self {
@@ -58,6 +66,7 @@ impl Stack {
             credentials,
             project_id,
             gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            oidc,
             services: BTreeMap::new(),
             http: reqwest::Client::new(),
             _shutdown: shutdown.drop_guard(),
@@ -99,11 +108,16 @@ impl Stack {
                 (format!("{prefix}__VENTURES_USERNAME"), self.credentials.username.clone()),
                 (format!("{prefix}__VENTURES_PASSWORD"), self.credentials.password.clone()),
                 (format!("{prefix}__SWEEP_INTERVAL_MS"), "200".into()),
+                (format!("{prefix}__TENANT_ID"), VENTURES_TENANT.into()),
             ]),
             PROJECTION_WRITER => env.push((format!("{prefix}__FIRESTORE_PROJECT_ID"), self.project_id.clone())),
             _ => {
                 env.push((format!("{prefix}__LISTEN_ADDR"), format!("127.0.0.1:{gateway_port}")));
                 env.push((format!("{prefix}__DATABASE_URL"), self.db.url(Some("brain_gateway_reader"))));
+                let issuers = serde_json::json!([{ "name": "dev", "issuer": self.oidc.url(), "audience": AUDIENCE }]);
+                env.push((format!("{prefix}__OIDC_ISSUERS"), issuers.to_string()));
+                // Key rotation in a test is seen within a second.
+                env.push((format!("{prefix}__JWKS_MIN_REFETCH_INTERVAL_MS"), "1000".into()));
                 ready = format!("http://127.0.0.1:{gateway_port}/ready");
             }
         }
@@ -119,6 +133,23 @@ impl Stack {
 
     pub fn service(&mut self, name: &str) -> &mut ServiceProcess {
         self.services.get_mut(name).unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    /// A token of the test's issuer for `role` in `tenant` (valid for an hour).
+    pub fn token(&self, role: &str, tenant: &str) -> String {
+        self.mint(&MintRequest::new(format!("test-{role}"), role, tenant))
+    }
+
+    /// A borrower's token that lets them read `applications`.
+    pub fn borrower_token(&self, tenant: &str, applications: &[&str]) -> String {
+        let mut request = MintRequest::new("test-borrower", "borrower", tenant);
+        request.applications = Some(applications.iter().map(|a| a.to_string()).collect());
+        self.mint(&request)
+    }
+
+    /// Any token the test's issuer can make (expired, forged, for another audience, ...).
+    pub fn mint(&self, request: &MintRequest) -> String {
+        self.oidc.issuer().mint(request).expect("the dev issuer mints").token
     }
 
     /// Kafka settings in this test's namespace.

@@ -1,13 +1,16 @@
 //! `GET /api/v1/applications/{id}`: the console read model of one application.
+//!
+//! Scoped by the caller: an application of another tenant, or (for a borrower) one that is not
+//! theirs, is answered exactly like one that does not exist (404), so nothing leaks.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{AppState, error::ApiError};
+use crate::{AppState, auth::Principal, error::ApiError};
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -32,23 +35,30 @@ pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') && id != "." && id != ".."
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Application>, ApiError> {
+/// The read-model query: one application, within the caller's tenant (`$2`; NULL only when
+/// authentication is disabled).
+pub const QUERY: &str = "SELECT application_id, tenant_id, loan_id, loan_number, loan_type, ventures_status, status_changed_at,
+        amount_requested_cents, amount_approved_cents, version, source_occurred_at, projected_at, correlation_id
+ FROM read_api.applications WHERE application_id = $1 AND ($2::text IS NULL OR tenant_id = $2)";
+
+pub async fn get(State(state): State<AppState>, Extension(caller): Extension<Principal>, Path(id): Path<String>) -> Result<Json<Application>, ApiError> {
     if !valid_id(&id) {
         return Err(ApiError::bad_request(
             "invalid_application_id",
             "application ids are 1-128 characters of letters, digits, '-', '_' and '.'",
         ));
     }
-    let row: Option<Application> = sqlx::query_as(
-        "SELECT application_id, tenant_id, loan_id, loan_number, loan_type, ventures_status, status_changed_at,
-                amount_requested_cents, amount_approved_cents, version, source_occurred_at, projected_at, correlation_id
-         FROM read_api.applications WHERE application_id = $1",
-    )
-    .bind(&id)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(ApiError::database)?;
-    row.map(Json).ok_or_else(|| ApiError::not_found("application_not_found", format!("no application {id}")))
+    let not_found = || ApiError::not_found("application_not_found", format!("no application {id}"));
+    if !caller.may_read_application(&id) {
+        return Err(not_found());
+    }
+    let row: Option<Application> = sqlx::query_as(QUERY)
+        .bind(&id)
+        .bind(caller.tenant.as_deref())
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(ApiError::database)?;
+    row.map(Json).ok_or_else(not_found)
 }
 
 #[cfg(test)]

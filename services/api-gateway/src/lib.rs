@@ -1,8 +1,11 @@
 //! api-gateway: the HTTP API for the apps and operators.
 //!
-//! Until authentication lands, it binds to loopback by default and says so at start-up.
+//! Every route but `/health*`, `/ready` and `/metrics` needs a bearer token from a configured OIDC
+//! issuer ([`auth`]). Without issuers the gateway does not start, unless authentication is
+//! explicitly disabled, which it allows on a loopback address only.
 
 pub mod applications;
+pub mod auth;
 pub mod error;
 
 use std::{net::SocketAddr, str::FromStr, time::{Duration, Instant}};
@@ -30,6 +33,8 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+use crate::auth::{Auth, AuthSettings};
+
 pub const SERVICE: &str = "api-gateway";
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -41,29 +46,47 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub otlp_endpoint: Option<String>,
     pub log_json: bool,
+    pub auth: AuthSettings,
 }
 
 impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
         let env = Env::new(SERVICE);
-        Ok(Self {
+        let settings = Self {
             listen_addr: env.or("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             database_url: env.secret("DATABASE_URL")?,
             request_timeout: env.millis("REQUEST_TIMEOUT", 10_000)?,
             otlp_endpoint: env.optional("OTLP_ENDPOINT")?,
             log_json: env.or::<String>("LOG_FORMAT", "json".into())? != "text",
-        })
+            auth: AuthSettings::from_env(&env)?,
+        };
+        settings.check_auth(settings.listen_addr)?;
+        Ok(settings)
+    }
+
+    /// Authentication is required: at least one issuer, or `AUTH_DISABLED=true` on a loopback
+    /// address (and then no issuers, so it is never unclear which applies).
+    pub fn check_auth(&self, addr: SocketAddr) -> Result<(), SettingsError> {
+        let invalid = |var: &str, value: String, reason: &str| SettingsError::Invalid { var: format!("API_GATEWAY__{var}"), value, reason: reason.into() };
+        match (self.auth.disabled, self.auth.issuers.is_empty()) {
+            (false, true) => Err(SettingsError::Missing { service_var: "API_GATEWAY__OIDC_ISSUERS".into(), shared_var: "API_GATEWAY__AUTH_DISABLED=true, loopback only, for local development".into() }),
+            (true, false) => Err(invalid("AUTH_DISABLED", "true".into(), "OIDC_ISSUERS is set too: remove one of them")),
+            (true, true) if !addr.ip().is_loopback() => Err(invalid("LISTEN_ADDR", addr.to_string(), "authentication is disabled (AUTH_DISABLED=true), so the gateway listens on loopback only")),
+            _ => Ok(()),
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub auth: Auth,
 }
 
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
+    auth: Auth,
 }
 
 impl Application {
@@ -72,14 +95,18 @@ impl Application {
         let options = PgConnectOptions::from_str(settings.database_url.expose_secret())?;
         // Lazy: the gateway starts (and says it is not ready) while the database is down.
         let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(3)).connect_lazy_with(options);
+        let auth = Auth::new(&settings.auth)?;
         let listener = tokio::net::TcpListener::bind(settings.listen_addr).await?;
         let addr = listener.local_addr()?;
-        if addr.ip().is_loopback() {
-            tracing::info!(%addr, "listening on loopback only: authentication is not implemented yet, so the API is not exposed");
+        // Checked again on the bound address: settings may be built in code.
+        settings.check_auth(addr)?;
+        if auth.is_disabled() {
+            tracing::warn!(%addr, "AUTHENTICATION IS DISABLED (API_GATEWAY__AUTH_DISABLED=true): every caller is an admin of every tenant; loopback only");
         } else {
-            tracing::warn!(%addr, "listening on a non-loopback address WITHOUT authentication: anyone who can reach it can read application data");
+            let issuers: Vec<String> = settings.auth.issuers.iter().map(|i| i.label()).collect();
+            tracing::info!(%addr, ?issuers, "listening; every API route needs a bearer token from one of the issuers");
         }
-        Ok(Self { listener, router: router(AppState { pool }, settings.request_timeout) })
+        Ok(Self { listener, router: router(AppState { pool, auth: auth.clone() }, settings.request_timeout), auth })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -87,6 +114,7 @@ impl Application {
     }
 
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.auth.keep_keys_fresh(&shutdown);
         axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
         Ok(())
     }
@@ -94,16 +122,18 @@ impl Application {
 
 pub fn router(state: AppState, timeout: Duration) -> Router {
     brain_runtime::telemetry::metrics_handle();
+    // route_layer: only matched routes authenticate; an unknown path is a plain 404.
     let api = Router::new()
         .route("/api/v1/applications/{id}", get(applications::get))
-        .route("/ready", get(ready))
-        .route("/health/deps", get(deps))
-        .with_state(state);
+        .route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::middleware))
+        .with_state(state.clone());
+    let open = Router::new().route("/ready", get(ready)).route("/health/deps", get(deps)).with_state(state);
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/api/v1/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/metrics", get(|| async { brain_runtime::telemetry::metrics_handle().render() }))
         .merge(api)
+        .merge(open)
         .fallback(|| async { error::ApiError::not_found("route_not_found", "no such route") })
         .layer(middleware::from_fn(record_metrics))
         .layer(RequestBodyLimitLayer::new(64 * 1024))
@@ -111,7 +141,8 @@ pub fn router(state: AppState, timeout: Duration) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+            // role and tenant are recorded once the caller is authenticated.
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, role = tracing::field::Empty, tenant = tracing::field::Empty)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
@@ -135,7 +166,8 @@ async fn deps(State(state): State<AppState>) -> Response {
         Err(e) => json!({ "ok": false, "error": e.to_string() }),
     };
     let status = if postgres["ok"] == true { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "postgres": postgres }))).into_response()
+    // Issuers are reported, not required: one issuer down must not take the others' callers out.
+    (status, Json(json!({ "postgres": postgres, "issuers": state.auth.status() }))).into_response()
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {

@@ -15,6 +15,9 @@ struct Args {
     simulator: String,
     #[arg(long, env = "SCENARIO_GATEWAY_URL", default_value = "http://127.0.0.1:8000")]
     gateway: String,
+    /// The dev OIDC issuer the gateway trusts (the scenario reads the gateway with a staff token).
+    #[arg(long, env = "SCENARIO_OIDC_URL", default_value = "http://127.0.0.1:8070")]
+    oidc: String,
     /// A superuser connection to the dev database (the checker reads projection-writer's tables).
     #[arg(long, env = "SCENARIO_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/brain")]
     database: String,
@@ -49,7 +52,11 @@ async fn main() -> anyhow::Result<()> {
     let report = workload::check(&pool, &projections, &expected, true).await?;
     let lags = workload::projection_lags(&pool, &run).await?;
     let (app, (_, version, status)) = expected.loans.iter().next().expect("loans were created");
-    let served: serde_json::Value = reqwest::get(format!("{}/api/v1/applications/{app}", args.gateway)).await?.json().await?;
+    // As the application's tenant's staff, with a token from the dev issuer.
+    let tenant: String = sqlx::query_scalar("SELECT tenant_id FROM projection_writer.applications WHERE application_id = $1").bind(app).fetch_one(&pool).await?;
+    let token = dev_oidc::client::Client::new(&args.oidc).mint(&dev_oidc::MintRequest::new("scenario", "staff", &tenant)).await?.token;
+    let served: serde_json::Value =
+        reqwest::Client::new().get(format!("{}/api/v1/applications/{app}", args.gateway)).bearer_auth(token).send().await?.error_for_status()?.json().await?;
 
     println!();
     println!("  source changes (creations + status changes)  {}", report.source_versions);
