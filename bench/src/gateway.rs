@@ -86,29 +86,39 @@ async fn connect(
     Ok(sender)
 }
 
-/// Sends one GET and reads its body; true when the answer was a 200.
+/// Sends one GET (with `authorization` when given) and reads its body; true when the answer was
+/// a 200.
 async fn get(
     sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
     authority: &str,
     path: &str,
+    authorization: Option<&str>,
 ) -> anyhow::Result<bool> {
     sender.ready().await?;
-    let request = Request::get(path)
-        .header(hyper::header::HOST, authority)
-        .body(Empty::<Bytes>::new())?;
+    let mut request = Request::get(path).header(hyper::header::HOST, authority);
+    if let Some(value) = authorization {
+        request = request.header(hyper::header::AUTHORIZATION, value);
+    }
+    let request = request.body(Empty::<Bytes>::new())?;
     let response = sender.send_request(request).await?;
     let ok = response.status() == hyper::StatusCode::OK;
     response.into_body().collect().await?;
     Ok(ok)
 }
 
-/// Loads `url` (`http://host:port/path`) for `duration`, at `rate` requests/s or at saturation.
-pub async fn load(
-    target: &str,
-    url: &str,
-    rate: Option<u32>,
-    duration: Duration,
-) -> anyhow::Result<LoadRun> {
+/// What to load: a name for the report, the URL (`http://host:port/path`) and the bearer token
+/// to send, if any.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: &'static str,
+    pub url: String,
+    pub token: Option<String>,
+}
+
+/// Loads `target` for `duration`, at `rate` requests/s or at saturation.
+pub async fn load(target: &Target, rate: Option<u32>, duration: Duration) -> anyhow::Result<LoadRun> {
+    let url = target.url.as_str();
+    let authorization = target.token.as_ref().map(|t| format!("Bearer {t}"));
     let uri: Uri = url.parse()?;
     anyhow::ensure!(uri.scheme_str() == Some("http"), "plain http only: {url}");
     let authority = uri
@@ -129,7 +139,8 @@ pub async fn load(
     let deadline = start + duration;
     let mut workers = tokio::task::JoinSet::new();
     for mut sender in senders {
-        let (authority, path, next) = (authority.clone(), path.clone(), next.clone());
+        let (authority, path, next, authorization) =
+            (authority.clone(), path.clone(), next.clone(), authorization.clone());
         workers.spawn(async move {
             let mut tally = Tally::default();
             tokio::time::sleep_until(start).await;
@@ -152,7 +163,7 @@ pub async fn load(
                         now
                     }
                 };
-                match get(&mut sender, &authority, &path).await {
+                match get(&mut sender, &authority, &path, authorization.as_deref()).await {
                     Ok(ok) => {
                         tally.latencies.push(began.elapsed().as_secs_f64());
                         if ok {
@@ -185,12 +196,13 @@ pub async fn load(
     let requests = all.ok + all.failed;
     anyhow::ensure!(
         all.ok > 0 && all.failed == 0,
-        "{target}: {} of {requests} responses were 200",
+        "{}: {} of {requests} responses were 200",
+        target.name,
         all.ok
     );
     let latency = Latency::of(all.latencies);
     Ok(LoadRun {
-        target: target.into(),
+        target: target.name.into(),
         mode: if rate.is_some() {
             "fixed"
         } else {
@@ -209,8 +221,12 @@ pub async fn load(
     })
 }
 
-/// The bare axum handler as a child process on `port`, ready to serve.
-pub async fn bare_axum(port: u16) -> anyhow::Result<tokio::process::Child> {
+/// A bare axum handler as a child process on `port`, ready to serve: from memory, or running the
+/// gateway's query on `database_url` when given.
+pub async fn bare_axum(
+    port: u16,
+    database_url: Option<&str>,
+) -> anyhow::Result<tokio::process::Child> {
     let bin = std::env::current_exe()?.with_file_name("bench-bare-axum");
     anyhow::ensure!(
         bin.exists(),
@@ -219,6 +235,7 @@ pub async fn bare_axum(port: u16) -> anyhow::Result<tokio::process::Child> {
     );
     let child = tokio::process::Command::new(&bin)
         .arg(port.to_string())
+        .args(database_url)
         .kill_on_drop(true)
         .spawn()?;
     system_tests::wait_for(

@@ -426,22 +426,32 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         sqlx::query_scalar("SELECT application_id FROM projection_writer.applications LIMIT 1")
             .fetch_one(&pool)
             .await?;
-    let bare_port = system_tests::free_port();
-    let _bare = gateway::bare_axum(bare_port).await?;
+    let (bare_port, query_port) = (system_tests::free_port(), system_tests::free_port());
+    let _bare = gateway::bare_axum(bare_port, None).await?;
+    let reader_url = stack.db.url(Some("brain_gateway_reader"));
+    let _query = gateway::bare_axum(query_port, Some(&reader_url)).await?;
+    let path = format!("/api/v1/applications/{app}");
     let targets = [
-        (
-            "api-gateway",
-            format!("{}/api/v1/applications/{app}", stack.gateway_url),
-        ),
-        (
-            "bare-axum",
-            format!("http://127.0.0.1:{bare_port}/api/v1/applications/{app}"),
-        ),
+        gateway::Target {
+            name: "api-gateway",
+            url: format!("{}{path}", stack.gateway_url),
+            token: Some(stack.token("staff", system_tests::stack::VENTURES_TENANT)),
+        },
+        gateway::Target {
+            name: "bare-axum-query",
+            url: format!("http://127.0.0.1:{query_port}{path}"),
+            token: None,
+        },
+        gateway::Target {
+            name: "bare-axum",
+            url: format!("http://127.0.0.1:{bare_port}{path}"),
+            token: None,
+        },
     ];
     let mut gateway_runs = Vec::new();
     for rate in [Some(options.gateway_rps), None] {
-        for (target, url) in &targets {
-            gateway_runs.push(gateway::load(target, url, rate, gateway_secs).await?);
+        for target in &targets {
+            gateway_runs.push(gateway::load(target, rate, gateway_secs).await?);
         }
     }
     pool.close().await;
@@ -452,6 +462,16 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
 
     let r = &throughput.ratios;
     let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
+    let run_of = |name: &str, fixed: bool| {
+        gateway_runs
+            .iter()
+            .find(|g| g.target == name && g.offered_rps.is_some() == fixed)
+    };
+    let gateway_vs_query = match (run_of("api-gateway", false), run_of("bare-axum-query", false)) {
+        (Some(g), Some(q)) => g.requests_per_sec / q.requests_per_sec,
+        _ => 0.0,
+    };
+    let gateway_fixed_p99 = run_of("api-gateway", true).map_or(f64::INFINITY, |g| g.p99_ms);
     let targets = vec![
         Target::at_least(
             "(2) Brain ÷ per-record Python peer",
@@ -494,6 +514,18 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
             mib(fixed.service_rss_max_bytes),
             100.0,
             "MiB",
+        ),
+        Target::at_least(
+            "(5) gateway with token verification ÷ bare axum running the same query (saturation)",
+            gateway_vs_query,
+            0.5,
+            "×",
+        ),
+        Target::at_most(
+            &format!("(5) gateway p99 at {} req/s", options.gateway_rps),
+            gateway_fixed_p99,
+            2.0,
+            "ms",
         ),
     ];
     machine.load_average_at_end = report::load_average();

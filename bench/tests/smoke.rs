@@ -157,7 +157,7 @@ fn the_smoke_bench_reports_every_figure() {
             )
         })
         .collect();
-    for target in ["api-gateway", "bare-axum"] {
+    for target in ["api-gateway", "bare-axum-query", "bare-axum"] {
         for mode in ["fixed", "saturation"] {
             assert!(
                 runs.contains(&(target, mode)),
