@@ -222,10 +222,10 @@ pub async fn load(target: &Target, rate: Option<u32>, duration: Duration) -> any
 }
 
 /// A bare axum handler as a child process on `port`, ready to serve: from memory, or running the
-/// gateway's query on `database_url` when given.
+/// gateway's query on a database URL, scoped to a tenant, when given.
 pub async fn bare_axum(
     port: u16,
-    database_url: Option<&str>,
+    query: Option<(&str, &str)>,
 ) -> anyhow::Result<tokio::process::Child> {
     let bin = std::env::current_exe()?.with_file_name("bench-bare-axum");
     anyhow::ensure!(
@@ -235,7 +235,7 @@ pub async fn bare_axum(
     );
     let child = tokio::process::Command::new(&bin)
         .arg(port.to_string())
-        .args(database_url)
+        .args(query.into_iter().flat_map(|(url, tenant)| [url, tenant]))
         .kill_on_drop(true)
         .spawn()?;
     system_tests::wait_for(

@@ -422,20 +422,21 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         .collect();
 
     say!(started, "(5) gateway");
-    let app: String =
-        sqlx::query_scalar("SELECT application_id FROM projection_writer.applications LIMIT 1")
-            .fetch_one(&pool)
-            .await?;
+    let (app, tenant): (String, String) = sqlx::query_as(
+        "SELECT application_id, tenant_id FROM projection_writer.applications LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await?;
     let (bare_port, query_port) = (system_tests::free_port(), system_tests::free_port());
     let _bare = gateway::bare_axum(bare_port, None).await?;
     let reader_url = stack.db.url(Some("brain_gateway_reader"));
-    let _query = gateway::bare_axum(query_port, Some(&reader_url)).await?;
+    let _query = gateway::bare_axum(query_port, Some((&reader_url, &tenant))).await?;
     let path = format!("/api/v1/applications/{app}");
     let targets = [
         gateway::Target {
             name: "api-gateway",
             url: format!("{}{path}", stack.gateway_url),
-            token: Some(stack.token("staff", system_tests::stack::VENTURES_TENANT)),
+            token: Some(stack.token("staff", &tenant)),
         },
         gateway::Target {
             name: "bare-axum-query",

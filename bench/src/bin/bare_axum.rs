@@ -1,8 +1,8 @@
 //! The baselines for figure (5), on `127.0.0.1:<port>`, answering
 //! `GET /api/v1/applications/{id}` with a JSON body shaped like the gateway's:
 //! - `bench-bare-axum PORT`: built in memory (no database, no middleware): the static limit;
-//! - `bench-bare-axum PORT DATABASE_URL`: the gateway's own read-model query
-//!   (`api_gateway::applications::QUERY`, scoped to the tenant `default`) through a pool like the
+//! - `bench-bare-axum PORT DATABASE_URL TENANT`: the gateway's own read-model query
+//!   (`api_gateway::applications::QUERY`, scoped to `TENANT`) through a pool like the
 //!   gateway's (16 connections), and nothing else: no authentication, no middleware. The fair
 //!   limit for the gateway with token verification on.
 
@@ -20,9 +20,6 @@ use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
-
-/// The tenant the bench's applications belong to (ventures-sync's default tenant).
-const TENANT: &str = "default";
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap_or_default()
@@ -47,12 +44,12 @@ async fn from_memory(Path(id): Path<String>) -> Json<Application> {
 }
 
 async fn from_database(
-    State(pool): State<PgPool>,
+    State((pool, tenant)): State<(PgPool, String)>,
     Path(id): Path<String>,
 ) -> Result<Json<Application>, StatusCode> {
     sqlx::query_as::<_, Application>(QUERY)
         .bind(id)
-        .bind(TENANT)
+        .bind(tenant)
         .fetch_optional(&pool)
         .await
         .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?
@@ -65,11 +62,14 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args
         .next()
-        .ok_or_else(|| anyhow::anyhow!("usage: bench-bare-axum PORT [DATABASE_URL]"))?
+        .ok_or_else(|| anyhow::anyhow!("usage: bench-bare-axum PORT [DATABASE_URL TENANT]"))?
         .parse()?;
     let router = match args.next() {
         None => Router::new().route("/api/v1/applications/{id}", get(from_memory)),
         Some(url) => {
+            let tenant = args
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("usage: bench-bare-axum PORT [DATABASE_URL TENANT]"))?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(3))
@@ -77,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             Router::new()
                 .route("/api/v1/applications/{id}", get(from_database))
-                .with_state(pool)
+                .with_state((pool, tenant))
         }
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
