@@ -10,6 +10,7 @@
 //! shared, so figures from different runs are not comparable.
 
 pub mod codec;
+pub mod connect;
 pub mod footprint;
 pub mod gateway;
 pub mod perf_test;
@@ -154,6 +155,8 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     let codec = Codec::new(RegistryClient::new(&registry_url)?, SchemaIds::AutoRegister);
     say!(started, "producing {records} records to {topic}");
     let produced = records::produce(&settings, &codec, records, options.record_bytes, keys).await?;
+    say!(started, "producing the same records as JSON for Kafka Connect");
+    let json = connect::produce_json(&settings, records, options.record_bytes, keys).await?;
     let meter = CpuMeter {
         broker: footprint::kafka_pid(),
     };
@@ -238,6 +241,20 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     let [(peer, peer_cpu), (peer_batched, peer_batched_cpu)] = peers[..] else {
         unreachable!("two peers")
     };
+    say!(started, "(3) Kafka Connect + Debezium JDBC sink");
+    let cpu = meter.start();
+    let connect_run = connect::connect_peer(
+        &repo,
+        &logs,
+        &settings,
+        &database_url,
+        &json,
+        records::PARTITIONS as usize,
+        timeout,
+    )
+    .await?;
+    let connect_cpu = meter.since(cpu);
+    let connect_rate = connect_run.throughput.records_per_sec;
     let pool = db.connect().await?;
     for schema in [
         throughput::RUNTIME_SCHEMA,
@@ -251,10 +268,17 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
             "{schema}: (processed, loans) = {rows:?}, expected ({records}, {keys})"
         );
     }
+    let rows = throughput::effect_rows(&pool, connect::CONNECT_SCHEMA).await?;
+    anyhow::ensure!(
+        rows == (0, keys as i64),
+        "{}: (processed, loans) = {rows:?}, expected (0, {keys})",
+        connect::CONNECT_SCHEMA
+    );
     for schema in [
         throughput::EFFECT_SCHEMA,
         throughput::PEER_BATCHED_SCHEMA,
         throughput::PEER_SCHEMA,
+        connect::CONNECT_SCHEMA,
     ] {
         anyhow::ensure!(
             throughput::same_loans(&pool, throughput::RUNTIME_SCHEMA, schema).await?,
@@ -296,6 +320,8 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         effect_only_cpu,
         peer_cpu,
         peer_batched_cpu,
+        connect: connect_run,
+        connect_cpu,
         runtime_cpu_per_10k: runtime_cpu.per_10k(records),
         ratios: Ratios {
             runtime_vs_limit: runtime.records_per_sec / limit.records_per_sec,
@@ -303,6 +329,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
             runtime_vs_effect_only: runtime.records_per_sec / effect_only.records_per_sec,
             runtime_vs_peer: runtime.records_per_sec / peer.records_per_sec,
             runtime_vs_peer_batched: runtime.records_per_sec / peer_batched.records_per_sec,
+            runtime_vs_connect: runtime.records_per_sec / connect_rate,
         },
     };
 
@@ -495,6 +522,12 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         Target::at_least(
             "(3) Brain ÷ batched Python peer",
             r.runtime_vs_peer_batched,
+            1.0,
+            "×",
+        ),
+        Target::at_least(
+            "(3) Brain ÷ Kafka Connect peer",
+            r.runtime_vs_connect,
             1.0,
             "×",
         ),

@@ -119,12 +119,15 @@ pub struct ThroughputFigures {
     pub peer: Throughput,
     /// (3) Python, batches of `batch_size`, the same set-wise statements.
     pub peer_batched: Throughput,
+    /// (3) Kafka Connect + Debezium's JDBC sink (reading a JSON copy of the records).
+    pub connect: crate::connect::ConnectRun,
     pub limit_cpu: Cpu,
     pub perf_test_cpu: Cpu,
     pub runtime_cpu: Cpu,
     pub effect_only_cpu: Cpu,
     pub peer_cpu: Cpu,
     pub peer_batched_cpu: Cpu,
+    pub connect_cpu: Cpu,
     /// `runtime_cpu` per 10,000 records.
     pub runtime_cpu_per_10k: Cpu,
     pub ratios: Ratios,
@@ -139,6 +142,7 @@ pub struct Ratios {
     pub runtime_vs_effect_only: f64,
     pub runtime_vs_peer: f64,
     pub runtime_vs_peer_batched: f64,
+    pub runtime_vs_connect: f64,
 }
 
 /// Figure (4).
@@ -324,6 +328,26 @@ impl Report {
                 r.runtime_vs_peer_batched
             ),
         );
+        let c = &t.connect;
+        row(
+            "(3) peer: Kafka Connect + Debezium JDBC sink, JSON, upsert",
+            &format!(
+                "{} · Brain {:.2} × Connect",
+                rate(&c.throughput),
+                r.runtime_vs_connect
+            ),
+        );
+        row(
+            "    Connect: tasks · JSON record · start → first write · JVM CPU",
+            &format!(
+                "{} · {} B · {:.1} s · {:.1} s timed ({:.1} s in all)",
+                c.tasks,
+                c.record_bytes,
+                c.startup_seconds,
+                c.jvm_cpu_seconds,
+                c.jvm_cpu_seconds_total
+            ),
+        );
         for (name, cpu) in [
             ("bare", t.limit_cpu),
             ("perf-test", t.perf_test_cpu),
@@ -331,6 +355,7 @@ impl Report {
             ("effect-only", t.effect_only_cpu),
             ("peer", t.peer_cpu),
             ("batched peer", t.peer_batched_cpu),
+            ("Kafka Connect", t.connect_cpu),
         ] {
             row(
                 &format!("    CPU while {name} ran"),

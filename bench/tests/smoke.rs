@@ -111,12 +111,18 @@ fn the_smoke_bench_reports_every_figure() {
             "{consumer} read every record"
         );
     }
+    assert_eq!(
+        t["connect"]["throughput"]["records"].as_u64(),
+        Some(records),
+        "Kafka Connect read every record"
+    );
     for ratio in [
         "runtime_vs_limit",
         "runtime_vs_perf_test",
         "runtime_vs_effect_only",
         "runtime_vs_peer",
         "runtime_vs_peer_batched",
+        "runtime_vs_connect",
     ] {
         assert!(t["ratios"][ratio].is_f64(), "ratio {ratio} missing");
     }

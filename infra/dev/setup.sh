@@ -34,6 +34,8 @@ mkdir -p "$STAMP_DIR" "$CACHE_DIR/bin"
 
 # --- Apache Kafka -----------------------------------------------------------------------------
 bash "$REPO_ROOT/infra/kafka/kafka.sh" fetch
+# --- Kafka Connect + Debezium's JDBC sink (the bench's Connect peer) ------------------------------
+bash "$REPO_ROOT/bench/peer/connect/connect.sh" fetch
 
 # --- Python venv ------------------------------------------------------------------------------
 ensure_venv venv "$VENV_DIR" "$DEV_DIR/requirements.txt"

@@ -47,7 +47,7 @@ if [[ -x infra/dev/check-compose.sh ]]; then bash infra/dev/check-compose.sh; fi
 
 step "shell scripts (shellcheck)"
 if apt_ensure shellcheck; then
-  shellcheck -x .ci/run infra/dev/*.sh infra/kafka/kafka.sh
+  shellcheck -x .ci/run infra/dev/*.sh infra/kafka/kafka.sh bench/peer/connect/connect.sh
 else
   log "shellcheck: could not be installed; skipped"
 fi
