@@ -26,11 +26,6 @@ use std::{
 use anyhow::Context;
 use brain_events::{LoanStatusChanged, Record};
 use brain_runtime::{kafka, settings::KafkaSettings};
-use rdkafka::{
-    error::KafkaError,
-    producer::{FutureProducer, FutureRecord},
-    types::RDKafkaErrorCode,
-};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -283,48 +278,17 @@ pub async fn produce_json(
     let avro: Value = serde_json::from_str(LoanStatusChanged::SCHEMA_JSON)?;
     let schema = connect_schema(&avro)?.to_string();
     let padding = crate::records::padding_for(record_bytes)?;
-    let producer: FutureProducer = kafka::client_config(settings, "brain-bench-connect-loader")
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "20")
-        .set("message.timeout.ms", "60000")
-        .create()?;
     let started = Instant::now();
-    let now = chrono::Utc::now().timestamp_millis();
-    let (mut size, mut seq) = (0, 0u64);
-    while seq < count {
-        let end = (seq + 10_000).min(count);
-        let mut pending = Vec::with_capacity((end - seq) as usize);
-        for i in seq..end {
-            let app = format!("bench-app-{:06}", i % keys);
-            let event = crate::records::event(&app, (i / keys + 1) as i64, i as i64, now, padding);
-            let payload = envelope(&schema, &event)?;
-            size = payload.len();
-            let mut record = FutureRecord::to(&topic)
-                .key(app.as_bytes())
-                .payload(&payload);
-            // Enqueued in order, so each key's versions stay in order on its partition.
-            loop {
-                match producer.send_result(record) {
-                    Ok(delivery) => {
-                        pending.push(delivery);
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        record = r;
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err((e, _)) => anyhow::bail!("producing the JSON records: {e}"),
-                }
-            }
-        }
-        for delivery in pending {
-            delivery
-                .await?
-                .map_err(|(e, _)| anyhow::anyhow!("producing the JSON records: {e}"))?;
-        }
-        seq = end;
-    }
+    let size = crate::records::produce_ordered(
+        settings,
+        &topic,
+        count,
+        keys,
+        "brain-bench-connect-loader",
+        |event| envelope(&schema, event),
+        padding,
+    )
+    .await?;
     Ok(JsonRecords {
         topic,
         records: count,

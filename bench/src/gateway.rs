@@ -251,3 +251,47 @@ pub async fn bare_axum(
     .await?;
     Ok(child)
 }
+
+/// Figure (5): the application endpoint through the gateway (with a staff token of the
+/// application's tenant) beside the two baselines, at `rps` and at saturation, `secs` each.
+pub async fn measure(
+    stack: &system_tests::stack::Stack,
+    pool: &sqlx::PgPool,
+    rps: u32,
+    secs: Duration,
+) -> anyhow::Result<Vec<LoadRun>> {
+    let (app, tenant): (String, String) = sqlx::query_as(
+        "SELECT application_id, tenant_id FROM projection_writer.applications LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await?;
+    let (bare_port, query_port) = (system_tests::free_port(), system_tests::free_port());
+    let _bare = bare_axum(bare_port, None).await?;
+    let reader_url = stack.db.url(Some("brain_gateway_reader"));
+    let _query = bare_axum(query_port, Some((&reader_url, &tenant))).await?;
+    let path = format!("/api/v1/applications/{app}");
+    let targets = [
+        Target {
+            name: "api-gateway",
+            url: format!("{}{path}", stack.gateway_url),
+            token: Some(stack.token("staff", &tenant)),
+        },
+        Target {
+            name: "bare-axum-query",
+            url: format!("http://127.0.0.1:{query_port}{path}"),
+            token: None,
+        },
+        Target {
+            name: "bare-axum",
+            url: format!("http://127.0.0.1:{bare_port}{path}"),
+            token: None,
+        },
+    ];
+    let mut runs = Vec::new();
+    for rate in [Some(rps), None] {
+        for target in &targets {
+            runs.push(load(target, rate, secs).await?);
+        }
+    }
+    Ok(runs)
+}

@@ -13,10 +13,12 @@ pub mod codec;
 pub mod connect;
 pub mod footprint;
 pub mod gateway;
+pub mod options;
 pub mod perf_test;
 pub mod pipeline;
 pub mod records;
 pub mod report;
+pub mod targets;
 pub mod throughput;
 
 use std::{path::PathBuf, time::Duration};
@@ -29,75 +31,15 @@ use system_tests::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::report::{Build, Machine, PipelineFigures, Ratios, Report, Target, ThroughputFigures};
+pub use crate::options::Options;
+
+use crate::report::{Build, Machine, PipelineFigures, Ratios, Report, ThroughputFigures};
 
 /// Progress on stderr, with the seconds since the start of the run.
 macro_rules! say {
     ($started:expr, $($arg:tt)*) => {
         eprintln!("bench [{:6.1} s] {}", $started.elapsed().as_secs_f64(), format!($($arg)*))
     };
-}
-
-#[derive(Debug, Clone, clap::Parser)]
-#[command(about = "Brain's benchmarks: throughput, pipeline latency, gateway, footprint, codec")]
-pub struct Options {
-    /// Tiny sizes (2,000 records, 3 s pipeline, one 2 s search step, 2 s gateway): checks that the
-    /// bench works.
-    #[arg(long)]
-    pub smoke: bool,
-    /// Records for figures (1)-(3) [default: 200,000; smoke 2,000].
-    #[arg(long)]
-    pub records: Option<u64>,
-    #[arg(long, default_value_t = 1024)]
-    pub record_bytes: usize,
-    /// Application ids the records are keyed by [default: 10,000; smoke 200].
-    #[arg(long)]
-    pub keys: Option<u64>,
-    /// The fixed pipeline rate, events/s, where the search starts [default: 2,000; smoke 100].
-    #[arg(long)]
-    pub pipeline_rate: Option<u32>,
-    /// Seconds of the fixed-rate pipeline run [default: 60; smoke 3].
-    #[arg(long)]
-    pub pipeline_secs: Option<f64>,
-    /// Seconds of the cold-start run before it, on keys of its own [default: 5; smoke 1].
-    #[arg(long)]
-    pub cold_start_secs: Option<f64>,
-    /// Seconds of each step of the maximum-rate search [default: 15; smoke 2].
-    #[arg(long)]
-    pub step_secs: Option<f64>,
-    /// Most steps of the search (each doubles the rate) [default: 5; smoke 1].
-    #[arg(long)]
-    pub max_steps: Option<usize>,
-    /// No new step once the search has taken this long, seconds [default: 240; smoke 20].
-    #[arg(long)]
-    pub search_budget_secs: Option<f64>,
-    /// Seconds of the end-to-end run [default: 30; smoke 3].
-    #[arg(long)]
-    pub e2e_secs: Option<f64>,
-    /// Simulator status changes per second in the end-to-end run.
-    #[arg(long, default_value_t = 10.0)]
-    pub e2e_rate: f64,
-    /// Seconds of each gateway load run [default: 10; smoke 2].
-    #[arg(long)]
-    pub gateway_secs: Option<f64>,
-    /// The gateway's fixed request rate, requests/s.
-    #[arg(long, default_value_t = 1000)]
-    pub gateway_rps: u32,
-    /// Records each decoder decodes in the codec figure [default: 50,000; smoke 2,000].
-    #[arg(long)]
-    pub codec_records: Option<u64>,
-    /// Where the JSON goes [default: <repo>/bench-results].
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// The Python with confluent-kafka and psycopg [default: <repo>/.cache/venv/bin/python].
-    #[arg(long)]
-    pub python: Option<PathBuf>,
-}
-
-impl Options {
-    fn pick<T>(&self, given: Option<T>, full: T, smoke: T) -> T {
-        given.unwrap_or(if self.smoke { smoke } else { full })
-    }
 }
 
 /// Runs every benchmark, prints the table and writes the JSON; returns the report and its path.
@@ -449,119 +391,21 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         .collect();
 
     say!(started, "(5) gateway");
-    let (app, tenant): (String, String) = sqlx::query_as(
-        "SELECT application_id, tenant_id FROM projection_writer.applications LIMIT 1",
-    )
-    .fetch_one(&pool)
-    .await?;
-    let (bare_port, query_port) = (system_tests::free_port(), system_tests::free_port());
-    let _bare = gateway::bare_axum(bare_port, None).await?;
-    let reader_url = stack.db.url(Some("brain_gateway_reader"));
-    let _query = gateway::bare_axum(query_port, Some((&reader_url, &tenant))).await?;
-    let path = format!("/api/v1/applications/{app}");
-    let targets = [
-        gateway::Target {
-            name: "api-gateway",
-            url: format!("{}{path}", stack.gateway_url),
-            token: Some(stack.token("staff", &tenant)),
-        },
-        gateway::Target {
-            name: "bare-axum-query",
-            url: format!("http://127.0.0.1:{query_port}{path}"),
-            token: None,
-        },
-        gateway::Target {
-            name: "bare-axum",
-            url: format!("http://127.0.0.1:{bare_port}{path}"),
-            token: None,
-        },
-    ];
-    let mut gateway_runs = Vec::new();
-    for rate in [Some(options.gateway_rps), None] {
-        for target in &targets {
-            gateway_runs.push(gateway::load(target, rate, gateway_secs).await?);
-        }
-    }
+    let gateway_runs =
+        gateway::measure(&stack, &pool, options.gateway_rps, gateway_secs).await?;
     pool.close().await;
     stack.stop_all().await?;
     let stack_db = stack.db.name.clone();
     drop(stack);
     drop_database(&stack_db).await?;
 
-    let r = &throughput.ratios;
-    let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
-    let run_of = |name: &str, fixed: bool| {
-        gateway_runs
-            .iter()
-            .find(|g| g.target == name && g.offered_rps.is_some() == fixed)
-    };
-    let gateway_vs_query = match (run_of("api-gateway", false), run_of("bare-axum-query", false)) {
-        (Some(g), Some(q)) => g.requests_per_sec / q.requests_per_sec,
-        _ => 0.0,
-    };
-    let gateway_fixed_p99 = run_of("api-gateway", true).map_or(f64::INFINITY, |g| g.p99_ms);
-    let targets = vec![
-        Target::at_least(
-            "(2) Brain ÷ per-record Python peer",
-            r.runtime_vs_peer,
-            15.0,
-            "×",
-        ),
-        Target::at_least(
-            "(2) Brain ÷ bare rdkafka consumer",
-            r.runtime_vs_limit,
-            0.05,
-            "×",
-        ),
-        Target::at_least(
-            "(2) Brain ÷ effect-only limit",
-            r.runtime_vs_effect_only,
-            0.5,
-            "×",
-        ),
-        Target::at_least(
-            "(3) Brain ÷ batched Python peer",
-            r.runtime_vs_peer_batched,
-            1.0,
-            "×",
-        ),
-        Target::at_least(
-            "(3) Brain ÷ Kafka Connect peer",
-            r.runtime_vs_connect,
-            1.0,
-            "×",
-        ),
-        Target::at_most(
-            &format!("(4) {pipeline_rate}/s: event → committed P50"),
-            fixed.committed.p50_ms,
-            50.0,
-            "ms",
-        ),
-        Target::at_most(
-            &format!("(4) {pipeline_rate}/s: event → committed P99"),
-            fixed.committed.p99_ms,
-            250.0,
-            "ms",
-        ),
-        Target::at_most(
-            &format!("(4) {pipeline_rate}/s: projection-writer RSS max"),
-            mib(fixed.service_rss_max_bytes),
-            100.0,
-            "MiB",
-        ),
-        Target::at_least(
-            "(5) gateway with token verification ÷ bare axum running the same query (saturation)",
-            gateway_vs_query,
-            0.5,
-            "×",
-        ),
-        Target::at_most(
-            &format!("(5) gateway p99 at {} req/s", options.gateway_rps),
-            gateway_fixed_p99,
-            2.0,
-            "ms",
-        ),
-    ];
+    let targets = targets::of(
+        &throughput,
+        &fixed,
+        &gateway_runs,
+        pipeline_rate,
+        options.gateway_rps,
+    );
     machine.load_average_at_end = report::load_average();
     let report = Report {
         commit: report::commit(&repo),

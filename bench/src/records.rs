@@ -86,13 +86,36 @@ pub async fn produce(
     let topic = settings.namespace.topic(topics::LOAN_STATUS_CHANGED);
     let schema_id = codec.schema_id::<LoanStatusChanged>(&topic).await?;
     let padding = padding_for(record_bytes)?;
-    let producer: FutureProducer = kafka::client_config(settings, "brain-bench-loader")
+    let started = std::time::Instant::now();
+    let frame = |event: &LoanStatusChanged| Ok(wire::frame(schema_id, &encode_body(event)?));
+    let record_bytes =
+        produce_ordered(settings, &topic, count, keys, "brain-bench-loader", frame, padding).await?;
+    Ok(Produced {
+        records: count,
+        record_bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Produces `count` bench events (`event`, keyed by application id over `keys` ids, each key's
+/// versions increasing) to `topic`, each value made by `payload`, enqueued in order (so each
+/// key's versions stay in order on its partition), and waits for every acknowledgement. Returns
+/// the size of a payload.
+pub async fn produce_ordered(
+    settings: &KafkaSettings,
+    topic: &str,
+    count: u64,
+    keys: u64,
+    client: &str,
+    mut payload: impl FnMut(&LoanStatusChanged) -> anyhow::Result<Vec<u8>>,
+    padding: usize,
+) -> anyhow::Result<usize> {
+    let producer: FutureProducer = kafka::client_config(settings, client)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "20")
         .set("message.timeout.ms", "60000")
         .create()?;
-    let started = std::time::Instant::now();
     let now = chrono::Utc::now().timestamp_millis();
     let mut size = 0;
     let mut seq = 0u64;
@@ -101,15 +124,9 @@ pub async fn produce(
         let mut pending = Vec::with_capacity((end - seq) as usize);
         for i in seq..end {
             let app = format!("bench-app-{:06}", i % keys);
-            let payload = wire::frame(
-                schema_id,
-                &encode_body(&event(&app, (i / keys + 1) as i64, i as i64, now, padding))?,
-            );
-            size = payload.len();
-            let mut record = FutureRecord::to(&topic)
-                .key(app.as_bytes())
-                .payload(&payload);
-            // Enqueued in order, so each key's versions stay in order on its partition.
+            let value = payload(&event(&app, (i / keys + 1) as i64, i as i64, now, padding))?;
+            size = value.len();
+            let mut record = FutureRecord::to(topic).key(app.as_bytes()).payload(&value);
             loop {
                 match producer.send_result(record) {
                     Ok(delivery) => {
@@ -120,20 +137,16 @@ pub async fn produce(
                         record = r;
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    Err((e, _)) => anyhow::bail!("producing the bench records: {e}"),
+                    Err((e, _)) => anyhow::bail!("producing to {topic}: {e}"),
                 }
             }
         }
         for delivery in pending {
             delivery
                 .await?
-                .map_err(|(e, _)| anyhow::anyhow!("producing the bench records: {e}"))?;
+                .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
         }
         seq = end;
     }
-    Ok(Produced {
-        records: count,
-        record_bytes: size,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(size)
 }

@@ -1,0 +1,91 @@
+//! The targets of the brief, as measured in one run: each figure beside its bound.
+
+use crate::{
+    gateway::LoadRun,
+    pipeline::RateRun,
+    report::{Target, ThroughputFigures},
+};
+
+/// Every target, from the run's figures.
+pub fn of(
+    throughput: &ThroughputFigures,
+    fixed: &RateRun,
+    gateway_runs: &[LoadRun],
+    pipeline_rate: u32,
+    gateway_rps: u32,
+) -> Vec<Target> {
+    let r = &throughput.ratios;
+    let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
+    let run_of = |name: &str, fixed: bool| {
+        gateway_runs
+            .iter()
+            .find(|g| g.target == name && g.offered_rps.is_some() == fixed)
+    };
+    let gateway_vs_query = match (run_of("api-gateway", false), run_of("bare-axum-query", false)) {
+        (Some(g), Some(q)) => g.requests_per_sec / q.requests_per_sec,
+        _ => 0.0,
+    };
+    let gateway_fixed_p99 = run_of("api-gateway", true).map_or(f64::INFINITY, |g| g.p99_ms);
+    vec![
+        Target::at_least(
+            "(2) Brain ÷ per-record Python peer",
+            r.runtime_vs_peer,
+            15.0,
+            "×",
+        ),
+        Target::at_least(
+            "(2) Brain ÷ bare rdkafka consumer",
+            r.runtime_vs_limit,
+            0.05,
+            "×",
+        ),
+        Target::at_least(
+            "(2) Brain ÷ effect-only limit",
+            r.runtime_vs_effect_only,
+            0.5,
+            "×",
+        ),
+        Target::at_least(
+            "(3) Brain ÷ batched Python peer",
+            r.runtime_vs_peer_batched,
+            1.0,
+            "×",
+        ),
+        Target::at_least(
+            "(3) Brain ÷ Kafka Connect peer",
+            r.runtime_vs_connect,
+            1.0,
+            "×",
+        ),
+        Target::at_most(
+            &format!("(4) {pipeline_rate}/s: event → committed P50"),
+            fixed.committed.p50_ms,
+            50.0,
+            "ms",
+        ),
+        Target::at_most(
+            &format!("(4) {pipeline_rate}/s: event → committed P99"),
+            fixed.committed.p99_ms,
+            250.0,
+            "ms",
+        ),
+        Target::at_most(
+            &format!("(4) {pipeline_rate}/s: projection-writer RSS max"),
+            mib(fixed.service_rss_max_bytes),
+            100.0,
+            "MiB",
+        ),
+        Target::at_least(
+            "(5) gateway with token verification ÷ bare axum running the same query (saturation)",
+            gateway_vs_query,
+            0.5,
+            "×",
+        ),
+        Target::at_most(
+            &format!("(5) gateway p99 at {} req/s", gateway_rps),
+            gateway_fixed_p99,
+            2.0,
+            "ms",
+        ),
+    ]
+}
