@@ -1,25 +1,24 @@
 //! `LoanStatusChanged` → `applications/{id}` in Firestore, the console read model and one
 //! `event_log` row, exactly once per (application, version), a batch at a time.
 //!
-//! One batch is one PostgreSQL transaction:
-//! 1. lock every application of the batch (advisory locks, in sorted order, so two instances
-//!    never deadlock), then read in one query each which event ids were processed and which
-//!    versions are applied;
-//! 2. decide per event, in offset order: duplicate, stale (not newer than what is applied, or
-//!    than an earlier event of the batch), or applied;
-//! 3. write the Brain-owned Firestore fields of the newest applied version per document in one
-//!    `Commit` (up to 500 writes), each guarded by what was read under the lock: the document's
-//!    update time as a precondition, and its projected version (a document already at that
-//!    version or newer is not written), with a call deadline. Both come from what this instance
-//!    last wrote or read (`seen::SeenCache`); when the precondition fails because someone else
-//!    wrote since, the documents are read again under the lock and written once more;
-//! 4. meanwhile (concurrently with 3), upsert the read model and append the `event_log` rows
-//!    set-wise (`UNNEST` arrays; the event ids were recorded in step 1), then commit once both
-//!    succeeded.
+//! One batch is one PostgreSQL transaction, and at the same time one Firestore `Commit`:
+//! - **PostgreSQL:** lock every application of the batch (advisory locks, in sorted order, so two
+//!   instances never deadlock) while recording every event id as processed, read the applied
+//!   versions, decide per event in offset order (duplicate; stale: not newer than what is
+//!   applied or than an earlier event of the batch; or applied), then upsert the read model and
+//!   append the `event_log` rows set-wise (`UNNEST` arrays);
+//! - **Firestore, meanwhile:** the Brain-owned fields of the newest version of each document in
+//!   the batch, in one `Commit` (up to 500 writes), each guarded by the document's update time
+//!   as a precondition and skipped when the document already has that version or newer, with a
+//!   call deadline. Update time and version come from what this instance last wrote or read
+//!   (`seen::SeenCache`); when the precondition fails because someone else wrote since (another
+//!   instance, an app), the documents are read again and written once more.
 //!
-//! A crash between 3 and 4 redelivers the batch, which finds Firestore already at its versions
-//! and commits the rest. An instance that lost its partition cannot move a document back: its
-//! late `Commit` fails the update-time precondition once the next owner wrote.
+//! The transaction commits only after both succeeded. Firestore's own version check and the
+//! precondition keep its documents monotonic without the PostgreSQL lock: an instance that lost
+//! its partition cannot move a document back, its late `Commit` fails once the next owner wrote.
+//! A crash before the commit redelivers the batch, which finds Firestore already at its versions
+//! and commits the rest.
 
 use std::collections::{HashMap, HashSet};
 
@@ -108,6 +107,35 @@ impl LoanStatusHandler {
     }
 
     async fn apply_valid(&self, events: &[(usize, Uuid, &LoanStatusChanged)]) -> Result<Vec<Decision>, HandlerError> {
+        // Firestore takes the newest version of each document in the batch unless it has that
+        // version or newer; its update-time precondition, not the PostgreSQL lock, keeps that
+        // write monotonic. So it runs while PostgreSQL locks, decides and writes, and the
+        // transaction commits only once both succeeded (a failed Commit drops the transaction).
+        let mut newest: HashMap<&str, &LoanStatusChanged> = HashMap::new();
+        for (_, _, e) in events {
+            let slot = newest.entry(e.application_id.as_str()).or_insert(e);
+            if e.version > slot.version {
+                *slot = e;
+            }
+        }
+        let (projected, recorded) = tokio::join!(self.project(&newest), self.record(events));
+        let (tx, decisions) = recorded?;
+        projected?;
+        tx.commit().await.map_err(db::classify)?;
+
+        let now = Utc::now().timestamp_millis();
+        let histogram = metrics::histogram!(metric_name(SERVICE, "source_to_projection_seconds"), "entity" => "application");
+        for ((_, _, e), decision) in events.iter().zip(&decisions) {
+            if matches!(decision, Decision::Applied { .. }) {
+                histogram.record((now - e.occurred_at).max(0) as f64 / 1000.0);
+            }
+        }
+        Ok(decisions)
+    }
+
+    /// The PostgreSQL side of a batch, up to (not including) the commit: locks, decisions, the
+    /// read model and the `event_log` rows.
+    async fn record(&self, events: &[(usize, Uuid, &LoanStatusChanged)]) -> Result<(Transaction<'static, Postgres>, Vec<Decision>), HandlerError> {
         let mut apps: Vec<&str> = events.iter().map(|(_, _, e)| e.application_id.as_str()).collect();
         apps.sort_unstable();
         apps.dedup();
@@ -154,19 +182,8 @@ impl LoanStatusHandler {
             .collect();
         let ids_of_latest: HashMap<&str, Uuid> = log.iter().map(|(id, e, _)| (e.application_id.as_str(), *id)).collect();
         let rows: Vec<(&LoanStatusChanged, Uuid)> = latest.values().map(|e| (*e, ids_of_latest[e.application_id.as_str()])).collect();
-        // Firestore and the read model are written at once; the transaction commits only after
-        // both succeeded (a failed Commit drops the transaction: nothing is recorded).
-        let (projected, recorded) = tokio::join!(self.project(&latest), write_read_model(&mut tx, &rows, &log));
-        projected?;
-        recorded.map_err(db::classify)?;
-        tx.commit().await.map_err(db::classify)?;
-
-        let now = Utc::now().timestamp_millis();
-        let histogram = metrics::histogram!(metric_name(SERVICE, "source_to_projection_seconds"), "entity" => "application");
-        for (_, e, _) in &log {
-            histogram.record((now - e.occurred_at).max(0) as f64 / 1000.0);
-        }
-        Ok(decisions)
+        write_read_model(&mut tx, &rows, &log).await.map_err(db::classify)?;
+        Ok((tx, decisions))
     }
 
     /// Writes the newest version of each document, unless Firestore already has it or newer.
