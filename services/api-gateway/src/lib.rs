@@ -114,8 +114,13 @@ impl Application {
     }
 
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.auth.keep_keys_fresh(&shutdown);
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+        // The server may also stop on an error: the refresh tasks have a token of their own.
+        let stop_refreshing = shutdown.child_token();
+        let refreshers = self.auth.keep_keys_fresh(&stop_refreshing);
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        stop_refreshing.cancel();
+        refreshers.join_all().await;
+        served?;
         Ok(())
     }
 }

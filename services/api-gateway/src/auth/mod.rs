@@ -112,12 +112,15 @@ impl Auth {
     }
 
     /// Loads every issuer's keys now and keeps them fresh until `shutdown`.
-    pub fn keep_keys_fresh(&self, shutdown: &CancellationToken) {
+    /// The refresh tasks end with `shutdown`; the caller awaits them.
+    pub fn keep_keys_fresh(&self, shutdown: &CancellationToken) -> tokio::task::JoinSet<()> {
+        let mut tasks = tokio::task::JoinSet::new();
         if let Mode::Verify(verifier) = &*self.0 {
             for issuer in &verifier.issuers {
-                tokio::spawn(issuer.keys.clone().refresh_forever(shutdown.clone()));
+                tasks.spawn(issuer.keys.clone().refresh_forever(shutdown.clone()));
             }
         }
+        tasks
     }
 
     /// The caller behind an `Authorization` header.
