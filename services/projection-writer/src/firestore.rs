@@ -163,6 +163,36 @@ pub fn timestamp_millis(ms: i64) -> Value {
     }
 }
 
+pub fn boolean(b: bool) -> Value {
+    Value { value_type: Some(ValueType::BooleanValue(b)) }
+}
+
+pub fn null() -> Value {
+    Value { value_type: Some(ValueType::NullValue(0)) }
+}
+
+/// `None` as a Firestore null.
+pub fn optional(value: Option<Value>) -> Value {
+    value.unwrap_or_else(null)
+}
+
+/// A map of `fields`.
+pub fn map(fields: Vec<(&'static str, Value)>) -> Value {
+    Value {
+        value_type: Some(ValueType::MapValue(firestore::gcloud_sdk::google::firestore::v1::MapValue {
+            fields: fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        })),
+    }
+}
+
+/// Reads a map field, for tests and tools.
+pub fn as_map(value: &Value) -> Option<&HashMap<String, Value>> {
+    match &value.value_type {
+        Some(ValueType::MapValue(m)) => Some(&m.fields),
+        _ => None,
+    }
+}
+
 /// Reads a string field, for tests and tools.
 pub fn as_str(value: &Value) -> Option<&str> {
     match &value.value_type {

@@ -52,7 +52,7 @@ pub struct LoanStatusHandler {
     /// Deadline of each Firestore call.
     pub firestore_deadline: std::time::Duration,
     /// The update time and version of each document as this instance last wrote or read them.
-    pub seen: SeenCache,
+    pub seen: std::sync::Arc<SeenCache>,
 }
 
 impl Handler for LoanStatusHandler {
@@ -247,7 +247,7 @@ impl LoanStatusHandler {
     }
 }
 
-fn firestore_error(status: firestore::Status) -> HandlerError {
+pub(crate) fn firestore_error(status: firestore::Status) -> HandlerError {
     let message = format!("Firestore call failed: {}", status.code());
     if firestore::is_transient(&status) || firestore::is_credentials(&status) {
         HandlerError::unavailable("firestore", message)
@@ -261,10 +261,7 @@ fn firestore_error(status: firestore::Status) -> HandlerError {
 
 /// Permanent errors for events no retry can fix; they go to the dead-letter topic.
 fn validate(event: &LoanStatusChanged) -> Result<Uuid, HandlerError> {
-    let id = &event.application_id;
-    if id.is_empty() || id.len() > 1500 || id.contains('/') || id == "." || id == ".." || (id.starts_with("__") && id.ends_with("__")) {
-        return Err(HandlerError::permanent("validation", format!("application id {id:?} is not a valid Firestore document id")));
-    }
+    check_application_id(&event.application_id)?;
     if event.version < 1 {
         return Err(HandlerError::permanent("validation", format!("version {} is not positive", event.version)));
     }
@@ -275,6 +272,14 @@ fn validate(event: &LoanStatusChanged) -> Result<Uuid, HandlerError> {
         return Err(HandlerError::permanent("validation", "occurred_at out of range"));
     }
     Uuid::parse_str(&event.event_id).map_err(|e| HandlerError::permanent("validation", format!("event_id is not a UUID: {e}")))
+}
+
+/// An application id must be a valid Firestore document id.
+pub(crate) fn check_application_id(id: &str) -> Result<(), HandlerError> {
+    if id.is_empty() || id.len() > 1500 || id.contains('/') || id == "." || id == ".." || (id.starts_with("__") && id.ends_with("__")) {
+        return Err(HandlerError::permanent("validation", format!("application id {id:?} is not a valid Firestore document id")));
+    }
+    Ok(())
 }
 
 /// The Brain-owned fields of `applications/{id}`.

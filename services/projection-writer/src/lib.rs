@@ -1,6 +1,10 @@
 //! projection-writer: the only server-side writer of Firestore projections, and the writer of the
 //! console read models and the append-only audit log in PostgreSQL.
+//!
+//! Three consumers in one process, each its own group (so each has its own dead-letter topic):
+//! loan states (`handler`), status-change requests and their outcomes (`commands`).
 
+pub mod commands;
 pub mod firestore;
 pub mod handler;
 pub mod seen;
@@ -29,6 +33,10 @@ pub struct Settings {
     /// Deadline of each Firestore call.
     pub firestore_deadline: Duration,
     pub consumer: ConsumerConfig,
+    /// Status-change requests (group `<GROUP_ID>.command-requests`).
+    pub command_requests: ConsumerConfig,
+    /// Status-change outcomes (group `<GROUP_ID>.command-outcomes`).
+    pub command_outcomes: ConsumerConfig,
     /// PostgreSQL connections of the pool (one per partition worker in flight is plenty).
     pub database_connections: u32,
 }
@@ -41,7 +49,9 @@ impl Settings {
             common: CommonSettings::from_env(SERVICE, "127.0.0.1:9102")?,
             firestore_project_id: env.required("FIRESTORE_PROJECT_ID")?,
             firestore_deadline: env.millis_in("FIRESTORE_DEADLINE", 10_000, 100..=120_000)?,
-            consumer: ConsumerConfig::from_env(&env, SERVICE, group_id, &[topics::LOAN_STATUS_CHANGED])?,
+            consumer: ConsumerConfig::from_env(&env, SERVICE, group_id.clone(), &[topics::LOAN_STATUS_CHANGED])?,
+            command_requests: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.command-requests"), &[topics::STATUS_CHANGE_REQUESTED])?,
+            command_outcomes: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.command-outcomes"), &[topics::STATUS_CHANGE_RESOLVED])?,
             database_connections: env.ranged("DATABASE_CONNECTIONS", 8, 1..=200)?,
         })
     }
@@ -55,22 +65,50 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
 
     let pool = db::connect(&settings.common.database_url, "projection_writer", &MIGRATOR, Some(DB_ROLE), settings.database_connections).await?;
     let config = settings.consumer.clone();
-    kafka::ensure_topics(&settings.common.kafka, &[topics::LOAN_STATUS_CHANGED, &config.dead_letter_topic()]).await?;
+    let requests = settings.command_requests.clone();
+    let outcomes = settings.command_outcomes.clone();
+    kafka::ensure_topics(
+        &settings.common.kafka,
+        &[
+            topics::LOAN_STATUS_CHANGED,
+            topics::STATUS_CHANGE_REQUESTED,
+            topics::STATUS_CHANGE_RESOLVED,
+            &config.dead_letter_topic(),
+            &requests.dead_letter_topic(),
+            &outcomes.dead_letter_topic(),
+        ],
+    )
+    .await?;
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
     let codec = Codec::new(registry, settings.common.schema_ids);
     let producer = EventProducer::new(&settings.common.kafka, codec.clone(), SERVICE)?;
     let projections = firestore::Projections::connect(&settings.firestore_project_id).await?;
+    let seen = Arc::new(seen::SeenCache::default());
     let handler = Arc::new(handler::LoanStatusHandler {
-        pool,
-        projections,
+        pool: pool.clone(),
+        projections: projections.clone(),
         consumer: config.group_id.clone(),
         firestore_deadline: settings.firestore_deadline,
-        seen: Default::default(),
+        seen: seen.clone(),
     });
+    let projector = Arc::new(commands::CommandProjector { pool, projections, firestore_deadline: settings.firestore_deadline, seen });
+    let requested = Arc::new(commands::RequestedHandler { projector: projector.clone(), consumer: requests.group_id.clone() });
+    let resolved = Arc::new(commands::ResolvedHandler { projector, consumer: outcomes.group_id.clone() });
     readiness.set(true);
     tracing::info!(group = %config.group_id, "ready");
 
-    let result = consumer::run(config, settings.common.kafka.clone(), codec, producer, handler, readiness.clone(), shutdown.clone()).await;
+    let kafka = &settings.common.kafka;
+    // Any consumer ending (an error) stops the others: the process exits and is restarted whole.
+    let until_shutdown = |result: anyhow::Result<()>| {
+        shutdown.cancel();
+        result
+    };
+    let (loans, requests, outcomes) = tokio::join!(
+        async { until_shutdown(consumer::run(config, kafka.clone(), codec.clone(), producer.clone(), handler, readiness.clone(), shutdown.clone()).await) },
+        async { until_shutdown(consumer::run(requests, kafka.clone(), codec.clone(), producer.clone(), requested, readiness.clone(), shutdown.clone()).await) },
+        async { until_shutdown(consumer::run(outcomes, kafka.clone(), codec.clone(), producer.clone(), resolved, readiness.clone(), shutdown.clone()).await) },
+    );
+    let result = loans.and(requests).and(outcomes);
     readiness.set(false);
     shutdown.cancel();
     let _ = ops_task.await;

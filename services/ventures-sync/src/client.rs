@@ -172,17 +172,32 @@ impl VenturesClient {
         self.get(&format!("/loans/{}", urlencode(loan_id)), &[]).await
     }
 
+    /// `PUT /loans/{loanId}/status` at `expected_version`, under `idempotency_key`: a repeat with
+    /// the same key and body gets the first outcome back without a second change.
+    pub async fn set_status(&self, loan_id: &str, status: &str, expected_version: i64, idempotency_key: &str) -> Result<Loan, VenturesError> {
+        let body = json!({ "status": status, "expectedVersion": expected_version });
+        let path = format!("/loans/{}/status", urlencode(loan_id));
+        self.call(Method::PUT, &path, &[], Some((&body, idempotency_key))).await
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, VenturesError> {
+        self.call(Method::GET, path, query, None).await
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<(&serde_json::Value, &str)>,
+    ) -> Result<T, VenturesError> {
         for renewed in [false, true] {
             let token = self.token(renewed).await?;
-            let response = self
-                .http
-                .request(Method::GET, format!("{}{path}", self.base))
-                .bearer_auth(token.expose_secret())
-                .query(query)
-                .send()
-                .await
-                .map_err(|e| VenturesError::Network(e.to_string()))?;
+            let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(token.expose_secret()).query(query);
+            if let Some((json, key)) = body {
+                request = request.header("Idempotency-Key", key).json(json);
+            }
+            let response = request.send().await.map_err(|e| VenturesError::Network(e.to_string()))?;
             if response.status() == StatusCode::UNAUTHORIZED && !renewed {
                 continue;
             }

@@ -1,9 +1,14 @@
 //! ventures-sync: keeps Brain consistent with the Ventures loan origination system.
 //!
-//! Downstream (this crate today): a sweep of the Ventures change feed publishes the full state of
-//! every changed loan to `ventures.loan.status-changed.v1`, keyed by application id.
+//! - Downstream: a sweep of the Ventures change feed publishes the full state of every changed
+//!   loan to `ventures.loan.status-changed.v1`, keyed by application id (`sweep`).
+//! - Upstream: status-change commands from `gateway.application.status-change-requested.v1` are
+//!   applied in Ventures exactly once and their outcome published (`commands`).
+//!
+//! Both run in one process until shutdown; either ending stops the other.
 
 pub mod client;
+pub mod commands;
 pub mod events;
 pub mod sweep;
 
@@ -11,6 +16,7 @@ use std::{sync::Arc, time::Duration};
 
 use brain_events::{Codec, RegistryClient, topics};
 use brain_runtime::{
+    consumer::{self, ConsumerConfig},
     db, kafka, ops,
     producer::EventProducer,
     retry::Backoff,
@@ -35,6 +41,8 @@ pub struct Settings {
     pub sweep_interval: Duration,
     pub page_size: u32,
     pub request_timeout: Duration,
+    /// The consumer of status-change commands.
+    pub commands: ConsumerConfig,
 }
 
 impl Settings {
@@ -50,6 +58,7 @@ impl Settings {
             sweep_interval: env.millis("SWEEP_INTERVAL", 1000)?,
             page_size: env.or("SWEEP_PAGE_SIZE", 500)?,
             request_timeout: env.millis("REQUEST_TIMEOUT", 10_000)?,
+            commands: ConsumerConfig::from_env(&env, SERVICE, env.or("COMMANDS_GROUP_ID", format!("{SERVICE}.commands"))?, &[topics::STATUS_CHANGE_REQUESTED])?,
         })
     }
 }
@@ -61,11 +70,16 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     tracing::info!(%ops_addr, "ops endpoint listening");
 
     let pool = db::connect(&settings.common.database_url, "ventures_sync", &MIGRATOR, None, 4).await?;
-    kafka::ensure_topics(&settings.common.kafka, &[topics::LOAN_STATUS_CHANGED]).await?;
+    let commands = settings.commands.clone();
+    kafka::ensure_topics(
+        &settings.common.kafka,
+        &[topics::LOAN_STATUS_CHANGED, topics::STATUS_CHANGE_REQUESTED, topics::STATUS_CHANGE_RESOLVED, &commands.dead_letter_topic()],
+    )
+    .await?;
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
     let codec = Codec::new(registry, settings.common.schema_ids);
-    let producer = EventProducer::new(&settings.common.kafka, codec, SERVICE)?;
-    let client = VenturesClient::new(
+    let producer = EventProducer::new(&settings.common.kafka, codec.clone(), SERVICE)?;
+    let client = Arc::new(VenturesClient::new(
         &settings.ventures_base_url,
         Credentials {
             client: settings.ventures_client.clone(),
@@ -73,13 +87,19 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             password: settings.ventures_password.clone(),
         },
         settings.request_timeout,
-    )?;
+    )?);
     readiness.set(true);
     tracing::info!(tenant_id = %settings.tenant_id, "ready");
 
+    let handler = Arc::new(commands::StatusCommandHandler {
+        client: client.clone(),
+        producer: producer.clone(),
+        pool: pool.clone(),
+        tenant_id: settings.tenant_id.clone(),
+    });
     let sweep = sweep::Sweep {
-        client: Arc::new(client),
-        producer,
+        client,
+        producer: producer.clone(),
         pool,
         tenant_id: settings.tenant_id.clone(),
         interval: settings.sweep_interval,
@@ -87,7 +107,19 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         // A poller keeps its lag low: at most 10 s between tries unless the server asks for more.
         backoff: Backoff { max: Duration::from_secs(10), ..Backoff::default() },
     };
-    let result = sweep.run(shutdown.clone()).await;
+    let consume = consumer::run(commands, settings.common.kafka.clone(), codec, producer, handler, readiness.clone(), shutdown.clone());
+    let sweep_until_shutdown = async {
+        let result = sweep.run(shutdown.clone()).await;
+        shutdown.cancel();
+        result
+    };
+    let consume_until_shutdown = async {
+        let result = consume.await;
+        shutdown.cancel();
+        result
+    };
+    let (swept, consumed) = tokio::join!(sweep_until_shutdown, consume_until_shutdown);
+    let result = swept.and(consumed);
     readiness.set(false);
     shutdown.cancel();
     let _ = ops_task.await;

@@ -5,6 +5,12 @@ use std::fmt;
 /// Full state of a Ventures loan after a change. Key: application id. Owner: ventures-sync.
 pub const LOAN_STATUS_CHANGED: &str = "ventures.loan.status-changed.v1";
 
+/// A console user's status-change command (flow 2). Key: application id. Owner: api-gateway.
+pub const STATUS_CHANGE_REQUESTED: &str = "gateway.application.status-change-requested.v1";
+
+/// What Ventures made of a status-change command. Key: application id. Owner: ventures-sync.
+pub const STATUS_CHANGE_RESOLVED: &str = "ventures.application.status-change-resolved.v1";
+
 /// The dead-letter topic of one consumer group. Key: the original key.
 pub fn dead_letter(consumer_group: &str) -> String {
     format!("deadletter.{consumer_group}.v1")

@@ -125,6 +125,31 @@ impl KafkaSettings {
             namespace: Namespace::default(),
         }
     }
+
+    /// `KAFKA_BROKERS`, `KAFKA_PROPERTIES`, `KAFKA_SASL_PASSWORD`, `TOPIC_PARTITIONS`,
+    /// `TOPIC_REPLICATION` and `KAFKA_NAMESPACE` of `env`'s service (or `BRAIN__`).
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let properties = env
+            .optional::<String>("KAFKA_PROPERTIES")?
+            .map(|raw| parse_properties(&raw))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Self {
+            brokers: env.or("KAFKA_BROKERS", "127.0.0.1:9092".to_string())?,
+            properties,
+            sasl_password: env.optional::<String>("KAFKA_SASL_PASSWORD")?.map(SecretString::from),
+            topic_partitions: env.ranged("TOPIC_PARTITIONS", 6, 1..=10_000)?,
+            topic_replication: env.ranged("TOPIC_REPLICATION", 1, 1..=16)?,
+            namespace: match env.optional::<String>("KAFKA_NAMESPACE")? {
+                None => Namespace::default(),
+                Some(raw) => Namespace::new(&raw).map_err(|e| SettingsError::Invalid {
+                    var: "KAFKA_NAMESPACE".into(),
+                    value: raw.clone(),
+                    reason: e.to_string(),
+                })?,
+            },
+        })
+    }
 }
 
 /// Property keys whose values are never shown (matched as substrings of the lower-cased key).
@@ -170,42 +195,27 @@ pub struct CommonSettings {
 impl CommonSettings {
     pub fn from_env(service: &'static str, default_ops_addr: &str) -> Result<Self, SettingsError> {
         let env = Env::new(service);
-        let properties = env
-            .optional::<String>("KAFKA_PROPERTIES")?
-            .map(|raw| parse_properties(&raw))
-            .transpose()?
-            .unwrap_or_default();
         Ok(Self {
             service,
-            kafka: KafkaSettings {
-                brokers: env.or("KAFKA_BROKERS", "127.0.0.1:9092".to_string())?,
-                properties,
-                sasl_password: env.optional::<String>("KAFKA_SASL_PASSWORD")?.map(SecretString::from),
-                topic_partitions: env.ranged("TOPIC_PARTITIONS", 6, 1..=10_000)?,
-                topic_replication: env.ranged("TOPIC_REPLICATION", 1, 1..=16)?,
-                namespace: match env.optional::<String>("KAFKA_NAMESPACE")? {
-                    None => Namespace::default(),
-                    Some(raw) => Namespace::new(&raw).map_err(|e| SettingsError::Invalid {
-                        var: "KAFKA_NAMESPACE".into(),
-                        value: raw.clone(),
-                        reason: e.to_string(),
-                    })?,
-                },
-            },
-            schema_registry_url: SecretString::from(
-                env.or("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081".to_string())?,
-            ),
-            schema_ids: if env.or("AUTO_REGISTER_SCHEMAS", true)? {
-                SchemaIds::AutoRegister
-            } else {
-                SchemaIds::LookupOnly
-            },
+            kafka: KafkaSettings::from_env(&env)?,
+            schema_registry_url: registry_url(&env)?,
+            schema_ids: schema_ids(&env)?,
             database_url: env.secret("DATABASE_URL")?,
             ops_addr: env.or("OPS_ADDR", default_ops_addr.parse().expect("valid default address"))?,
             otlp_endpoint: env.optional("OTLP_ENDPOINT")?,
             log_json: env.or::<String>("LOG_FORMAT", "json".into())? != "text",
         })
     }
+}
+
+/// `SCHEMA_REGISTRY_URL` (may carry credentials, hence secret).
+pub fn registry_url(env: &Env) -> Result<SecretString, SettingsError> {
+    Ok(SecretString::from(env.or("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081".to_string())?))
+}
+
+/// `AUTO_REGISTER_SCHEMAS` (default true): whether producers register their schemas.
+pub fn schema_ids(env: &Env) -> Result<SchemaIds, SettingsError> {
+    Ok(if env.or("AUTO_REGISTER_SCHEMAS", true)? { SchemaIds::AutoRegister } else { SchemaIds::LookupOnly })
 }
 
 fn in_range<T: PartialOrd + Display>(var: String, value: T, range: &RangeInclusive<T>) -> Result<T, SettingsError> {
