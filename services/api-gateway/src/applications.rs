@@ -41,24 +41,26 @@ pub const QUERY: &str = "SELECT application_id, tenant_id, loan_id, loan_number,
         amount_requested_cents, amount_approved_cents, version, source_occurred_at, projected_at, correlation_id
  FROM read_api.applications WHERE application_id = $1 AND ($2::text IS NULL OR tenant_id = $2)";
 
-pub async fn get(State(state): State<AppState>, Extension(caller): Extension<Principal>, Path(id): Path<String>) -> Result<Json<Application>, ApiError> {
-    if !valid_id(&id) {
-        return Err(ApiError::bad_request(
-            "invalid_application_id",
-            "application ids are 1-128 characters of letters, digits, '-', '_' and '.'",
-        ));
-    }
+pub fn invalid_id() -> ApiError {
+    ApiError::bad_request("invalid_application_id", "application ids are 1-128 characters of letters, digits, '-', '_' and '.'")
+}
+
+/// The application `id` as `caller` may see it: 404 when it does not exist, belongs to another
+/// tenant or (for a borrower) is not theirs.
+pub async fn find(pool: &sqlx::PgPool, caller: &Principal, id: &str) -> Result<Application, ApiError> {
     let not_found = || ApiError::not_found("application_not_found", format!("no application {id}"));
-    if !caller.may_read_application(&id) {
+    if !caller.may_read_application(id) {
         return Err(not_found());
     }
-    let row: Option<Application> = sqlx::query_as(QUERY)
-        .bind(&id)
-        .bind(caller.tenant.as_deref())
-        .fetch_optional(&state.pool)
-        .await
-        .map_err(ApiError::database)?;
-    row.map(Json).ok_or_else(not_found)
+    let row: Option<Application> = sqlx::query_as(QUERY).bind(id).bind(caller.tenant.as_deref()).fetch_optional(pool).await.map_err(ApiError::database)?;
+    row.ok_or_else(not_found)
+}
+
+pub async fn get(State(state): State<AppState>, Extension(caller): Extension<Principal>, Path(id): Path<String>) -> Result<Json<Application>, ApiError> {
+    if !valid_id(&id) {
+        return Err(invalid_id());
+    }
+    find(&state.pool, &caller, &id).await.map(Json)
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@
 
 pub mod applications;
 pub mod auth;
+pub mod body;
+pub mod commands;
 pub mod error;
+pub mod status;
 
 use std::{net::SocketAddr, str::FromStr, time::{Duration, Instant}};
 
@@ -16,10 +19,13 @@ use axum::{
     http::{HeaderName, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use brain_runtime::{
-    settings::{Env, SettingsError},
+    events::{Codec, RegistryClient, codec::SchemaIds, topics},
+    kafka,
+    producer::EventProducer,
+    settings::{self, Env, KafkaSettings, SettingsError},
     telemetry::metric_name,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -47,6 +53,10 @@ pub struct Settings {
     pub otlp_endpoint: Option<String>,
     pub log_json: bool,
     pub auth: AuthSettings,
+    /// Where status-change commands go (`BRAIN__KAFKA_*`).
+    pub kafka: KafkaSettings,
+    pub schema_registry_url: SecretString,
+    pub schema_ids: SchemaIds,
 }
 
 impl Settings {
@@ -59,6 +69,9 @@ impl Settings {
             otlp_endpoint: env.optional("OTLP_ENDPOINT")?,
             log_json: env.or::<String>("LOG_FORMAT", "json".into())? != "text",
             auth: AuthSettings::from_env(&env)?,
+            kafka: KafkaSettings::from_env(&env)?,
+            schema_registry_url: settings::registry_url(&env)?,
+            schema_ids: settings::schema_ids(&env)?,
         };
         settings.check_auth(settings.listen_addr)?;
         Ok(settings)
@@ -81,12 +94,17 @@ impl Settings {
 pub struct AppState {
     pub pool: PgPool,
     pub auth: Auth,
+    /// Publishes status-change commands.
+    pub producer: EventProducer,
+    /// Commands this instance queued that may not be projected yet.
+    pub recent: commands::RecentCommands,
 }
 
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
     auth: Auth,
+    kafka: KafkaSettings,
 }
 
 impl Application {
@@ -96,6 +114,8 @@ impl Application {
         // Lazy: the gateway starts (and says it is not ready) while the database is down.
         let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(3)).connect_lazy_with(options);
         let auth = Auth::new(&settings.auth)?;
+        let codec = Codec::new(RegistryClient::new(settings.schema_registry_url.expose_secret())?, settings.schema_ids);
+        let producer = EventProducer::new(&settings.kafka, codec, SERVICE)?;
         let listener = tokio::net::TcpListener::bind(settings.listen_addr).await?;
         let addr = listener.local_addr()?;
         // Checked again on the bound address: settings may be built in code.
@@ -106,7 +126,8 @@ impl Application {
             let issuers: Vec<String> = settings.auth.issuers.iter().map(|i| i.label()).collect();
             tracing::info!(%addr, ?issuers, "listening; every API route needs a bearer token from one of the issuers");
         }
-        Ok(Self { listener, router: router(AppState { pool, auth: auth.clone() }, settings.request_timeout), auth })
+        let state = AppState { pool, auth: auth.clone(), producer, recent: Default::default() };
+        Ok(Self { listener, router: router(state, settings.request_timeout), auth, kafka: settings.kafka.clone() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -116,7 +137,8 @@ impl Application {
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         // The server may also stop on an error: the refresh tasks have a token of their own.
         let stop_refreshing = shutdown.child_token();
-        let refreshers = self.auth.keep_keys_fresh(&stop_refreshing);
+        let mut refreshers = self.auth.keep_keys_fresh(&stop_refreshing);
+        refreshers.spawn(ensure_command_topic(self.kafka, stop_refreshing.clone()));
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         stop_refreshing.cancel();
         refreshers.join_all().await;
@@ -125,11 +147,29 @@ impl Application {
     }
 }
 
+/// Creates the command topic if it is missing (the workers do too), retrying while Kafka is
+/// unreachable: the gateway serves reads meanwhile, and status changes answer 503.
+async fn ensure_command_topic(kafka: KafkaSettings, stop: CancellationToken) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), kafka::ensure_topics(&kafka, &[topics::STATUS_CHANGE_REQUESTED])).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not create the command topic; retrying"),
+            Err(_) => tracing::warn!("Kafka did not answer; retrying to create the command topic"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
+
 pub fn router(state: AppState, timeout: Duration) -> Router {
     brain_runtime::telemetry::metrics_handle();
     // route_layer: only matched routes authenticate; an unknown path is a plain 404.
     let api = Router::new()
         .route("/api/v1/applications/{id}", get(applications::get))
+        .route("/api/v1/applications/{id}/status", post(status::post))
+        .route("/api/v1/commands/{id}", get(commands::get))
         .route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::middleware))
         .with_state(state.clone());
     let open = Router::new().route("/ready", get(ready)).route("/health/deps", get(deps)).with_state(state);

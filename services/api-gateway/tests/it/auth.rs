@@ -4,6 +4,7 @@ use api_gateway::{
     Application, Settings,
     auth::{AuthSettings, config::parse_issuers},
 };
+use brain_runtime::{events::codec::SchemaIds, settings::KafkaSettings};
 use dev_oidc::{Alg, Config, DevOidc, MintRequest, RunningIssuer};
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -35,6 +36,10 @@ async fn spawn(min_refetch: Duration) -> Gateway {
         otlp_endpoint: None,
         log_json: false,
         auth: AuthSettings { issuers: parse_issuers(&issuers.to_string()).unwrap(), jwks_min_refetch_interval: min_refetch, ..AuthSettings::default() },
+        // Never reached by these tests either.
+        kafka: KafkaSettings::new("127.0.0.1:9"),
+        schema_registry_url: SecretString::from("http://127.0.0.1:9"),
+        schema_ids: SchemaIds::AutoRegister,
     };
     let app = Application::build(&settings).await.unwrap();
     let url = format!("http://{}", app.local_addr());
