@@ -25,6 +25,9 @@ pub struct FaultSpec {
     pub count: Option<u32>,
     pub duration_secs: Option<f64>,
     pub path_prefix: Option<String>,
+    /// Let the request make its change first, then wait and answer with the fault: the change
+    /// happened but the caller does not know (a lost response).
+    pub after_effect: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +41,7 @@ pub struct Fault {
     /// Firings left, when count-limited.
     pub remaining: Option<u32>,
     pub path_prefix: String,
+    pub after_effect: bool,
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     deadline: Option<Instant>,
@@ -54,6 +58,8 @@ impl Fault {
 pub struct Hit {
     pub latency: Duration,
     pub error: Option<ApiError>,
+    /// The request runs first; the latency and the error come after it.
+    pub after_effect: bool,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +105,7 @@ impl Faults {
             probability,
             remaining: spec.count,
             path_prefix,
+            after_effect: spec.after_effect.unwrap_or(false),
             expires_at: duration
                 .and_then(|d| chrono::Duration::from_std(d).ok())
                 .map(|d| Utc::now() + d),
@@ -142,7 +149,9 @@ impl Faults {
             let hit = hit.get_or_insert(Hit {
                 latency: Duration::ZERO,
                 error: None,
+                after_effect: false,
             });
+            hit.after_effect |= fault.after_effect;
             hit.latency += Duration::from_millis(fault.latency_ms.unwrap_or(0));
             if hit.error.is_none() {
                 hit.error = fault.status.map(|s| error_for(s, fault.retry_after_secs));

@@ -58,7 +58,8 @@ pub async fn observe(State(state): State<SharedState>, request: Request, next: N
 }
 
 /// Applies the active faults: waits the summed latency, then answers with the fault's error or
-/// lets the request through.
+/// lets the request through. With `afterEffect` the request runs first (its change is made),
+/// then the wait, then the fault's error if it has one instead of the real answer.
 pub async fn inject_faults(
     State(state): State<SharedState>,
     request: Request,
@@ -68,6 +69,13 @@ pub async fn inject_faults(
     let Some(hit) = hit else {
         return next.run(request).await;
     };
+    if hit.after_effect {
+        let response = next.run(request).await;
+        tokio::time::sleep(hit.latency).await;
+        let mut response = hit.error.map_or(response, IntoResponse::into_response);
+        response.extensions_mut().insert(Faulted);
+        return response;
+    }
     if !hit.latency.is_zero() {
         tokio::time::sleep(hit.latency).await;
     }

@@ -155,3 +155,33 @@ async fn faults_can_be_listed_and_cleared_and_are_validated() {
     assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
     assert_eq!(t.get("/api/v4/loans").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_lost_response_after_the_change_is_answered_from_the_idempotency_store() {
+    let t = spawn_sim().await;
+    t.create_loan("L-lost").await;
+    t.control(
+        "/control/faults",
+        json!({"status": 503, "count": 1, "afterEffect": true, "pathPrefix": "/api/v4/loans/L-lost/status"}),
+        StatusCode::CREATED,
+    )
+    .await;
+
+    // The change is made, but the caller gets a 503 …
+    let first = t.put_status("L-lost", "key-1", "Open", 1).await;
+    assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let loan: Value = t.get("/api/v4/loans/L-lost").await.json().await.unwrap();
+    assert_eq!((loan["status"].as_str(), loan["version"].as_i64()), (Some("Open"), Some(2)));
+    // … and its retry with the same key gets the change's answer, without a second change.
+    let retry = t.put_status("L-lost", "key-1", "Open", 1).await;
+    assert_eq!(retry.status(), StatusCode::OK);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    let effects = t.control_get("/control/effects").await;
+    let statuses: Vec<(i64, bool)> = effects
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["status"].as_i64().unwrap(), e["replayed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(statuses, vec![(503, false), (200, true)]);
+}
