@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod chaos;
+mod commands;
 mod crash;
 mod firestore_guard;
 mod flow;
