@@ -55,8 +55,9 @@ async fn main() -> anyhow::Result<()> {
     // As the application's tenant's staff, with a token from the dev issuer.
     let tenant: String = sqlx::query_scalar("SELECT tenant_id FROM projection_writer.applications WHERE application_id = $1").bind(app).fetch_one(&pool).await?;
     let token = dev_oidc::client::Client::new(&args.oidc).mint(&dev_oidc::MintRequest::new("scenario", "staff", &tenant)).await?.token;
-    let served: serde_json::Value =
-        reqwest::Client::new().get(format!("{}/api/v1/applications/{app}", args.gateway)).bearer_auth(token).send().await?.error_for_status()?.json().await?;
+    let http = reqwest::Client::new();
+    let served: serde_json::Value = http.get(format!("{}/api/v1/applications/{app}", args.gateway)).bearer_auth(&token).send().await?.error_for_status()?.json().await?;
+    let console = console_change(&http, &args.gateway, &token, &projections, &expected).await?;
 
     println!();
     println!("  source changes (creations + status changes)  {}", report.source_versions);
@@ -73,6 +74,49 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("  driven in {:.1} s, converged {:.1} s after the start", driven.as_secs_f64(), converged.as_secs_f64());
     println!("  gateway: GET /api/v1/applications/{app} → venturesStatus {} version {} (source: {status} v{version})", served["venturesStatus"], served["version"]);
+    println!("{console}");
     anyhow::ensure!(report.is_clean(), "invariants violated: {report}");
     Ok(())
+}
+
+/// Flow 2 once: a staff member moves one application to its next status from the console; the
+/// command goes through Ventures and comes back to Firestore. Returns what to print.
+async fn console_change(
+    http: &reqwest::Client,
+    gateway: &str,
+    token: &str,
+    projections: &projection_writer::firestore::Projections,
+    expected: &Expected,
+) -> anyhow::Result<String> {
+    let next = |status: &str| match status {
+        "Prospect" | "Incomplete" => Some("Open"),
+        "Open" => Some("Approved"),
+        "Approved" => Some("Funded"),
+        _ => None,
+    };
+    let Some((app, version, from, to)) = expected.loans.iter().find_map(|(app, (_, v, s))| next(s).map(|to| (app, *v, s, to))) else {
+        return Ok("  console status change: skipped (every application ended in a terminal status)".into());
+    };
+    let started = Instant::now();
+    let body = serde_json::json!({ "status": to, "appVersion": version, "reason": "make run scenario" });
+    let accepted: serde_json::Value =
+        http.post(format!("{gateway}/api/v1/applications/{app}/status")).bearer_auth(token).json(&body).send().await?.error_for_status()?.json().await?;
+    let id = accepted["commandId"].as_str().unwrap_or_default().to_string();
+    let command = system_tests::wait_for("the console's command to be resolved", Duration::from_secs(60), || async {
+        let command: serde_json::Value = http.get(format!("{gateway}/api/v1/commands/{id}")).bearer_auth(token).send().await?.json().await?;
+        Ok((command["state"] != "pending").then_some(command))
+    })
+    .await?;
+    anyhow::ensure!(command["state"] == "applied", "the console's status change was not applied: {command}");
+    system_tests::wait_for("the change in Firestore", Duration::from_secs(60), || async {
+        let docs = projections.get("applications", &[app.clone()]).await?;
+        let status = docs.get(app).and_then(|d| d.get("venturesStatus")).and_then(projection_writer::firestore::as_str).map(str::to_string);
+        Ok((status.as_deref() == Some(to)).then_some(()))
+    })
+    .await?;
+    Ok(format!(
+        "  console status change: POST /api/v1/applications/{app}/status {from} → {to} → 202 → applied in Ventures (v{}) → Firestore in {:.2} s",
+        command["appliedVersion"],
+        started.elapsed().as_secs_f64()
+    ))
 }
