@@ -56,6 +56,35 @@ FirestoreStateCollection.prototype.getDocument = function (documentName) {
   return document;
 };
 
+// Collection-group queries (`from: [{collection_id, all_descendants: true}]`, what a listener of
+// every application's `tasks` needs) are not in the package: it queries one collection only. The
+// launcher runs the package's own query on every collection of that name under the parent and
+// joins the results (ordering and limits apply per collection; Brain's listeners use neither).
+const v1Query = FirestoreState.prototype.v1Query;
+FirestoreState.prototype.v1Query = function (parent, query) {
+  const from = query.from?.[0];
+  if (!from?.all_descendants) return v1Query.call(this, parent, query);
+  const [, projectName, , databaseName, , ...under] = parent.split("/");
+  let holder = this.getProject(projectName).getDatabase(databaseName);
+  for (let i = 0; i + 1 < under.length; i += 2) {
+    holder = holder.getCollection(under[i]).getDocument(under[i + 1]);
+  }
+  const docs = [];
+  const visit = (node, path) => {
+    for (const [name, collection] of Object.entries(node.collections ?? {})) {
+      if (name === from.collection_id) docs.push(...v1Query.call(this, path, query));
+      for (const [id, document] of Object.entries(collection.documents ?? {})) visit(document, `${path}/${name}/${id}`);
+    }
+  };
+  from.all_descendants = false;
+  try {
+    visit(holder, parent);
+  } finally {
+    from.all_descendants = true;
+  }
+  return docs;
+};
+
 const { values } = parseArgs({ options: { port: { type: "string" } } });
 const raw = values.port ?? process.env.FIRESTORE_EMULATOR_PORT ?? "8080";
 const port = Number(raw);

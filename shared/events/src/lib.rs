@@ -7,6 +7,7 @@
 //! the reader's generated type, so older and newer writers both decode (schema resolution).
 
 pub mod codec;
+pub mod firestore;
 pub mod registry;
 pub mod topics;
 pub mod wire;

@@ -11,6 +11,13 @@ pub const STATUS_CHANGE_REQUESTED: &str = "gateway.application.status-change-req
 /// What Ventures made of a status-change command. Key: application id. Owner: ventures-sync.
 pub const STATUS_CHANGE_RESOLVED: &str = "ventures.application.status-change-resolved.v1";
 
+/// One change of a watched Firestore document. Key: application id. Owner: firestore-change-listener.
+pub const DOCUMENT_CHANGED: &str = "firestore.document.changed.v1";
+
+/// A client wrote Brain-owned fields; Brain's values were restored. Key: application id.
+/// Owner: projection-writer.
+pub const PROTECTED_FIELD_VIOLATION: &str = "projection.application.protected-field-violation.v1";
+
 /// The dead-letter topic of one consumer group. Key: the original key.
 pub fn dead_letter(consumer_group: &str) -> String {
     format!("deadletter.{consumer_group}.v1")
