@@ -8,7 +8,7 @@
 #   stack.sh logs [-f] [component...]
 #
 # Components, in start order: postgres broker registry emulator ventures-sim oidc services
-# (services = ventures-sync projection-writer api-gateway; oidc = the dev OIDC issuer the gateway
+# (services = ventures-sync projection-writer firestore-change-listener api-gateway; oidc = the dev OIDC issuer the gateway
 # trusts: `target/debug/dev-oidc mint --role staff --tenant default` prints a token). Ports: infra/dev/ports.env, each
 # overridable from the environment. State lives in .dev/: run/<component>.pid ("pid starttime",
 # so a recycled pid is never signalled), logs/<component>.log, secrets.env (mode 600).
@@ -21,8 +21,8 @@ set -euo pipefail
 # shellcheck source=infra/dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_COMPONENTS=(postgres broker registry emulator ventures-sim oidc ventures-sync projection-writer api-gateway)
-SERVICES=(ventures-sync projection-writer api-gateway)
+ALL_COMPONENTS=(postgres broker registry emulator ventures-sim oidc ventures-sync projection-writer firestore-change-listener api-gateway)
+SERVICES=(ventures-sync projection-writer firestore-change-listener api-gateway)
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 PG_DATA="${PG_DATA_DIR:-$CACHE_DIR/pg/data}"
 PG_BIN=""
@@ -78,6 +78,7 @@ port_of() {
     oidc) echo "$OIDC_PORT" ;;
     ventures-sync) echo "$VENTURES_SYNC_OPS_PORT" ;;
     projection-writer) echo "$PROJECTION_WRITER_OPS_PORT" ;;
+    firestore-change-listener) echo "$CHANGE_LISTENER_OPS_PORT" ;;
     api-gateway) echo "$GATEWAY_PORT" ;;
   esac
 }
@@ -114,6 +115,7 @@ deps_of() {
     registry) echo postgres ;;
     ventures-sync) echo postgres broker registry ventures-sim ;;
     projection-writer) echo postgres broker registry emulator ;;
+    firestore-change-listener) echo postgres broker registry emulator ;;
     api-gateway) echo postgres broker registry oidc ;;
   esac
 }
@@ -123,7 +125,7 @@ binary_of() {
     registry) echo "$BIN_DIR/schema-registry" ;;
     ventures-sim) echo "$BIN_DIR/ventures-simulator" ;;
     oidc) echo "$BIN_DIR/dev-oidc" ;;
-    ventures-sync | projection-writer | api-gateway) echo "$BIN_DIR/$1" ;;
+    ventures-sync | projection-writer | firestore-change-listener | api-gateway) echo "$BIN_DIR/$1" ;;
   esac
 }
 
@@ -149,7 +151,7 @@ component_env() {
       echo "DEV_OIDC__AUDIENCE=brain"
       echo "RUST_LOG=${RUST_LOG:-info}"
       ;;
-    ventures-sync | projection-writer | api-gateway)
+    ventures-sync | projection-writer | firestore-change-listener | api-gateway)
       local nodes=1
       [[ "$(broker_kind)" == kafka ]] && nodes="$(kafka_nodes)"
       echo "BRAIN__KAFKA_BROKERS=$(broker_bootstrap)"
@@ -164,6 +166,11 @@ component_env() {
       echo "VENTURES_SYNC__VENTURES_CLIENT=$DEV_VENTURES_CLIENT"
       echo "VENTURES_SYNC__VENTURES_USERNAME=$DEV_VENTURES_USERNAME"
       echo "VENTURES_SYNC__VENTURES_PASSWORD=$DEV_VENTURES_PASSWORD"
+      ;;
+    firestore-change-listener)
+      echo "FIRESTORE_CHANGE_LISTENER__OPS_ADDR=127.0.0.1:$CHANGE_LISTENER_OPS_PORT"
+      echo "FIRESTORE_CHANGE_LISTENER__FIRESTORE_PROJECT_ID=brain-dev"
+      echo "FIRESTORE_EMULATOR_HOST=127.0.0.1:$EMULATOR_PORT"
       ;;
     projection-writer)
       echo "PROJECTION_WRITER__OPS_ADDR=127.0.0.1:$PROJECTION_WRITER_OPS_PORT"
@@ -691,7 +698,8 @@ cmd_env() {
     "EMULATOR_PORT=$EMULATOR_PORT" "VENTURES_PORT=$VENTURES_PORT" "GATEWAY_PORT=$GATEWAY_PORT" \
     "OIDC_PORT=$OIDC_PORT" \
     "VENTURES_SYNC_OPS_PORT=$VENTURES_SYNC_OPS_PORT" \
-    "PROJECTION_WRITER_OPS_PORT=$PROJECTION_WRITER_OPS_PORT"; do
+    "PROJECTION_WRITER_OPS_PORT=$PROJECTION_WRITER_OPS_PORT" \
+    "CHANGE_LISTENER_OPS_PORT=$CHANGE_LISTENER_OPS_PORT"; do
     printf 'export %s=%q\n' "${line%%=*}" "${line#*=}"
   done
   for c in "${ALL_COMPONENTS[@]}"; do

@@ -8,6 +8,7 @@ mod crash;
 mod firestore_guard;
 mod flow;
 mod interop;
+mod listener;
 mod outage;
 mod poison;
 mod readiness;

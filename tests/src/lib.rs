@@ -10,6 +10,7 @@ pub mod infra;
 pub mod postgres;
 pub mod process;
 pub mod stack;
+pub mod topics;
 pub mod workload;
 
 use std::{future::Future, time::Duration};

@@ -16,6 +16,7 @@ use crate::{
 pub const VENTURES_SYNC: &str = "ventures-sync";
 pub const PROJECTION_WRITER: &str = "projection-writer";
 pub const API_GATEWAY: &str = "api-gateway";
+pub const CHANGE_LISTENER: &str = "firestore-change-listener";
 /// The tenant ventures-sync stamps on the loans it reads from the simulator.
 pub const VENTURES_TENANT: &str = "default";
 /// The `aud` the gateway accepts from the test's issuer.
@@ -71,7 +72,7 @@ impl Stack {
             http: reqwest::Client::new(),
             _shutdown: shutdown.drop_guard(),
         };
-        for name in [VENTURES_SYNC, PROJECTION_WRITER, API_GATEWAY] {
+        for name in [VENTURES_SYNC, PROJECTION_WRITER, CHANGE_LISTENER, API_GATEWAY] {
             let process = stack.process(name, gateway_port, name);
             stack.services.insert(name, process);
         }
@@ -110,7 +111,7 @@ impl Stack {
                 (format!("{prefix}__SWEEP_INTERVAL_MS"), "200".into()),
                 (format!("{prefix}__TENANT_ID"), VENTURES_TENANT.into()),
             ]),
-            PROJECTION_WRITER => env.push((format!("{prefix}__FIRESTORE_PROJECT_ID"), self.project_id.clone())),
+            PROJECTION_WRITER | CHANGE_LISTENER => env.push((format!("{prefix}__FIRESTORE_PROJECT_ID"), self.project_id.clone())),
             _ => {
                 env.push((format!("{prefix}__LISTEN_ADDR"), format!("127.0.0.1:{gateway_port}")));
                 env.push((format!("{prefix}__DATABASE_URL"), self.db.url(Some("brain_gateway_reader"))));

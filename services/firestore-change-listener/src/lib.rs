@@ -73,7 +73,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
     let producer = EventProducer::new(&settings.common.kafka, Codec::new(registry, settings.common.schema_ids), SERVICE)?;
     let db = FirestoreDb::with_options(FirestoreDbOptions::new(settings.firestore_project_id.clone())).await?;
+    // Ready once every target has published its first snapshot.
     let health = readiness.check("firestore");
+    health.set(true, "");
     readiness.set(true);
 
     let mut watchers = JoinSet::new();
@@ -85,6 +87,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             producer: producer.clone(),
             default_tenant: settings.tenant_id.clone(),
             health: health.clone(),
+            starting: Some(health.fail("firestore_listen")),
             known: Default::default(),
         };
         watchers.spawn(watcher.run(shutdown.clone()));

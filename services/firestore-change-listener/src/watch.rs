@@ -18,7 +18,7 @@ use std::{
 };
 
 use brain_events::topics;
-use brain_runtime::{ops::Check, producer::EventProducer, retry::Backoff, telemetry::metric_name};
+use brain_runtime::{ops::{Check, FailureGuard}, producer::EventProducer, retry::Backoff, telemetry::metric_name};
 use firestore::{
     FirestoreDb,
     gcloud_sdk::{
@@ -94,6 +94,8 @@ pub struct Watcher {
     /// `firestore` readiness: failing until this stream has published its first snapshot, and
     /// while it is down.
     pub health: Check,
+    /// Held from start-up until the first snapshot is published.
+    pub starting: Option<FailureGuard>,
     /// Documents as last emitted (the checkpoint, in memory).
     pub known: HashMap<String, Known>,
 }
@@ -156,7 +158,7 @@ impl Watcher {
         let mut responses = self.db.client().get().listen(Request::new(requests)).await?.into_inner();
         tracing::info!(target_name = %name, known = self.known.len(), "listening");
         // Not ready until the first consistent snapshot is published.
-        let mut down = Some(self.health.fail("firestore_listen"));
+        let mut down = Some(self.starting.take().unwrap_or_else(|| self.health.fail("firestore_listen")));
         loop {
             let response = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),

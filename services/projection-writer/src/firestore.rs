@@ -101,6 +101,23 @@ impl Projections {
         Ok(seen)
     }
 
+    /// One document's update time and fields, or `None` when it does not exist.
+    pub async fn read(&self, collection: &str, id: &str, deadline: Duration) -> Result<Option<(Timestamp, HashMap<String, Value>)>, Status> {
+        let mut request = Request::new(BatchGetDocumentsRequest {
+            database: self.db.get_database_path().clone(),
+            documents: vec![self.document_name(collection, id)],
+            ..Default::default()
+        });
+        request.set_timeout(deadline);
+        let mut stream = self.db.client().get().batch_get_documents(request).await?.into_inner();
+        while let Some(item) = stream.next().await {
+            if let Some(batch_get_documents_response::Result::Found(doc)) = item?.result {
+                return Ok(doc.update_time.map(|t| (t, doc.fields)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The fields of the documents `ids` in `collection` that exist.
     pub async fn get(&self, collection: &str, ids: &[String]) -> Result<HashMap<String, HashMap<String, Value>>, Status> {
         let request = BatchGetDocumentsRequest {
@@ -189,6 +206,14 @@ pub fn map(fields: Vec<(&'static str, Value)>) -> Value {
 pub fn as_map(value: &Value) -> Option<&HashMap<String, Value>> {
     match &value.value_type {
         Some(ValueType::MapValue(m)) => Some(&m.fields),
+        _ => None,
+    }
+}
+
+/// Reads a timestamp field as milliseconds since the epoch.
+pub fn as_millis(value: &Value) -> Option<i64> {
+    match &value.value_type {
+        Some(ValueType::TimestampValue(t)) => Some(t.seconds * 1000 + i64::from(t.nanos) / 1_000_000),
         _ => None,
     }
 }

@@ -1,11 +1,13 @@
 //! projection-writer: the only server-side writer of Firestore projections, and the writer of the
 //! console read models and the append-only audit log in PostgreSQL.
 //!
-//! Three consumers in one process, each its own group (so each has its own dead-letter topic):
-//! loan states (`handler`), status-change requests and their outcomes (`commands`).
+//! Four consumers in one process, each its own group (so each has its own dead-letter topic):
+//! loan states (`handler`), status-change requests and their outcomes (`commands`), and the
+//! Firestore changes that touched Brain-owned fields (`guard`).
 
 pub mod commands;
 pub mod firestore;
+pub mod guard;
 pub mod handler;
 pub mod seen;
 
@@ -37,6 +39,8 @@ pub struct Settings {
     pub command_requests: ConsumerConfig,
     /// Status-change outcomes (group `<GROUP_ID>.command-outcomes`).
     pub command_outcomes: ConsumerConfig,
+    /// Firestore document changes (group `<GROUP_ID>.document-changes`).
+    pub document_changes: ConsumerConfig,
     /// PostgreSQL connections of the pool (one per partition worker in flight is plenty).
     pub database_connections: u32,
 }
@@ -52,6 +56,7 @@ impl Settings {
             consumer: ConsumerConfig::from_env(&env, SERVICE, group_id.clone(), &[topics::LOAN_STATUS_CHANGED])?,
             command_requests: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.command-requests"), &[topics::STATUS_CHANGE_REQUESTED])?,
             command_outcomes: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.command-outcomes"), &[topics::STATUS_CHANGE_RESOLVED])?,
+            document_changes: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.document-changes"), &[topics::DOCUMENT_CHANGED])?,
             database_connections: env.ranged("DATABASE_CONNECTIONS", 8, 1..=200)?,
         })
     }
@@ -67,13 +72,17 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let config = settings.consumer.clone();
     let requests = settings.command_requests.clone();
     let outcomes = settings.command_outcomes.clone();
+    let changes = settings.document_changes.clone();
     kafka::ensure_topics(
         &settings.common.kafka,
         &[
             topics::LOAN_STATUS_CHANGED,
             topics::STATUS_CHANGE_REQUESTED,
             topics::STATUS_CHANGE_RESOLVED,
+            topics::DOCUMENT_CHANGED,
+            topics::PROTECTED_FIELD_VIOLATION,
             &config.dead_letter_topic(),
+            &changes.dead_letter_topic(),
             &requests.dead_letter_topic(),
             &outcomes.dead_letter_topic(),
         ],
@@ -91,6 +100,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         firestore_deadline: settings.firestore_deadline,
         seen: seen.clone(),
     });
+    let guard = Arc::new(guard::ProtectedFieldGuard {
+        pool: pool.clone(),
+        projections: projections.clone(),
+        producer: producer.clone(),
+        firestore_deadline: settings.firestore_deadline,
+        seen: seen.clone(),
+    });
     let projector = Arc::new(commands::CommandProjector { pool, projections, firestore_deadline: settings.firestore_deadline, seen });
     let requested = Arc::new(commands::RequestedHandler { projector: projector.clone(), consumer: requests.group_id.clone() });
     let resolved = Arc::new(commands::ResolvedHandler { projector, consumer: outcomes.group_id.clone() });
@@ -103,12 +119,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         shutdown.cancel();
         result
     };
-    let (loans, requests, outcomes) = tokio::join!(
+    let (loans, requests, outcomes, guarded) = tokio::join!(
         async { until_shutdown(consumer::run(config, kafka.clone(), codec.clone(), producer.clone(), handler, readiness.clone(), shutdown.clone()).await) },
         async { until_shutdown(consumer::run(requests, kafka.clone(), codec.clone(), producer.clone(), requested, readiness.clone(), shutdown.clone()).await) },
         async { until_shutdown(consumer::run(outcomes, kafka.clone(), codec.clone(), producer.clone(), resolved, readiness.clone(), shutdown.clone()).await) },
+        async { until_shutdown(consumer::run(changes, kafka.clone(), codec.clone(), producer.clone(), guard, readiness.clone(), shutdown.clone()).await) },
     );
-    let result = loans.and(requests).and(outcomes);
+    let result = loans.and(requests).and(outcomes).and(guarded);
     readiness.set(false);
     shutdown.cancel();
     let _ = ops_task.await;

@@ -1,0 +1,167 @@
+//! The second line of defence of Brain-owned fields (the first is `firestore.rules`): a change of
+//! `applications/{id}` that touched Brain-owned fields (flagged by firestore-change-listener) is
+//! checked against Brain's truth, the read model. Brain's own writes match it and pass; anything
+//! else is written back with Brain's values and reported as a `ProtectedFieldViolation`.
+//!
+//! The check reads the document as it is now (not as the event shows it), so a redelivered or
+//! late change event finds the document already restored and does nothing. A document at a newer
+//! version than the read model is a projection still in flight: retried until the read model has
+//! it. The restore is guarded by the update time just read: if anyone wrote since, the check runs
+//! again.
+
+use std::collections::BTreeMap;
+
+use brain_events::{DocumentChanged, ProtectedFieldViolation, topics};
+use brain_runtime::{
+    consumer::{Applied, Handler, HandlerError, Outcome, Source},
+    db,
+    producer::EventProducer,
+    telemetry::metric_name,
+};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    SERVICE,
+    commands::{COMMAND_FIELD, latest_command},
+    firestore::{self, FirestoreValue, Projections, Seen},
+    handler::{COLLECTION, VERSION_FIELD, check_application_id, firestore_error},
+    seen::SeenCache,
+};
+
+/// Namespace of violation ids derived from change ids.
+const VIOLATION_NAMESPACE: Uuid = Uuid::from_u128(0x9a3e_5c21_0b7f_4d68_a4e2_6f19_c0d8_3b57);
+
+pub struct ProtectedFieldGuard {
+    pub pool: PgPool,
+    pub projections: Projections,
+    pub producer: EventProducer,
+    pub firestore_deadline: std::time::Duration,
+    pub seen: std::sync::Arc<SeenCache>,
+}
+
+/// Brain's values of an application, from the read model.
+#[derive(sqlx::FromRow)]
+struct Truth {
+    ventures_status: String,
+    loan_id: String,
+    version: i64,
+    status_changed_at: DateTime<Utc>,
+    correlation_id: String,
+}
+
+impl Handler for ProtectedFieldGuard {
+    type Event = DocumentChanged;
+
+    async fn handle(&self, _source: Source<'_>, change: DocumentChanged) -> Outcome {
+        let guarded = change.collection == "applications" && !change.deleted && !change.protected_fields.is_empty() && change.document_path.split('/').count() == 2;
+        if !guarded {
+            return Ok(Applied::Processed);
+        }
+        check_application_id(&change.application_id)?;
+        tracing::Span::current().record("correlation_id", change.correlation_id.as_str());
+        let id = change.application_id.as_str();
+        let truth: Option<Truth> = sqlx::query_as("SELECT ventures_status, loan_id, version, status_changed_at, correlation_id FROM applications WHERE application_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db::classify)?;
+        let Some((update_time, fields)) = self.projections.read(COLLECTION, id, self.firestore_deadline).await.map_err(firestore_error)? else {
+            return Ok(Applied::Processed);
+        };
+        let current_version = fields.get(VERSION_FIELD).and_then(firestore::as_i64);
+        if let (Some(truth), Some(current)) = (&truth, current_version)
+            && current > truth.version
+        {
+            return Err(HandlerError::transient("projection_in_flight", format!("{id} is at version {current} in Firestore, {} in the read model", truth.version)));
+        }
+
+        // Brain's value of every field it owns, and which ones the document does not hold.
+        let mut expected: Vec<(&'static str, FirestoreValue)> = match &truth {
+            Some(t) => vec![
+                ("venturesStatus", firestore::string(&t.ventures_status)),
+                ("venturesStatusChangedAt", firestore::timestamp_millis(t.status_changed_at.timestamp_millis())),
+                ("venturesLoanId", firestore::string(&t.loan_id)),
+                (VERSION_FIELD, firestore::integer(t.version)),
+                ("updatedBy", firestore::string(format!("brain:{SERVICE}"))),
+                ("correlationId", firestore::string(&t.correlation_id)),
+            ],
+            // Brain never projected this application: none of its fields may be there.
+            None => ["venturesStatus", "venturesStatusChangedAt", "venturesLoanId", VERSION_FIELD, "updatedBy", "correlationId", "lastVenturesSyncAt"]
+                .into_iter()
+                .map(|f| (f, firestore::null()))
+                .collect(),
+        };
+        let (command_value, latest) = latest_command(&self.pool, id).await.map_err(db::classify)?;
+        let mut wrong: Vec<&'static str> = expected.iter().filter(|(name, want)| !same(fields.get(*name), want)).map(|(name, _)| *name).collect();
+        let shown = fields.get(COMMAND_FIELD).and_then(firestore::as_map);
+        let shown_command = shown.and_then(|m| Some((firestore::as_str(m.get("commandId")?)?.to_string(), firestore::as_str(m.get("state")?)?.to_string())));
+        if shown_command != latest && !(latest.is_none() && shown.is_none()) {
+            wrong.push(COMMAND_FIELD);
+        }
+        if wrong.is_empty() {
+            return Ok(Applied::Processed);
+        }
+        expected.push((COMMAND_FIELD, command_value));
+        if truth.is_some() {
+            expected.push(("lastVenturesSyncAt", firestore::timestamp_millis(Utc::now().timestamp_millis())));
+        }
+        let restore: Vec<_> = expected.into_iter().filter(|(name, _)| wrong.contains(name) || *name == "lastVenturesSyncAt").collect();
+        let restored_values: BTreeMap<String, String> = restore.iter().map(|(name, value)| (name.to_string(), json_of(value).to_string())).collect();
+        let write = self.projections.merge_write(COLLECTION, id, restore, Some(&Seen { update_time: Some(update_time), version: current_version }));
+        let committed = self.projections.commit(vec![write], self.firestore_deadline).await;
+        self.seen.forget(&[id]);
+        committed.map_err(firestore_error)?;
+
+        let detected_after_ms = (Utc::now().timestamp_millis() - change.occurred_at).max(0);
+        for field in &wrong {
+            metrics::counter!(metric_name(SERVICE, "protected_field_violations_total"), "field" => *field).increment(1);
+        }
+        tracing::warn!(application_id = id, fields = ?wrong, actor = ?change.actor, detected_after_ms, "a client wrote Brain-owned fields; Brain's values restored");
+        let written_values = change.new_values.iter().filter(|(path, _)| wrong.iter().any(|f| path.as_str() == *f || path.starts_with(&format!("{f}.")))).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let violation = ProtectedFieldViolation {
+            event_id: Uuid::new_v5(&VIOLATION_NAMESPACE, change.event_id.as_bytes()).to_string(),
+            occurred_at: change.occurred_at,
+            tenant_id: change.tenant_id.clone(),
+            correlation_id: change.correlation_id.clone(),
+            causation_id: Some(change.event_id.clone()),
+            producer: SERVICE.to_string(),
+            application_id: id.to_string(),
+            fields: wrong.iter().map(|f| f.to_string()).collect(),
+            written_values,
+            restored_values,
+            actor: change.actor.clone(),
+            detected_after_ms,
+        };
+        self.producer
+            .send(topics::PROTECTED_FIELD_VIOLATION, id, &violation)
+            .await
+            .map_err(|e| HandlerError::unavailable("kafka", e.to_string()))?;
+        Ok(Applied::Processed)
+    }
+}
+
+/// Whether the document's value is Brain's (an absent field equals null).
+fn same(found: Option<&FirestoreValue>, want: &FirestoreValue) -> bool {
+    found.map_or(serde_json::Value::Null, json_of) == json_of(want)
+}
+
+/// A Firestore value as JSON, for comparisons and reports.
+fn json_of(value: &FirestoreValue) -> serde_json::Value {
+    if let Some(s) = firestore::as_str(value) {
+        return json!(s);
+    }
+    if let Some(i) = firestore::as_i64(value) {
+        return json!(i);
+    }
+    if let Some(ms) = firestore::as_millis(value) {
+        return json!(DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()));
+    }
+    if let Some(map) = firestore::as_map(value) {
+        let sorted: BTreeMap<&String, serde_json::Value> = map.iter().map(|(k, v)| (k, json_of(v))).collect();
+        return json!(sorted);
+    }
+    serde_json::Value::Null
+}
