@@ -391,6 +391,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_field_projection_writer_writes_is_brain_owned() {
+        let event = system_event();
+        for (name, _) in firestore_fields(&event) {
+            assert!(brain_events::firestore::is_brain_owned(name), "{name} is written by Brain but not protected");
+        }
+        assert!(brain_events::firestore::is_brain_owned(crate::commands::COMMAND_FIELD));
+    }
+
+    fn system_event() -> LoanStatusChanged {
+        LoanStatusChanged {
+            event_id: Uuid::new_v4().to_string(),
+            occurred_at: 0,
+            tenant_id: "t".into(),
+            correlation_id: "c".into(),
+            causation_id: None,
+            producer: "p".into(),
+            application_id: "a".into(),
+            version: 1,
+            source_seq: 0,
+            loan: brain_events::LoanState {
+                loan_id: "l".into(),
+                loan_number: "n".into(),
+                loan_type: "7A".into(),
+                status: "Open".into(),
+                status_changed_at: 0,
+                borrower_entity_id: "b".into(),
+                amount_requested_cents: 1,
+                amount_approved_cents: None,
+                updated_at: 0,
+            },
+        }
+    }
+
+    #[test]
     fn our_own_refused_credentials_are_unavailable_not_the_records_fault() {
         for code in [Code::Unauthenticated, Code::PermissionDenied, Code::Unavailable, Code::DeadlineExceeded] {
             assert_eq!(firestore_error(Status::new(code, "x")).class, ErrorClass::Unavailable, "{code:?}");
