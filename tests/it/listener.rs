@@ -111,3 +111,44 @@ async fn the_listener_neither_loses_nor_floods_changes_across_a_restart() -> any
     stack.stop_all().await?;
     Ok(())
 }
+
+/// A borrower edits the draft of their application in Firestore: the allowed fields reach
+/// Ventures as a draft, once; a field outside the allowed list is not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_borrower_draft_edit_reaches_ventures_once() -> anyhow::Result<()> {
+    crate::init_logs();
+    let mut stack = Stack::start("listener-drafts").await?;
+    stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, CHANGE_LISTENER]).await?;
+    let sim = stack.sim.base_url();
+    let body = json!({
+        "loanType": "7A", "status": "Prospect", "externalId": "app-d1",
+        "borrower": { "entityId": "B-d1", "name": "Test" }, "amounts": { "requested": 50000.0 },
+    });
+    let loan: serde_json::Value = stack.http.post(format!("{sim}/control/loans")).json(&body).send().await?.error_for_status()?.json().await?;
+    let loan_id = loan["loanId"].as_str().unwrap_or_default().to_string();
+    let projections = stack.projections().await?;
+    wait_for("app-d1 projected", WAIT, || async { Ok(firestore_field(&projections, "app-d1", "venturesLoanId").await?.filter(|l| *l == loan_id)) }).await?;
+
+    let draft = fs::map(vec![("businessName", fs::string("Acme Bakery")), ("purpose", fs::string("two ovens")), ("favouriteColour", fs::string("blue"))]);
+    projections.merge_fields("applications", "app-d1", vec![("draft", draft), ("lastEditedBy", fs::string("borrower-1"))]).await?;
+
+    let credentials = json!({ "client": stack.credentials.client, "username": stack.credentials.username, "password": stack.credentials.password });
+    let token: serde_json::Value = stack.http.post(format!("{sim}/api/v4/token")).json(&credentials).send().await?.error_for_status()?.json().await?;
+    let token = token["token"].as_str().unwrap_or_default().to_string();
+    let in_ventures = wait_for("the draft in Ventures", WAIT, || async {
+        let draft: serde_json::Value = stack.http.get(format!("{sim}/api/v4/loans/{loan_id}/draft")).bearer_auth(&token).send().await?.json().await?;
+        Ok((draft["draft"]["businessName"] == "Acme Bakery").then_some(draft))
+    })
+    .await?;
+    assert_eq!(in_ventures["draft"], json!({ "businessName": "Acme Bakery", "purpose": "two ovens" }), "only allowed fields");
+    assert_eq!(in_ventures["draftVersion"], 1);
+
+    let effects: serde_json::Value = stack.http.get(format!("{sim}/control/effects")).send().await?.json().await?;
+    let patches: Vec<&serde_json::Value> = effects.as_array().into_iter().flatten().filter(|e| e["method"] == "PATCH").collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!((patches[0]["status"].as_i64(), patches[0]["replayed"].as_bool()), (Some(200), Some(false)));
+    assert!(stack.service(VENTURES_SYNC).metric("ventures_sync_draft_fields_refused_total").await? >= 1.0);
+
+    stack.stop_all().await?;
+    Ok(())
+}

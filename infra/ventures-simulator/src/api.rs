@@ -28,6 +28,10 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/api/v4/loans", get(list_loans))
         .route("/api/v4/loans/{loan_id}", get(get_loan))
         .route("/api/v4/loans/{loan_id}/status", put(update_status))
+        .route(
+            "/api/v4/loans/{loan_id}/draft",
+            get(crate::drafts::get_draft).patch(crate::drafts::update_draft),
+        )
         .route("/api/v4/loans/{loan_id}/conditions", get(list_conditions))
         .route(
             "/api/v4/loans/{loan_id}/conditions/{condition_id}",
@@ -179,6 +183,24 @@ async fn update_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let body: Value = parse_json(&body)?;
+    let update: StatusUpdate = serde_json::from_value(body.clone())
+        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
+    idempotent(&state, &headers, &uri, body, |store| {
+        apply_status(store, &loan_id, &update).map(|loan| json!(loan))
+    })
+}
+
+/// Runs `apply` once per `Idempotency-Key` (required): its outcome, success or error, is stored
+/// under the key with the request's path and body, and a repeat gets it back (marked
+/// `Idempotent-Replayed: true`) without running again; the key with another request is 422.
+pub(crate) fn idempotent(
+    state: &SharedState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: Value,
+    apply: impl FnOnce(&mut Store) -> Result<Value, ApiError>,
+) -> Result<Response, ApiError> {
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -186,11 +208,7 @@ async fn update_status(
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::bad_request("the Idempotency-Key header is required"))?
         .to_owned();
-    let body: Value = parse_json(&body)?;
-    let update: StatusUpdate = serde_json::from_value(body.clone())
-        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
     let fingerprint = json!({"path": uri.path(), "body": body});
-
     let mut store = state.lock();
     if let Some(stored) = store.records.keys.get(&key) {
         if stored.fingerprint != fingerprint {
@@ -205,9 +223,8 @@ async fn update_status(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
         return Ok(response);
     }
-    let outcome = apply_status(&mut store, &loan_id, &update);
-    let (status, body) = match outcome {
-        Ok(loan) => (StatusCode::OK, json!(loan)),
+    let (status, body) = match apply(&mut store) {
+        Ok(value) => (StatusCode::OK, value),
         Err(e) => (e.status, e.body()),
     };
     store.records.keys.insert(

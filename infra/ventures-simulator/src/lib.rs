@@ -18,6 +18,7 @@
 mod api;
 mod config;
 mod control;
+mod drafts;
 mod error;
 mod faults;
 mod feed;

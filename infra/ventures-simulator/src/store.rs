@@ -90,6 +90,8 @@ pub struct Store {
     pub records: Records,
     /// Bearer token → expiry. Survives `/control/reset`.
     pub tokens: HashMap<String, Instant>,
+    /// Loan id → the borrower's draft (`drafts.rs`).
+    pub drafts: HashMap<String, crate::drafts::Draft>,
     loans_created: u64,
 }
 
@@ -101,6 +103,7 @@ impl Store {
             faults: Faults::default(),
             records: Records::default(),
             tokens: HashMap::new(),
+            drafts: HashMap::new(),
             loans_created: 0,
         }
     }
@@ -111,6 +114,7 @@ impl Store {
         self.feed.reset();
         self.faults.clear();
         self.records = Records::default();
+        self.drafts.clear();
         self.loans_created = 0;
     }
 

@@ -73,6 +73,7 @@ pub fn change(seen: &Seen<'_>, previous: Option<&Known>, default_tenant: &str) -
         new_values,
         protected_fields,
         actor: string_field(fields, "lastEditedBy"),
+        ventures_loan_id: if is_application { string_field(fields, "venturesLoanId").or_else(|| string_field(previous_fields, "venturesLoanId")) } else { None },
     })
 }
 

@@ -35,8 +35,9 @@ pub fn fields_to_json(fields: &HashMap<String, Value>) -> Map<String, Json> {
 }
 
 /// The dotted paths whose values differ between `old` and `new`, with the old and new value of
-/// each (`None`: absent). Objects (Firestore maps) are compared key by key; everything else,
-/// arrays included, as a whole.
+/// each (`None`: absent). Objects (Firestore maps) are compared key by key, down to their leaves
+/// (a map that appears or disappears reports each of its fields; an empty one reports itself);
+/// everything else, arrays included, as a whole.
 pub fn diff(old: &Map<String, Json>, new: &Map<String, Json>) -> Vec<(String, Option<Json>, Option<Json>)> {
     let mut out = Vec::new();
     diff_into("", old, new, &mut out);
@@ -49,8 +50,11 @@ fn diff_into(prefix: &str, old: &Map<String, Json>, new: &Map<String, Json>, out
     keys.dedup();
     for key in keys {
         let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let empty = Map::new();
         match (old.get(key), new.get(key)) {
             (Some(Json::Object(a)), Some(Json::Object(b))) => diff_into(&path, a, b, out),
+            (None, Some(Json::Object(b))) if !b.is_empty() => diff_into(&path, &empty, b, out),
+            (Some(Json::Object(a)), None) if !a.is_empty() => diff_into(&path, a, &empty, out),
             (a, b) if a != b => out.push((path, a.cloned(), b.cloned())),
             _ => {}
         }
@@ -76,6 +80,8 @@ mod tests {
         assert_eq!(changes[1].1, None);
         assert_eq!(changes[3].2, None);
         assert!(diff(&old, &old).is_empty());
+        let added = diff(&obj(json!({})), &obj(json!({ "draft": { "name": "x" }, "tags": {} })));
+        assert_eq!(added, vec![("draft.name".into(), None, Some(json!("x"))), ("tags".into(), None, Some(json!({})))]);
     }
 
     #[test]

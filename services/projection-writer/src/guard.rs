@@ -31,6 +31,10 @@ use crate::{
     seen::SeenCache,
 };
 
+/// Tries while Firestore is ahead of the read model before that counts as a violation (with the
+/// runtime's backoff, about a second and a half).
+const IN_FLIGHT_ATTEMPTS: u32 = 4;
+
 /// Namespace of violation ids derived from change ids.
 const VIOLATION_NAMESPACE: Uuid = Uuid::from_u128(0x9a3e_5c21_0b7f_4d68_a4e2_6f19_c0d8_3b57);
 
@@ -55,7 +59,7 @@ struct Truth {
 impl Handler for ProtectedFieldGuard {
     type Event = DocumentChanged;
 
-    async fn handle(&self, _source: Source<'_>, change: DocumentChanged) -> Outcome {
+    async fn handle(&self, source: Source<'_>, change: DocumentChanged) -> Outcome {
         let guarded = change.collection == "applications" && !change.deleted && !change.protected_fields.is_empty() && change.document_path.split('/').count() == 2;
         if !guarded {
             return Ok(Applied::Processed);
@@ -71,11 +75,13 @@ impl Handler for ProtectedFieldGuard {
         let Some((update_time, fields)) = self.projections.read(COLLECTION, id, self.firestore_deadline).await.map_err(firestore_error)? else {
             return Ok(Applied::Processed);
         };
+        // Firestore ahead of the read model is, at first, Brain's own projection whose
+        // transaction has not committed yet; only if it stays ahead is it someone else's.
         let current_version = fields.get(VERSION_FIELD).and_then(firestore::as_i64);
-        if let (Some(truth), Some(current)) = (&truth, current_version)
-            && current > truth.version
-        {
-            return Err(HandlerError::transient("projection_in_flight", format!("{id} is at version {current} in Firestore, {} in the read model", truth.version)));
+        let ahead = current_version.is_some_and(|current| truth.as_ref().is_none_or(|t| current > t.version));
+        if ahead && source.attempt < IN_FLIGHT_ATTEMPTS {
+            let known = truth.as_ref().map_or_else(|| "none".to_string(), |t| t.version.to_string());
+            return Err(HandlerError::transient("projection_in_flight", format!("{id} is at version {current_version:?} in Firestore, {known} in the read model")));
         }
 
         // Brain's value of every field it owns, and which ones the document does not hold.

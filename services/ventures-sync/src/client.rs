@@ -180,6 +180,13 @@ impl VenturesClient {
         self.call(Method::PUT, &path, &[], Some((&body, idempotency_key))).await
     }
 
+    /// `PATCH /loans/{loanId}/draft` with `fields` (null clears one), under `idempotency_key`.
+    pub async fn update_draft(&self, loan_id: &str, fields: &serde_json::Map<String, serde_json::Value>, idempotency_key: &str) -> Result<serde_json::Value, VenturesError> {
+        let body = json!({ "fields": fields });
+        let path = format!("/loans/{}/draft", urlencode(loan_id));
+        self.call(Method::PATCH, &path, &[], Some((&body, idempotency_key))).await
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, VenturesError> {
         self.call(Method::GET, path, query, None).await
     }

@@ -145,7 +145,7 @@ fn rejection(e: &VenturesError) -> Option<Rejection> {
 
 /// Everything else: transient (retried, then dead-lettered), our credentials refused
 /// (unavailable: waits), or a request Ventures cannot take (dead-lettered).
-fn failure(e: VenturesError) -> HandlerError {
+pub(crate) fn failure(e: VenturesError) -> HandlerError {
     match &e {
         VenturesError::Rejected { status: 401 | 403, .. } => HandlerError::unavailable("ventures_credentials", e.to_string()),
         _ if e.is_transient() => HandlerError::transient(e.kind(), e.to_string()).with_retry_after(e.retry_after()),

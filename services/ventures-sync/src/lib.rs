@@ -3,12 +3,14 @@
 //! - Downstream: a sweep of the Ventures change feed publishes the full state of every changed
 //!   loan to `ventures.loan.status-changed.v1`, keyed by application id (`sweep`).
 //! - Upstream: status-change commands from `gateway.application.status-change-requested.v1` are
-//!   applied in Ventures exactly once and their outcome published (`commands`).
+//!   applied in Ventures exactly once and their outcome published (`commands`); borrowers' draft
+//!   edits from `firestore.document.changed.v1` are pushed to Ventures as drafts (`drafts`).
 //!
-//! Both run in one process until shutdown; either ending stops the other.
+//! All three run in one process until shutdown; any ending stops the others.
 
 pub mod client;
 pub mod commands;
+pub mod drafts;
 pub mod events;
 pub mod sweep;
 
@@ -43,6 +45,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// The consumer of status-change commands.
     pub commands: ConsumerConfig,
+    /// The consumer of Firestore changes (borrower drafts).
+    pub drafts: ConsumerConfig,
+    /// The draft fields borrowers may change (`draft.<field>` in `applications/{id}`).
+    pub draft_fields: Vec<String>,
 }
 
 impl Settings {
@@ -59,6 +65,13 @@ impl Settings {
             page_size: env.or("SWEEP_PAGE_SIZE", 500)?,
             request_timeout: env.millis("REQUEST_TIMEOUT", 10_000)?,
             commands: ConsumerConfig::from_env(&env, SERVICE, env.or("COMMANDS_GROUP_ID", format!("{SERVICE}.commands"))?, &[topics::STATUS_CHANGE_REQUESTED])?,
+            drafts: ConsumerConfig::from_env(&env, SERVICE, env.or("DRAFTS_GROUP_ID", format!("{SERVICE}.drafts"))?, &[topics::DOCUMENT_CHANGED])?,
+            draft_fields: env
+                .or("DRAFT_FIELDS", "businessName,purpose,amountRequested,contactPhone".to_string())?
+                .split(',')
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .collect(),
         })
     }
 }
@@ -71,9 +84,17 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
 
     let pool = db::connect(&settings.common.database_url, "ventures_sync", &MIGRATOR, None, 4).await?;
     let commands = settings.commands.clone();
+    let drafts = settings.drafts.clone();
     kafka::ensure_topics(
         &settings.common.kafka,
-        &[topics::LOAN_STATUS_CHANGED, topics::STATUS_CHANGE_REQUESTED, topics::STATUS_CHANGE_RESOLVED, &commands.dead_letter_topic()],
+        &[
+            topics::LOAN_STATUS_CHANGED,
+            topics::STATUS_CHANGE_REQUESTED,
+            topics::STATUS_CHANGE_RESOLVED,
+            topics::DOCUMENT_CHANGED,
+            &commands.dead_letter_topic(),
+            &drafts.dead_letter_topic(),
+        ],
     )
     .await?;
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
@@ -97,6 +118,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         pool: pool.clone(),
         tenant_id: settings.tenant_id.clone(),
     });
+    let draft_handler = Arc::new(drafts::DraftHandler {
+        client: client.clone(),
+        pool: pool.clone(),
+        tenant_id: settings.tenant_id.clone(),
+        fields: settings.draft_fields.clone(),
+    });
     let sweep = sweep::Sweep {
         client,
         producer: producer.clone(),
@@ -107,7 +134,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         // A poller keeps its lag low: at most 10 s between tries unless the server asks for more.
         backoff: Backoff { max: Duration::from_secs(10), ..Backoff::default() },
     };
-    let consume = consumer::run(commands, settings.common.kafka.clone(), codec, producer, handler, readiness.clone(), shutdown.clone());
+    let consume = consumer::run(commands, settings.common.kafka.clone(), codec.clone(), producer.clone(), handler, readiness.clone(), shutdown.clone());
+    let push_drafts = consumer::run(drafts, settings.common.kafka.clone(), codec, producer, draft_handler, readiness.clone(), shutdown.clone());
     let sweep_until_shutdown = async {
         let result = sweep.run(shutdown.clone()).await;
         shutdown.cancel();
@@ -118,8 +146,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         shutdown.cancel();
         result
     };
-    let (swept, consumed) = tokio::join!(sweep_until_shutdown, consume_until_shutdown);
-    let result = swept.and(consumed);
+    let drafts_until_shutdown = async {
+        let result = push_drafts.await;
+        shutdown.cancel();
+        result
+    };
+    let (swept, consumed, drafted) = tokio::join!(sweep_until_shutdown, consume_until_shutdown, drafts_until_shutdown);
+    let result = swept.and(consumed).and(drafted);
     readiness.set(false);
     shutdown.cancel();
     let _ = ops_task.await;
