@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let served: serde_json::Value = http.get(format!("{}/api/v1/applications/{app}", args.gateway)).bearer_auth(&token).send().await?.error_for_status()?.json().await?;
     let console = console_change(&http, &args.gateway, &token, &projections, &expected).await?;
+    let guard = client_write(&projections, app).await?;
 
     println!();
     println!("  source changes (creations + status changes)  {}", report.source_versions);
@@ -75,8 +76,29 @@ async fn main() -> anyhow::Result<()> {
     println!("  driven in {:.1} s, converged {:.1} s after the start", driven.as_secs_f64(), converged.as_secs_f64());
     println!("  gateway: GET /api/v1/applications/{app} → venturesStatus {} version {} (source: {status} v{version})", served["venturesStatus"], served["version"]);
     println!("{console}");
+    println!("{guard}");
     anyhow::ensure!(report.is_clean(), "invariants violated: {report}");
     Ok(())
+}
+
+/// Flow 3's guard once: an app writes `venturesStatus` (as if the security rules were bypassed);
+/// the listener sees it and projection-writer writes Brain's value back. Returns what to print.
+async fn client_write(projections: &projection_writer::firestore::Projections, app: &str) -> anyhow::Result<String> {
+    use projection_writer::firestore as fs;
+    let status = |docs: std::collections::HashMap<String, std::collections::HashMap<String, fs::FirestoreValue>>| {
+        docs.get(app).and_then(|d| d.get("venturesStatus")).and_then(fs::as_str).map(str::to_string)
+    };
+    let brain = status(projections.get("applications", &[app.to_string()]).await?).unwrap_or_default();
+    let started = Instant::now();
+    projections.merge_fields("applications", app, vec![("venturesStatus", fs::string("Hacked")), ("lastEditedBy", fs::string("scenario"))]).await?;
+    system_tests::wait_for("Brain's venturesStatus restored", Duration::from_secs(30), || async {
+        Ok((status(projections.get("applications", &[app.to_string()]).await?).as_deref() == Some(brain.as_str())).then_some(()))
+    })
+    .await?;
+    Ok(format!(
+        "  protected field: an app wrote venturesStatus \"Hacked\" on {app} → restored to {brain:?} in {:.2} s (see projection.application.protected-field-violation.v1)",
+        started.elapsed().as_secs_f64()
+    ))
 }
 
 /// Flow 2 once: a staff member moves one application to its next status from the console; the
