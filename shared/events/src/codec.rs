@@ -101,6 +101,20 @@ impl Codec {
     }
 }
 
+impl Codec {
+    /// Decodes any wire-format record into JSON with its writer's schema (for tools that show
+    /// events they have no Rust type for, such as the dead-letter replayer). Bytes become arrays
+    /// of numbers; enums their symbol; unions their branch's value.
+    pub async fn decode_json(&self, bytes: &[u8]) -> Result<serde_json::Value, CodecError> {
+        let (id, body) = wire::unframe(bytes)?;
+        let writer = self.registry.schema(id).await?;
+        let reader = GenericDatumReader::builder(&writer).build().map_err(CodecError::Avro)?;
+        let mut slice = body;
+        let value = reader.read_value(&mut slice).map_err(CodecError::Avro)?;
+        serde_json::Value::try_from(value).map_err(CodecError::Avro)
+    }
+}
+
 /// The Avro binary body of `value`, written with `T`'s own schema.
 pub fn encode_body<T: Record>(value: &T) -> Result<Vec<u8>, CodecError> {
     let writer = GenericDatumWriter::builder(T::schema()).build().map_err(CodecError::Avro)?;
