@@ -12,6 +12,7 @@ mod listener;
 mod outage;
 mod poison;
 mod readiness;
+mod replay;
 mod rebalance;
 mod runtime;
 
