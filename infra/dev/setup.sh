@@ -3,8 +3,8 @@
 #   - Debian packages for the Rust build and the scripts (only when missing),
 #   - Apache Kafka (the broker) from Maven Central into .cache/kafka/<version>/lib
 #     (infra/kafka/kafka.sh fetch; a JRE and Maven from Debian only when java/mvn are missing),
-#   - the Python venv .cache/venv (Kafka/Avro test clients, pytest, and tansu, the opt-in
-#     alternative broker: BRAIN_BROKER=tansu),
+#   - the Python venv .cache/venv (Kafka/Avro test clients, pytest, schemathesis, and tansu,
+#     the opt-in alternative broker: BRAIN_BROKER=tansu),
 #   - the Firestore emulator's node_modules (npm ci).
 # Idempotent; a second run only compares stamp files (hashes of the inputs) and returns.
 set -euo pipefail

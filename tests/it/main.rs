@@ -9,6 +9,7 @@ mod firestore_guard;
 mod flow;
 mod interop;
 mod listener;
+mod openapi;
 mod outage;
 mod poison;
 mod readiness;

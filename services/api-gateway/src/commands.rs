@@ -14,29 +14,45 @@ use std::{
 
 use axum::{
     Extension, Json,
-    extract::{Path, State},
+    extract::{FromRequestParts, Path, State},
+    http::request::Parts,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::{AppState, auth::Principal, error::ApiError};
+use crate::{
+    AppState,
+    auth::Principal,
+    error::{ApiError, ErrorBody},
+    openapi,
+};
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+/// Where a status change stands.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Command {
     pub command_id: Uuid,
+    #[schema(example = "app-17")]
     pub application_id: String,
+    /// `pending`, then `applied` or `rejected`.
+    #[schema(schema_with = openapi::command_state)]
     pub state: String,
+    #[schema(schema_with = openapi::ventures_status)]
     pub to_status: String,
+    /// The application's status when the change was asked for.
     pub from_status: Option<String>,
     pub app_version: Option<i64>,
     pub force: Option<bool>,
     pub reason: Option<String>,
     pub actor_subject: Option<String>,
     pub actor_role: Option<String>,
+    /// With `rejected`: `stale_version`, `transition_refused` or `loan_not_found`.
     pub reason_code: Option<String>,
+    /// With `rejected`: Ventures' message.
     pub rejection: Option<String>,
+    /// With `applied`: the loan's version after the change.
     pub applied_version: Option<i64>,
     pub requested_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
@@ -46,13 +62,54 @@ pub struct Command {
     pub projected: bool,
 }
 
+/// `{id}` of a command route: a UUID, else 400 `invalid_command_id`.
+#[derive(Debug, IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct CommandId(
+    /// The command id of the 202 that queued it.
+    #[param(value_type = String, format = Uuid, example = "0f6e1f2a-8a4c-4a53-9a55-3c1f1d0e7b11")]
+    pub Uuid,
+);
+
+impl<S: Send + Sync> FromRequestParts<S> for CommandId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let id = Path::<String>::from_request_parts(parts, state).await.ok().and_then(|Path(id)| Uuid::parse_str(&id).ok());
+        id.map(Self).ok_or_else(|| ApiError::bad_request("invalid_command_id", "command ids are UUIDs"))
+    }
+}
+
 const QUERY: &str = "SELECT command_id, application_id, state, to_status, from_status, app_version, force, reason, actor_subject,
         actor_role, reason_code, rejection, applied_version, requested_at, resolved_at, correlation_id, true AS projected
  FROM read_api.status_commands WHERE command_id = $1 AND ($2::text IS NULL OR tenant_id = $2)";
 
-pub async fn get(State(state): State<AppState>, Extension(caller): Extension<Principal>, Path(id): Path<String>) -> Result<Json<Command>, ApiError> {
-    let command_id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_request("invalid_command_id", "command ids are UUIDs"))?;
-    let not_found = || ApiError::not_found("command_not_found", format!("no command {id}"));
+/// Where a status change stands
+///
+/// `pending`, then `applied` (with `appliedVersion`) or `rejected` (with `reasonCode` and
+/// Ventures' message in `rejection`). Visible as soon as the 202 is sent: until projection-writer
+/// has it, the gateway instance that queued it answers `pending` from memory (`projected: false`).
+/// Scoped like applications: another tenant's command, or a borrower's on an application not
+/// theirs, is 404.
+#[utoipa::path(
+    get,
+    path = "/api/v1/commands/{id}",
+    operation_id = "getCommand",
+    tag = openapi::TAG_COMMANDS,
+    params(CommandId),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The command", body = Command),
+        (status = 400, description = "`invalid_command_id`: not a UUID", body = ErrorBody),
+        (status = 401, description = openapi::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = openapi::FORBIDDEN, body = ErrorBody),
+        (status = 404, description = "`command_not_found`: no such command for this caller", body = ErrorBody),
+        (status = 500, description = openapi::INTERNAL, body = ErrorBody),
+        (status = 503, description = openapi::UNAVAILABLE_READ, body = ErrorBody),
+    )
+)]
+pub async fn get(State(state): State<AppState>, Extension(caller): Extension<Principal>, CommandId(command_id): CommandId) -> Result<Json<Command>, ApiError> {
+    let not_found = || ApiError::not_found("command_not_found", format!("no command {command_id}"));
     let row: Option<Command> = sqlx::query_as(QUERY)
         .bind(command_id)
         .bind(caller.tenant.as_deref())

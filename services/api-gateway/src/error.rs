@@ -6,7 +6,18 @@ use axum::{
     http::{HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error, example = json!({ "code": "application_not_found", "detail": "no application app-17" }))]
+pub struct ErrorBody {
+    /// A stable code (docs/errors.md); new codes may be added, existing ones never change meaning.
+    pub code: String,
+    /// Human-readable; nothing internal on a 5xx.
+    pub detail: String,
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -52,7 +63,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "code": self.code, "detail": self.detail }))).into_response();
+        let mut response = (self.status, Json(ErrorBody { code: self.code.into(), detail: self.detail })).into_response();
         if let Some((name, value)) = self.header {
             response.headers_mut().insert(name, value);
         }

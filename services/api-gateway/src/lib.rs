@@ -1,25 +1,27 @@
 //! api-gateway: the HTTP API for the apps and operators.
 //!
-//! Every route but `/health*`, `/ready` and `/metrics` needs a bearer token from a configured OIDC
-//! issuer ([`auth`]). Without issuers the gateway does not start, unless authentication is
-//! explicitly disabled, which it allows on a loopback address only.
+//! Every route but `/health*`, `/ready`, `/metrics` and the API's description
+//! (`/api/v1/openapi.json`, `/api/v1/docs`; see [`openapi`]) needs a bearer token from a
+//! configured OIDC issuer ([`auth`]). Without issuers the gateway does not start, unless
+//! authentication is explicitly disabled, which it allows on a loopback address only.
 
 pub mod applications;
 pub mod auth;
 pub mod body;
 pub mod commands;
 pub mod error;
+pub mod openapi;
+pub mod ops;
 pub mod status;
 
 use std::{net::SocketAddr, str::FromStr, time::{Duration, Instant}};
 
 use axum::{
-    Json, Router,
-    extract::{MatchedPath, Request, State},
+    Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
     http::{HeaderName, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use brain_runtime::{
     events::{Codec, RegistryClient, codec::SchemaIds, topics},
@@ -29,20 +31,24 @@ use brain_runtime::{
     telemetry::metric_name,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use sqlx::{PgPool, postgres::{PgConnectOptions, PgPoolOptions}};
 use tokio_util::sync::CancellationToken;
 use tower_http::{
-    limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{Auth, AuthSettings};
+use crate::{
+    auth::{Auth, AuthSettings},
+    error::ApiError,
+};
 
 pub const SERVICE: &str = "api-gateway";
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Largest request body accepted (413 `body_too_large` past it).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -163,26 +169,43 @@ async fn ensure_command_topic(kafka: KafkaSettings, stop: CancellationToken) {
     }
 }
 
+/// The routes that need a bearer token. Each handler's `#[utoipa::path]` gives both its route and
+/// its description, so the router and the OpenAPI document cannot disagree.
+fn authenticated_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(applications::get)).routes(routes!(status::post)).routes(routes!(commands::get))
+}
+
+/// The token-free routes.
+fn open_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::api_health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::deps))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(openapi::document))
+        .routes(routes!(openapi::docs))
+}
+
+/// The gateway's OpenAPI 3.1 document (served at `/api/v1/openapi.json`).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut doc = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(authenticated_routes()).merge(open_routes()).into_openapi();
+    openapi::complete(&mut doc);
+    doc
+}
+
 pub fn router(state: AppState, timeout: Duration) -> Router {
     brain_runtime::telemetry::metrics_handle();
     // route_layer: only matched routes authenticate; an unknown path is a plain 404.
-    let api = Router::new()
-        .route("/api/v1/applications/{id}", get(applications::get))
-        .route("/api/v1/applications/{id}/status", post(status::post))
-        .route("/api/v1/commands/{id}", get(commands::get))
-        .route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::middleware))
-        .with_state(state.clone());
-    let open = Router::new().route("/ready", get(ready)).route("/health/deps", get(deps)).with_state(state);
-    Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/api/v1/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/metrics", get(|| async { brain_runtime::telemetry::metrics_handle().render() }))
-        .merge(api)
-        .merge(open)
-        .fallback(|| async { error::ApiError::not_found("route_not_found", "no such route") })
+    let api = authenticated_routes().route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::middleware));
+    let (routes, _) = api.merge(open_routes()).split_for_parts();
+    routes
+        .with_state(state)
+        .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
         .layer(middleware::from_fn(record_metrics))
-        .layer(RequestBodyLimitLayer::new(64 * 1024))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        // Enforced where a body is read (`body::JsonBody`), which answers 413 `body_too_large`.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(timeout, time_limit))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -192,27 +215,15 @@ pub fn router(state: AppState, timeout: Duration) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-async fn ping(pool: &PgPool) -> Result<Duration, sqlx::Error> {
-    let started = Instant::now();
-    sqlx::query("SELECT 1").execute(pool).await?;
-    Ok(started.elapsed())
-}
-
-async fn ready(State(state): State<AppState>) -> Response {
-    match ping(&state.pool).await {
-        Ok(_) => (StatusCode::OK, "ready").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "read model unavailable").into_response(),
+/// 503 `request_timeout` when the request takes longer than `timeout` (the handler is dropped).
+async fn time_limit(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?timeout, "request timed out");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "request_timeout", "the request took longer than the gateway allows; retry later").into_response()
+        }
     }
-}
-
-async fn deps(State(state): State<AppState>) -> Response {
-    let postgres = match ping(&state.pool).await {
-        Ok(latency) => json!({ "ok": true, "latencyMs": latency.as_secs_f64() * 1000.0 }),
-        Err(e) => json!({ "ok": false, "error": e.to_string() }),
-    };
-    let status = if postgres["ok"] == true { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    // Issuers are reported, not required: one issuer down must not take the others' callers out.
-    (status, Json(json!({ "postgres": postgres, "issuers": state.auth.status() }))).into_response()
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {

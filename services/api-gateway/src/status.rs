@@ -14,21 +14,23 @@
 
 use axum::{
     Extension, Json,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header::LOCATION},
     response::{IntoResponse, Response},
 };
 use brain_runtime::events::{StatusChangeRequested, topics};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     AppState, SERVICE,
-    applications::{self, valid_id},
+    applications::{self, ApplicationId},
     auth::{Principal, Role},
     body::JsonBody,
-    error::ApiError,
+    error::{ApiError, ErrorBody},
+    openapi,
 };
 
 /// The statuses of a Ventures loan.
@@ -40,15 +42,43 @@ pub const MAX_REASON_CHARS: usize = 500;
 /// Namespace of command ids derived from an `Idempotency-Key`.
 const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x7f0e_42b1_96c3_4d8a_b215_3c6e_0d9f_a481);
 
-#[derive(Debug, Deserialize)]
+/// A status change: the status wanted and the version the console showed.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({ "status": "Approved", "appVersion": 4 }))]
 pub struct StatusChange {
+    /// The Ventures status wanted (case matters; anything else is 422 `invalid_status`).
+    #[schema(schema_with = openapi::ventures_status)]
     pub status: String,
+    /// The application's `version` as the console showed it.
+    #[schema(minimum = 1, example = 4)]
     pub app_version: i64,
+    /// Apply even if the application has moved past `appVersion`; needs a `reason`.
     #[serde(default)]
+    #[schema(default = false)]
     pub force: bool,
+    /// Why; audited. Required with `force`. At most 500 characters, no control characters but
+    /// line feeds; surrounding white space is trimmed.
     #[serde(default)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
     pub reason: Option<String>,
+}
+
+/// The answer to an accepted status change (202): the command to follow.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusAccepted {
+    pub command_id: Uuid,
+    #[schema(example = "app-17")]
+    pub application_id: String,
+    /// Always `pending` here; `GET statusUrl` tells when it is `applied` or `rejected`.
+    #[schema(schema_with = openapi::pending_state)]
+    pub state: &'static str,
+    #[schema(schema_with = openapi::ventures_status)]
+    pub to_status: String,
+    /// `/api/v1/commands/{commandId}`, also in the `Location` header.
+    #[schema(example = "/api/v1/commands/0f6e1f2a-8a4c-4a53-9a55-3c1f1d0e7b11")]
+    pub status_url: String,
 }
 
 /// Whether Ventures lets a loan go from `from` to `to` through its status endpoint; Funded,
@@ -88,16 +118,49 @@ impl StatusChange {
     }
 }
 
+/// Change an application's status
+///
+/// A console status change (flow 2), applied in Ventures. Checked in order: the role (staff, ops
+/// or admin), the body, the application in the caller's tenant, the version (`appVersion`, unless
+/// `force`) and the transition. Then one command is queued and the answer is 202 with its id;
+/// `GET /api/v1/commands/{id}` follows it. An `Idempotency-Key` makes a retry safe: the same
+/// caller, key and body give the same command id.
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/status",
+    operation_id = "changeStatus",
+    tag = openapi::TAG_APPLICATIONS,
+    params(
+        ApplicationId,
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255,
+            description = "Makes a retried POST safe: the same caller, key and body give the same command id. 1-255 visible ASCII characters."),
+    ),
+    request_body(content = StatusChange, content_type = "application/json", description = "At most 64 KiB; unknown fields are refused."),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Queued: the command is on its way to Ventures", body = StatusAccepted,
+            headers(("Location" = String, description = "`/api/v1/commands/{commandId}`")),
+            links(("GetCommand" = (operation_id = "getCommand", parameters(("id" = "$response.body#/commandId")),
+                description = "Where the command stands")))),
+        (status = 400, description = "`invalid_application_id`, `invalid_body` (not JSON, an unknown field, a missing one or a wrong type; the detail names it) or `invalid_idempotency_key`", body = ErrorBody),
+        (status = 401, description = openapi::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = "`forbidden`: a borrower (status changes are made from the console), or a token that grants nothing here", body = ErrorBody),
+        (status = 404, description = "`application_not_found`: no such application for this caller", body = ErrorBody),
+        (status = 409, description = "`stale_version`: `appVersion` is not the application's current version; reload it, or send `force` with a `reason`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_status`, `invalid_app_version`, `invalid_reason`, `reason_required` or `transition_not_allowed`", body = ErrorBody),
+        (status = 500, description = openapi::INTERNAL, body = ErrorBody),
+        (status = 503, description = "`broker_unavailable` (retry with the same `Idempotency-Key`), `dependency_unavailable`, `issuer_unavailable` or `request_timeout`", body = ErrorBody),
+    )
+)]
 pub async fn post(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    ApplicationId(id): ApplicationId,
     headers: HeaderMap,
     JsonBody(change): JsonBody<StatusChange>,
 ) -> Result<Response, ApiError> {
-    if !valid_id(&id) {
-        return Err(applications::invalid_id());
-    }
     if caller.role == Role::Borrower {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "status changes are made from the console (staff, ops or admin)"));
     }
@@ -153,12 +216,10 @@ pub async fn post(
         tracing::info!(%command_id, application_id = %id, to = %change.status, "forced status change queued");
     }
     let location = format!("/api/v1/commands/{command_id}");
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(json!({ "commandId": command_id, "applicationId": id, "state": "pending", "toStatus": change.status, "statusUrl": location })),
-    )
-        .into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
+    let header = HeaderValue::from_str(&location);
+    let accepted = StatusAccepted { command_id, application_id: id, state: "pending", to_status: change.status, status_url: location };
+    let mut response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
+    if let Ok(value) = header {
         response.headers_mut().insert(LOCATION, value);
     }
     Ok(response)

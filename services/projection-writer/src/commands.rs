@@ -290,11 +290,11 @@ fn audit_change(application_id: &str, row: &CommandRow) -> serde_json::Value {
 /// `statusCommand` as it should be for `application_id` (its latest command; null without one),
 /// with the latest command's id and state.
 pub(crate) async fn latest_command(pool: &PgPool, application_id: &str) -> Result<(FirestoreValue, Option<(String, String)>), sqlx::Error> {
-    let row: Option<CommandRow> = sqlx::query_as(concat!(
+    let row: Option<CommandRow> = sqlx::query_as(
         "SELECT command_id, to_status, from_status, app_version, force, reason, actor_subject, actor_role, state,
             reason_code, rejection, applied_version, requested_at, resolved_at, correlation_id
-         FROM status_commands WHERE application_id = $1 ORDER BY COALESCE(requested_at, resolved_at) DESC, command_id DESC LIMIT 1"
-    ))
+         FROM status_commands WHERE application_id = $1 ORDER BY COALESCE(requested_at, resolved_at) DESC, command_id DESC LIMIT 1",
+    )
     .bind(application_id)
     .fetch_optional(pool)
     .await?;

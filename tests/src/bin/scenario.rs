@@ -131,7 +131,7 @@ async fn console_change(
     .await?;
     anyhow::ensure!(command["state"] == "applied", "the console's status change was not applied: {command}");
     system_tests::wait_for("the change in Firestore", Duration::from_secs(60), || async {
-        let docs = projections.get("applications", &[app.clone()]).await?;
+        let docs = projections.get("applications", std::slice::from_ref(app)).await?;
         let status = docs.get(app).and_then(|d| d.get("venturesStatus")).and_then(projection_writer::firestore::as_str).map(str::to_string);
         Ok((status.as_deref() == Some(to)).then_some(()))
     })
