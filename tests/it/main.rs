@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod breaker;
 mod chaos;
 mod commands;
 mod crash;

@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::json;
 use thiserror::Error;
+use brain_runtime::breaker::Breaker;
 use tokio::sync::Mutex;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -124,6 +125,8 @@ pub struct Credentials {
 }
 
 pub struct VenturesClient {
+    /// Every call's outcome feeds it: 5xx and network failures open it, any answer closes it.
+    breaker: Breaker,
     base: String,
     http: reqwest::Client,
     credentials: Credentials,
@@ -147,9 +150,26 @@ struct ErrorBody {
 }
 
 impl VenturesClient {
-    pub fn new(base_url: &str, credentials: Credentials, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(base_url: &str, credentials: Credentials, timeout: Duration, breaker: Breaker) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(3)).build()?;
-        Ok(Self { base: format!("{}/api/v4", base_url.trim_end_matches('/')), http, credentials, token: Mutex::new(None) })
+        Ok(Self { breaker, base: format!("{}/api/v4", base_url.trim_end_matches('/')), http, credentials, token: Mutex::new(None) })
+    }
+
+    /// The Ventures circuit breaker.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Feeds the breaker: Ventures down (5xx, network) is a failure, any real answer a success;
+    /// 429 is neither (Ventures is up and asks us to slow down).
+    fn observe<T>(&self, result: &Result<T, VenturesError>) {
+        match result {
+            Err(VenturesError::Unavailable { .. } | VenturesError::Network(_)) => {
+                self.breaker.failure();
+            }
+            Err(VenturesError::RateLimited { .. }) => {}
+            _ => self.breaker.success(),
+        }
     }
 
     pub async fn changes(&self, cursor: Option<&str>, limit: u32) -> Result<ChangesPage, VenturesError> {
@@ -199,16 +219,28 @@ impl VenturesClient {
         body: Option<(&serde_json::Value, &str)>,
     ) -> Result<T, VenturesError> {
         for renewed in [false, true] {
-            let token = self.token(renewed).await?;
+            let token = self.token(renewed).await;
+            if token.is_err() {
+                self.observe(&token);
+            }
+            let token = token?;
             let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(token.expose_secret()).query(query);
             if let Some((json, key)) = body {
                 request = request.header("Idempotency-Key", key).json(json);
             }
-            let response = request.send().await.map_err(|e| VenturesError::Network(e.to_string()))?;
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(e) => {
+                    self.breaker.failure();
+                    return Err(VenturesError::Network(e.to_string()));
+                }
+            };
             if response.status() == StatusCode::UNAUTHORIZED && !renewed {
                 continue;
             }
-            return parse(response).await;
+            let result = parse(response).await;
+            self.observe(&result);
+            return result;
         }
         unreachable!("the loop returns on its second pass")
     }

@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use brain_events::{CommandOutcome, StatusChangeRequested, StatusChangeResolved, topics};
 use brain_runtime::{
-    consumer::{Applied, Handler, HandlerError, Outcome, Source},
+    breaker::Breaker,
+    consumer::{Applied, ErrorClass, Handler, HandlerError, Outcome, Source},
     db,
     producer::EventProducer,
 };
@@ -51,6 +52,11 @@ struct Rejection {
 impl Handler for StatusCommandHandler {
     type Event = StatusChangeRequested;
 
+    /// While the Ventures breaker is open, commands wait here (their partitions stop).
+    async fn admit(&self, _source: &Source<'_>) {
+        self.client.breaker().ready().await;
+    }
+
     async fn handle(&self, _source: Source<'_>, command: StatusChangeRequested) -> Outcome {
         let command_id = Uuid::parse_str(&command.event_id).map_err(|_| HandlerError::permanent("validation", format!("command id {:?} is not a UUID", command.event_id)))?;
         tracing::Span::current().record("correlation_id", command.correlation_id.as_str());
@@ -73,7 +79,7 @@ impl Handler for StatusCommandHandler {
                     tracing::info!(command_id = %command_id, loan_id = %command.loan_id, code = rejection.code, "Ventures refused the status change");
                     outcome(&command, CommandOutcome::Rejected, None, Some(rejection))
                 }
-                None => return Err(failure(e)),
+                None => return Err(failure_with(self.client.breaker())(e)),
             },
         };
         self.producer.send(topics::STATUS_CHANGE_RESOLVED, &command.application_id, &resolved).await.map_err(produce_error)?;
@@ -93,7 +99,7 @@ impl StatusCommandHandler {
             return Ok(version);
         }
         let version = if command.force {
-            self.client.loan(&command.loan_id).await.map_err(failure)?.version
+            self.client.loan(&command.loan_id).await.map_err(failure_with(self.client.breaker()))?.version
         } else {
             command.app_version
         };
@@ -150,6 +156,16 @@ pub(crate) fn failure(e: VenturesError) -> HandlerError {
         VenturesError::Rejected { status: 401 | 403, .. } => HandlerError::unavailable("ventures_credentials", e.to_string()),
         _ if e.is_transient() => HandlerError::transient(e.kind(), e.to_string()).with_retry_after(e.retry_after()),
         _ => HandlerError::permanent(e.kind(), e.to_string()),
+    }
+}
+
+/// `failure`, except that while the Ventures breaker is open a transient failure waits
+/// (`Unavailable`, retried without limit) instead of using up the message's attempts: an outage
+/// never dead-letters a command.
+pub(crate) fn failure_with(breaker: &Breaker) -> impl Fn(VenturesError) -> HandlerError + '_ {
+    move |e| {
+        let error = failure(e);
+        if error.class == ErrorClass::Transient && breaker.is_open() { HandlerError::unavailable("ventures_breaker_open", error.message) } else { error }
     }
 }
 

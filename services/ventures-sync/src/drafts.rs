@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use crate::{
     SERVICE,
     client::{VenturesClient, VenturesError},
-    commands::failure,
+    commands::failure_with,
 };
 
 pub struct DraftHandler {
@@ -33,6 +33,11 @@ pub struct DraftHandler {
 
 impl Handler for DraftHandler {
     type Event = DocumentChanged;
+
+    /// While the Ventures breaker is open, changes wait here.
+    async fn admit(&self, _source: &Source<'_>) {
+        self.client.breaker().ready().await;
+    }
 
     async fn handle(&self, _source: Source<'_>, change: DocumentChanged) -> Outcome {
         let application = change.collection == "applications" && !change.deleted && change.document_path.split('/').count() == 2;
@@ -75,7 +80,7 @@ impl Handler for DraftHandler {
             Ok(_) => {}
             Err(VenturesError::Rejected { status: 422, message, .. }) => return Err(HandlerError::permanent("draft_refused", message)),
             Err(VenturesError::Rejected { status: 404, message, .. }) => return Err(HandlerError::permanent("loan_not_found", message)),
-            Err(e) => return Err(failure(e)),
+            Err(e) => return Err(failure_with(self.client.breaker())(e)),
         }
         sqlx::query(
             "INSERT INTO draft_pushes (application_id, loan_id, update_time_ns) VALUES ($1, $2, $3)

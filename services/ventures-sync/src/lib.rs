@@ -18,6 +18,7 @@ use std::{sync::Arc, time::Duration};
 
 use brain_events::{Codec, RegistryClient, topics};
 use brain_runtime::{
+    breaker::{Breaker, BreakerConfig},
     consumer::{self, ConsumerConfig},
     db, kafka, ops,
     producer::EventProducer,
@@ -49,12 +50,14 @@ pub struct Settings {
     pub drafts: ConsumerConfig,
     /// The draft fields borrowers may change (`draft.<field>` in `applications/{id}`).
     pub draft_fields: Vec<String>,
+    /// The Ventures circuit breaker (`BREAKER_THRESHOLD`, `BREAKER_OPEN_MS`).
+    pub breaker: BreakerConfig,
 }
 
 impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
         let env = Env::new(SERVICE);
-        Ok(Self {
+        let settings = Self {
             common: CommonSettings::from_env(SERVICE, "127.0.0.1:9101")?,
             ventures_base_url: env.required("VENTURES_BASE_URL")?,
             ventures_client: env.required("VENTURES_CLIENT")?,
@@ -72,7 +75,19 @@ impl Settings {
                 .map(|f| f.trim().to_string())
                 .filter(|f| !f.is_empty())
                 .collect(),
-        })
+            breaker: BreakerConfig::from_env(&env)?,
+        };
+        // A message must not run out of tries before the breaker recognises an outage.
+        for consumer in [&settings.commands, &settings.drafts] {
+            if settings.breaker.threshold > consumer.max_attempts {
+                return Err(SettingsError::Invalid {
+                    var: "VENTURES_SYNC__BREAKER_THRESHOLD".into(),
+                    value: settings.breaker.threshold.to_string(),
+                    reason: format!("must not exceed MAX_ATTEMPTS ({}): a message would be dead-lettered for an outage the breaker has not recognised yet", consumer.max_attempts),
+                });
+            }
+        }
+        Ok(settings)
     }
 }
 
@@ -108,6 +123,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             password: settings.ventures_password.clone(),
         },
         settings.request_timeout,
+        Breaker::new(SERVICE, "ventures", settings.breaker),
     )?);
     readiness.set(true);
     tracing::info!(tenant_id = %settings.tenant_id, "ready");

@@ -2,6 +2,7 @@
 //! endpoint, the producer, the consumer loop with its delivery contract, retries and PostgreSQL
 //! helpers. See `consumer` for the contract.
 
+pub mod breaker;
 pub mod consumer;
 pub mod db;
 pub mod kafka;

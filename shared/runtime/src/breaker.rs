@@ -1,0 +1,204 @@
+//! A circuit breaker per integration (Ventures, ShareFile, Graph, QBO, ...), shared by every
+//! caller of that integration in the process.
+//!
+//! - **Closed**: calls go through; `threshold` consecutive transient failures open it.
+//! - **Open** for `open_for`: callers wait in [`Breaker::ready`] (a consumer awaits it in
+//!   `Handler::admit`, so the integration's partitions stop taking messages and librdkafka stops
+//!   fetching them) instead of burning retries; a handler whose call failed while the breaker is
+//!   open reports `Unavailable`, so the message waits and is never dead-lettered for the outage.
+//! - **Half-open** after that: one caller probes; success closes the breaker and releases
+//!   everyone, failure opens it again. A probe that never reports back is taken over by another
+//!   caller after `open_for`.
+//!
+//! Other integrations and other services have breakers of their own and keep flowing.
+//! Metrics: `<service>_breaker_state{integration}` (0 closed, 1 open, 2 half-open) and
+//! `<service>_breaker_transitions_total{integration,to}`.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{sync::Notify, time::Instant};
+
+use crate::{
+    settings::{Env, SettingsError},
+    telemetry::metric_name,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerConfig {
+    /// Consecutive transient failures that open the breaker (≥ 1).
+    pub threshold: u32,
+    /// How long it stays open before a probe.
+    pub open_for: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self { threshold: 5, open_for: Duration::from_secs(10) }
+    }
+}
+
+impl BreakerConfig {
+    /// `BREAKER_THRESHOLD` (1-1,000) and `BREAKER_OPEN_MS` (100-600,000) of `env`'s service.
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        Ok(Self {
+            threshold: env.ranged("BREAKER_THRESHOLD", d.threshold, 1..=1_000)?,
+            open_for: env.millis_in("BREAKER_OPEN", d.open_for.as_millis() as u64, 100..=600_000)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    /// `probe`: when the current probe started, if one is running.
+    HalfOpen { probe: Option<Instant> },
+}
+
+#[derive(Clone)]
+pub struct Breaker(Arc<Inner>);
+
+struct Inner {
+    service: &'static str,
+    integration: &'static str,
+    config: BreakerConfig,
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+impl Breaker {
+    pub fn new(service: &'static str, integration: &'static str, config: BreakerConfig) -> Self {
+        let breaker = Self(Arc::new(Inner { service, integration, config, state: Mutex::new(State::Closed { failures: 0 }), changed: Notify::new() }));
+        breaker.publish(State::Closed { failures: 0 });
+        breaker
+    }
+
+    pub fn integration(&self) -> &'static str {
+        self.0.integration
+    }
+
+    /// Returns once a call may be made: at once while closed; while open, when the open period
+    /// ends and this caller is the probe, or when someone else's probe closed it.
+    pub async fn ready(&self) {
+        loop {
+            let wait = {
+                let mut state = self.0.state.lock().expect("breaker lock");
+                let now = Instant::now();
+                match *state {
+                    State::Closed { .. } => return,
+                    State::Open { until } if now >= until => {
+                        self.transition(&mut state, State::HalfOpen { probe: Some(now) });
+                        return;
+                    }
+                    State::Open { until } => until - now,
+                    State::HalfOpen { probe: Some(started) } if now - started < self.0.config.open_for => self.0.config.open_for - (now - started),
+                    State::HalfOpen { .. } => {
+                        *state = State::HalfOpen { probe: Some(now) };
+                        return;
+                    }
+                }
+            };
+            let notified = self.0.changed.notified();
+            let _ = tokio::time::timeout(wait, notified).await;
+        }
+    }
+
+    /// A call succeeded (or was refused for a reason of its own, e.g. a 4xx): the integration
+    /// answers.
+    pub fn success(&self) {
+        let mut state = self.0.state.lock().expect("breaker lock");
+        if *state != (State::Closed { failures: 0 }) {
+            self.transition(&mut state, State::Closed { failures: 0 });
+        }
+    }
+
+    /// A call failed transiently. Returns whether the breaker is now open.
+    pub fn failure(&self) -> bool {
+        let mut state = self.0.state.lock().expect("breaker lock");
+        let open = State::Open { until: Instant::now() + self.0.config.open_for };
+        match *state {
+            State::Closed { failures } if failures + 1 >= self.0.config.threshold => self.transition(&mut state, open),
+            State::Closed { failures } => *state = State::Closed { failures: failures + 1 },
+            State::HalfOpen { .. } => self.transition(&mut state, open),
+            State::Open { .. } => {}
+        }
+        !matches!(*state, State::Closed { .. })
+    }
+
+    pub fn is_open(&self) -> bool {
+        !matches!(*self.0.state.lock().expect("breaker lock"), State::Closed { .. })
+    }
+
+    fn transition(&self, state: &mut State, to: State) {
+        *state = to;
+        let label = self.publish(to);
+        metrics::counter!(metric_name(self.0.service, "breaker_transitions_total"), "integration" => self.0.integration, "to" => label).increment(1);
+        match to {
+            State::Open { .. } => tracing::warn!(integration = self.0.integration, open_for = ?self.0.config.open_for, "circuit breaker open: calls wait"),
+            State::Closed { .. } => tracing::info!(integration = self.0.integration, "circuit breaker closed"),
+            State::HalfOpen { .. } => tracing::info!(integration = self.0.integration, "circuit breaker half-open: probing"),
+        }
+        self.0.changed.notify_waiters();
+    }
+
+    fn publish(&self, state: State) -> &'static str {
+        let (value, label) = match state {
+            State::Closed { .. } => (0.0, "closed"),
+            State::Open { .. } => (1.0, "open"),
+            State::HalfOpen { .. } => (2.0, "half_open"),
+        };
+        metrics::gauge!(metric_name(self.0.service, "breaker_state"), "integration" => self.0.integration).set(value);
+        label
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker(threshold: u32, open_ms: u64) -> Breaker {
+        Breaker::new("test", "thing", BreakerConfig { threshold, open_for: Duration::from_millis(open_ms) })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_the_threshold_probes_once_and_closes_on_success() {
+        let b = breaker(3, 1000);
+        assert!(!b.failure() && !b.failure());
+        b.success();
+        assert!(!b.failure() && !b.failure(), "success resets the count");
+        assert!(b.failure(), "the third consecutive failure opens it");
+        let started = Instant::now();
+        b.ready().await;
+        assert!(started.elapsed() >= Duration::from_millis(1000), "callers wait while it is open");
+        // This caller probes; another waits for the probe's outcome.
+        let other = b.clone();
+        let waiter = tokio::spawn(async move {
+            other.ready().await;
+            Instant::now()
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished());
+        b.success();
+        assert!(waiter.await.unwrap() - started < Duration::from_millis(1100));
+        assert!(!b.is_open());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_opens_it_again_and_a_lost_probe_is_taken_over() {
+        let b = breaker(1, 500);
+        assert!(b.failure());
+        b.ready().await; // the probe
+        assert!(b.failure(), "the probe failed");
+        let started = Instant::now();
+        b.ready().await; // the next probe, after another open period
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        // This probe never reports back: another caller takes over after the open period.
+        let started = Instant::now();
+        b.ready().await;
+        assert!(started.elapsed() >= Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,98 @@
+//! Bulkheads: Ventures down opens ventures-sync's breaker, its commands wait instead of being
+//! dead-lettered, other projections keep flowing, and everything drains once Ventures is back.
+
+use std::time::Duration;
+
+use brain_events::{DeadLetter, topics};
+use brain_runtime::producer::EventProducer;
+use serde_json::{Value, json};
+use system_tests::{
+    loan_event,
+    stack::{API_GATEWAY, PROJECTION_WRITER, Stack, VENTURES_SYNC, VENTURES_TENANT},
+    topics::TopicReader,
+    wait_for,
+};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ventures_down_opens_its_breaker_and_commands_wait_instead_of_dead_lettering() -> anyhow::Result<()> {
+    crate::init_logs();
+    let mut stack = Stack::start("breaker").await?;
+    // Without the breaker, three failed tries would dead-letter every command of the outage.
+    for (key, value) in [
+        ("VENTURES_SYNC__MAX_ATTEMPTS", "3"),
+        ("VENTURES_SYNC__BACKOFF_INITIAL_MS", "50"),
+        ("VENTURES_SYNC__BACKOFF_MAX_MS", "200"),
+        ("VENTURES_SYNC__BREAKER_THRESHOLD", "3"),
+        ("VENTURES_SYNC__BREAKER_OPEN_MS", "1000"),
+    ] {
+        stack.service(VENTURES_SYNC).set_env(key, value);
+    }
+    stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, API_GATEWAY]).await?;
+    let sim = stack.sim.base_url();
+    let staff = stack.token("staff", VENTURES_TENANT);
+    let pool = stack.db.connect().await?;
+    let projected = |app: String, version: i64| {
+        let pool = pool.clone();
+        async move {
+            let v: Option<i64> = sqlx::query_scalar("SELECT version FROM projection_writer.applications WHERE application_id = $1").bind(&app).fetch_optional(&pool).await?;
+            Ok(v.filter(|v| *v >= version).map(|_| ()))
+        }
+    };
+
+    let apps: Vec<String> = (1..=3).map(|i| format!("app-b{i}")).collect();
+    for app in &apps {
+        let body = json!({ "loanType": "504", "status": "Prospect", "externalId": app, "borrower": { "entityId": "B", "name": "T" }, "amounts": { "requested": 1.0 } });
+        stack.http.post(format!("{sim}/control/loans")).json(&body).send().await?.error_for_status()?;
+    }
+    for app in &apps {
+        wait_for(&format!("{app} projected"), WAIT, || projected(app.clone(), 1)).await?;
+    }
+
+    // Ventures is down for 10 s.
+    stack.http.post(format!("{sim}/control/faults")).json(&json!({ "status": 503, "durationSecs": 10 })).send().await?.error_for_status()?;
+    let mut commands = Vec::new();
+    for app in &apps {
+        let reply: Value = stack
+            .http
+            .post(format!("{}/api/v1/applications/{app}/status", stack.gateway_url))
+            .bearer_auth(&staff)
+            .json(&json!({ "status": "Open", "appVersion": 1 }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        commands.push(reply["commandId"].as_str().unwrap_or_default().to_string());
+    }
+    let metrics_url = stack.service(VENTURES_SYNC).ready_url().replace("/ready", "/metrics");
+    wait_for("the Ventures breaker to open", WAIT, || async {
+        let metrics = reqwest::get(&metrics_url).await?.text().await?;
+        Ok(metrics.lines().any(|l| l.starts_with("ventures_sync_breaker_transitions_total") && l.contains("to=\"open\"")).then_some(()))
+    })
+    .await?;
+
+    // Meanwhile another integration's events are projected as usual.
+    let producer = EventProducer::new(&stack.kafka_settings(), stack.codec(), "breaker-test")?;
+    producer.send(topics::LOAN_STATUS_CHANGED, "app-elsewhere", &loan_event("app-elsewhere", 1)).await?;
+    wait_for("app-elsewhere projected during the outage", Duration::from_secs(8), || projected("app-elsewhere".into(), 1)).await?;
+    let during: Value = stack.http.get(format!("{sim}/control/faults")).send().await?.json().await?;
+    assert!(!during.as_array().is_none_or(Vec::is_empty), "projected while Ventures was still down");
+
+    // Ventures is back: every command is applied, none was dead-lettered.
+    for id in &commands {
+        wait_for(&format!("command {id} applied"), WAIT, || async {
+            let c: Value = stack.http.get(format!("{}/api/v1/commands/{id}", stack.gateway_url)).bearer_auth(&staff).send().await?.json().await?;
+            Ok((c["state"] == "applied").then_some(()))
+        })
+        .await?;
+    }
+    let dead_letters = TopicReader::new(&stack, "deadletter.ventures-sync.commands.v1").await?;
+    assert!(dead_letters.next::<DeadLetter>(Duration::from_secs(3)).await?.is_none(), "nothing dead-lettered for the outage");
+    let stats: Value = stack.http.get(format!("{sim}/control/stats")).send().await?.json().await?;
+    println!("breaker: Ventures answered {} requests with the outage's 503", stats["faultsServed"]);
+
+    stack.stop_all().await?;
+    Ok(())
+}
