@@ -79,7 +79,7 @@ impl Settings {
         };
         // A message must not run out of tries before the breaker recognises an outage.
         for consumer in [&settings.commands, &settings.drafts] {
-            if settings.breaker.threshold > consumer.max_attempts {
+            if settings.breaker.threshold > 0 && settings.breaker.threshold > consumer.max_attempts {
                 return Err(SettingsError::Invalid {
                     var: "VENTURES_SYNC__BREAKER_THRESHOLD".into(),
                     value: settings.breaker.threshold.to_string(),

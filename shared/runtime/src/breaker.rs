@@ -28,7 +28,8 @@ use crate::{
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerConfig {
-    /// Consecutive transient failures that open the breaker (≥ 1).
+    /// Consecutive transient failures that open the breaker; 0 switches the breaker off (every
+    /// failure counts against the message alone, as without a breaker).
     pub threshold: u32,
     /// How long it stays open before a probe.
     pub open_for: Duration,
@@ -41,11 +42,12 @@ impl Default for BreakerConfig {
 }
 
 impl BreakerConfig {
-    /// `BREAKER_THRESHOLD` (1-1,000) and `BREAKER_OPEN_MS` (100-600,000) of `env`'s service.
+    /// `BREAKER_THRESHOLD` (0-1,000; 0 = off) and `BREAKER_OPEN_MS` (100-600,000) of `env`'s
+    /// service.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         let d = Self::default();
         Ok(Self {
-            threshold: env.ranged("BREAKER_THRESHOLD", d.threshold, 1..=1_000)?,
+            threshold: env.ranged("BREAKER_THRESHOLD", d.threshold, 0..=1_000)?,
             open_for: env.millis_in("BREAKER_OPEN", d.open_for.as_millis() as u64, 100..=600_000)?,
         })
     }
@@ -119,6 +121,9 @@ impl Breaker {
     /// A call failed transiently. Returns whether the breaker is now open.
     pub fn failure(&self) -> bool {
         let mut state = self.0.state.lock().expect("breaker lock");
+        if self.0.config.threshold == 0 {
+            return false;
+        }
         let open = State::Open { until: Instant::now() + self.0.config.open_for };
         match *state {
             State::Closed { failures } if failures + 1 >= self.0.config.threshold => self.transition(&mut state, open),
@@ -185,6 +190,17 @@ mod tests {
         b.success();
         assert!(waiter.await.unwrap() - started < Duration::from_millis(1100));
         assert!(!b.is_open());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_threshold_of_zero_switches_it_off() {
+        let b = breaker(0, 1000);
+        for _ in 0..100 {
+            assert!(!b.failure());
+        }
+        let started = Instant::now();
+        b.ready().await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
