@@ -73,6 +73,16 @@ async fn ventures_down_opens_its_breaker_and_commands_wait_instead_of_dead_lette
     })
     .await?;
 
+    // The gateway's sync health says so.
+    let health = wait_for("health/sync to show the open breaker and the waiting commands", WAIT, || async {
+        let h: Value = stack.http.get(format!("{}/api/v1/health/sync", stack.gateway_url)).send().await?.json().await?;
+        let ventures = h["integrations"].as_array().into_iter().flatten().find(|i| i["name"] == "ventures").cloned();
+        let waiting = |v: &Value| v["consumerGroups"][0]["lagMessages"].as_i64().unwrap_or_default() >= 3;
+        Ok(ventures.filter(|v| (v["breaker"] == "open" || v["breaker"] == "half_open") && waiting(v)).map(|_| h))
+    })
+    .await?;
+    println!("breaker: health/sync during the outage: {health}");
+
     // Meanwhile another integration's events are projected as usual.
     let producer = EventProducer::new(&stack.kafka_settings(), stack.codec(), "breaker-test")?;
     producer.send(topics::LOAN_STATUS_CHANGED, "app-elsewhere", &loan_event("app-elsewhere", 1)).await?;

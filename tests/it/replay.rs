@@ -92,6 +92,14 @@ async fn dead_letters_replayed_after_the_cause_is_fixed_apply_exactly_once() -> 
     })
     .await?;
     println!("replay: dead letters {counted}");
+    let health = wait_for("health/sync to count them", WAIT, || async {
+        let h: Value = stack.http.get(format!("{}/api/v1/health/sync", stack.gateway_url)).send().await?.json().await?;
+        let topic = h["deadLetters"].as_array().into_iter().flatten().find(|t| t["topic"] == DLQ).cloned();
+        Ok(topic.filter(|t| t["count"] == 4))
+    })
+    .await?;
+    assert_eq!(health["olderThan15m"], 0, "{health}");
+    assert!(health["oldestAgeSeconds"].as_i64().is_some_and(|age| age < 600), "{health}");
     let listed = replayer(&stack, &["list", "--topic", DLQ, "--kind", "http_5xx", "--field", "to_status=Open"]).await?;
     assert_eq!(listed.lines().count(), 3, "{listed}");
     let one = listed.split_whitespace().next().unwrap_or_default().to_string();

@@ -119,6 +119,7 @@ impl Stack {
                 env.push((format!("{prefix}__OIDC_ISSUERS"), issuers.to_string()));
                 // Key rotation in a test is seen within a second.
                 env.push((format!("{prefix}__JWKS_MIN_REFETCH_INTERVAL_MS"), "1000".into()));
+                env.push((format!("{prefix}__SYNC_HEALTH_REFRESH_MS"), "1000".into()));
                 ready = format!("http://127.0.0.1:{gateway_port}/ready");
             }
         }

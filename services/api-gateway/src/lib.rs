@@ -13,6 +13,7 @@ pub mod error;
 pub mod openapi;
 pub mod ops;
 pub mod status;
+pub mod sync_health;
 
 use std::{net::SocketAddr, str::FromStr, time::{Duration, Instant}};
 
@@ -63,6 +64,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub schema_registry_url: SecretString,
     pub schema_ids: SchemaIds,
+    /// How often `GET /api/v1/health/sync`'s figures are gathered.
+    pub sync_health_refresh: Duration,
 }
 
 impl Settings {
@@ -78,6 +81,7 @@ impl Settings {
             kafka: KafkaSettings::from_env(&env)?,
             schema_registry_url: settings::registry_url(&env)?,
             schema_ids: settings::schema_ids(&env)?,
+            sync_health_refresh: env.millis_in("SYNC_HEALTH_REFRESH", 15_000, 1_000..=600_000)?,
         };
         settings.check_auth(settings.listen_addr)?;
         Ok(settings)
@@ -104,6 +108,8 @@ pub struct AppState {
     pub producer: EventProducer,
     /// Commands this instance queued that may not be projected yet.
     pub recent: commands::RecentCommands,
+    /// The last figures of `GET /api/v1/health/sync`.
+    pub sync_health: sync_health::SyncHealthCache,
 }
 
 pub struct Application {
@@ -111,6 +117,9 @@ pub struct Application {
     router: Router,
     auth: Auth,
     kafka: KafkaSettings,
+    pool: PgPool,
+    sync_health: sync_health::SyncHealthCache,
+    sync_health_refresh: Duration,
 }
 
 impl Application {
@@ -132,8 +141,9 @@ impl Application {
             let issuers: Vec<String> = settings.auth.issuers.iter().map(|i| i.label()).collect();
             tracing::info!(%addr, ?issuers, "listening; every API route needs a bearer token from one of the issuers");
         }
-        let state = AppState { pool, auth: auth.clone(), producer, recent: Default::default() };
-        Ok(Self { listener, router: router(state, settings.request_timeout), auth, kafka: settings.kafka.clone() })
+        let sync_health = sync_health::SyncHealthCache::default();
+        let state = AppState { pool: pool.clone(), auth: auth.clone(), producer, recent: Default::default(), sync_health: sync_health.clone() };
+        Ok(Self { listener, router: router(state, settings.request_timeout), auth, kafka: settings.kafka.clone(), pool, sync_health, sync_health_refresh: settings.sync_health_refresh })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -144,6 +154,7 @@ impl Application {
         // The server may also stop on an error: the refresh tasks have a token of their own.
         let stop_refreshing = shutdown.child_token();
         let mut refreshers = self.auth.keep_keys_fresh(&stop_refreshing);
+        refreshers.spawn(sync_health::refresh(self.sync_health, self.pool, self.kafka.clone(), self.sync_health_refresh, stop_refreshing.clone()));
         refreshers.spawn(ensure_command_topic(self.kafka, stop_refreshing.clone()));
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         stop_refreshing.cancel();
@@ -183,6 +194,7 @@ fn open_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::ready))
         .routes(routes!(ops::deps))
         .routes(routes!(ops::metrics))
+        .routes(routes!(sync_health::get))
         .routes(routes!(openapi::document))
         .routes(routes!(openapi::docs))
 }

@@ -46,7 +46,7 @@ const REQUEST_ID_HEADER: &str = "RequestId";
     info(
         title = "Brain api-gateway",
         description = "The HTTP API of Brain's gateway for the apps and the console. Every `/api/v1` route but \
-            `/api/v1/health`, `/api/v1/openapi.json` and `/api/v1/docs` needs `Authorization: Bearer <JWT>` from a trusted OIDC \
+            `/api/v1/health`, `/api/v1/health/sync`, `/api/v1/openapi.json` and `/api/v1/docs` needs `Authorization: Bearer <JWT>` from a trusted OIDC \
             issuer; roles are `borrower` (the applications listed in its token), `staff`, `ops` and `admin`, scoped by the \
             token's tenant. Errors are `{ \"code\", \"detail\" }` with stable codes (docs/errors.md). Every answer carries \
             `x-request-id`."
@@ -183,7 +183,7 @@ mod tests {
     };
 
     /// Every route of the router, as (method, path).
-    const ROUTES: [(&str, &str); 10] = [
+    const ROUTES: [(&str, &str); 11] = [
         ("get", "/api/v1/applications/{id}"),
         ("post", "/api/v1/applications/{id}/status"),
         ("get", "/api/v1/commands/{id}"),
@@ -194,6 +194,7 @@ mod tests {
         ("get", "/metrics"),
         ("get", "/api/v1/openapi.json"),
         ("get", "/api/v1/docs"),
+        ("get", "/api/v1/health/sync"),
     ];
     const AUTHENTICATED: [&str; 3] = ["/api/v1/applications/{id}", "/api/v1/applications/{id}/status", "/api/v1/commands/{id}"];
 
@@ -276,7 +277,7 @@ mod tests {
         let pool = PgPoolOptions::new().acquire_timeout(Duration::from_millis(200)).connect_lazy_with(options);
         let codec = Codec::new(RegistryClient::new("http://127.0.0.1:9").unwrap(), SchemaIds::AutoRegister);
         let producer = EventProducer::new(&KafkaSettings::new("127.0.0.1:9"), codec, crate::SERVICE).unwrap();
-        AppState { pool, auth, producer, recent: Default::default() }
+        AppState { pool, auth, producer, recent: Default::default(), sync_health: Default::default() }
     }
 
     async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, Value) {

@@ -121,15 +121,18 @@ impl Handler for ProtectedFieldGuard {
         self.seen.forget(&[id]);
         committed.map_err(firestore_error)?;
 
-        let detected_after_ms = (Utc::now().timestamp_millis() - change.occurred_at).max(0);
+        // What the document held (it may be a later write than the change that woke the guard).
+        let written_at = update_time.seconds * 1000 + i64::from(update_time.nanos) / 1_000_000;
+        let detected_after_ms = (Utc::now().timestamp_millis() - written_at).max(0);
+        let actor = fields.get("lastEditedBy").and_then(firestore::as_str).map(str::to_string);
         for field in &wrong {
             metrics::counter!(metric_name(SERVICE, "protected_field_violations_total"), "field" => *field).increment(1);
         }
-        tracing::warn!(application_id = id, fields = ?wrong, actor = ?change.actor, detected_after_ms, "a client wrote Brain-owned fields; Brain's values restored");
-        let written_values = change.new_values.iter().filter(|(path, _)| wrong.iter().any(|f| path.as_str() == *f || path.starts_with(&format!("{f}.")))).map(|(k, v)| (k.clone(), v.clone())).collect();
+        tracing::warn!(application_id = id, fields = ?wrong, ?actor, detected_after_ms, "a client wrote Brain-owned fields; Brain's values restored");
+        let written_values = wrong.iter().map(|f| (f.to_string(), fields.get(*f).map_or(serde_json::Value::Null, json_of).to_string())).collect();
         let violation = ProtectedFieldViolation {
             event_id: Uuid::new_v5(&VIOLATION_NAMESPACE, change.event_id.as_bytes()).to_string(),
-            occurred_at: change.occurred_at,
+            occurred_at: written_at,
             tenant_id: change.tenant_id.clone(),
             correlation_id: change.correlation_id.clone(),
             causation_id: Some(change.event_id.clone()),
@@ -138,7 +141,7 @@ impl Handler for ProtectedFieldGuard {
             fields: wrong.iter().map(|f| f.to_string()).collect(),
             written_values,
             restored_values,
-            actor: change.actor.clone(),
+            actor,
             detected_after_ms,
         };
         self.producer

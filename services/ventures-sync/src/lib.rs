@@ -11,6 +11,7 @@
 pub mod client;
 pub mod commands;
 pub mod drafts;
+pub mod health;
 pub mod events;
 pub mod sweep;
 
@@ -134,6 +135,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         pool: pool.clone(),
         tenant_id: settings.tenant_id.clone(),
     });
+    let mut background = tokio::task::JoinSet::new();
+    let instance = format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()), uuid::Uuid::new_v4().simple());
+    background.spawn(health::publish(pool.clone(), client.breaker().clone(), instance, shutdown.clone()));
     let draft_handler = Arc::new(drafts::DraftHandler {
         client: client.clone(),
         pool: pool.clone(),
@@ -169,6 +173,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     };
     let (swept, consumed, drafted) = tokio::join!(sweep_until_shutdown, consume_until_shutdown, drafts_until_shutdown);
     let result = swept.and(consumed).and(drafted);
+    background.join_all().await;
     readiness.set(false);
     shutdown.cancel();
     let _ = ops_task.await;

@@ -134,6 +134,15 @@ impl Breaker {
         !matches!(*state, State::Closed { .. })
     }
 
+    /// `closed`, `open` or `half_open`.
+    pub fn state_label(&self) -> &'static str {
+        match *self.0.state.lock().expect("breaker lock") {
+            State::Closed { .. } => "closed",
+            State::Open { .. } => "open",
+            State::HalfOpen { .. } => "half_open",
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         !matches!(*self.0.state.lock().expect("breaker lock"), State::Closed { .. })
     }

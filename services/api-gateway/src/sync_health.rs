@@ -1,0 +1,288 @@
+//! `GET /api/v1/health/sync`: how each integration keeps up, refreshed in the background every
+//! `API_GATEWAY__SYNC_HEALTH_REFRESH_MS` (15 s) (the endpoint answers from the last refresh, so it never waits on Kafka):
+//! - per consumer group of the integration: consumer lag in messages (high watermark minus the
+//!   committed offset, summed over partitions);
+//! - the Ventures circuit breaker of every live ventures-sync instance (`read_api.integration_health`);
+//! - source event → projection committed over the last 5 minutes, P50 and P95 (the read model);
+//! - per dead-letter topic: how many dead letters, how many older than 15 minutes (offsets for
+//!   that time), and the oldest one's age.
+//!
+//! The dead-letter figures are also Prometheus gauges, `api_gateway_dead_letters{topic}` and
+//! `api_gateway_dead_letters_older_than_15m{topic}`, which the alert rules use.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use axum::{Json, extract::State};
+use brain_runtime::{kafka, settings::KafkaSettings, telemetry::metric_name};
+use chrono::{DateTime, Utc};
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+};
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+
+use crate::{AppState, SERVICE, error::ErrorBody, openapi::TAG_OPERATIONS};
+
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
+/// Dead letters older than this count against the SLO (fewer than 20 older than 15 minutes).
+const OLD: chrono::Duration = chrono::Duration::minutes(15);
+
+/// The integrations and the consumer groups (catalogue names) that carry their work.
+const INTEGRATIONS: [(&str, &[&str]); 2] = [
+    ("ventures", &["ventures-sync.commands", "ventures-sync.drafts"]),
+    ("firestore", &["projection-writer", "projection-writer.command-requests", "projection-writer.command-outcomes", "projection-writer.document-changes"]),
+];
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncHealth {
+    /// When these figures were gathered.
+    pub checked_at: DateTime<Utc>,
+    pub integrations: Vec<Integration>,
+    /// Source event → projection committed, over the last 5 minutes.
+    pub projection: ProjectionDelay,
+    pub dead_letters: Vec<DeadLetterTopic>,
+    /// What could not be gathered this time (the rest is still reported).
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Integration {
+    pub name: String,
+    pub consumer_groups: Vec<GroupLag>,
+    /// The worst breaker state of the live instances (`closed`, `half_open`, `open`); absent
+    /// when the integration has no breaker or no instance reported in the last 30 s.
+    pub breaker: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupLag {
+    pub group: String,
+    /// Messages not yet processed, over all partitions of the group's topics.
+    pub lag_messages: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectionDelay {
+    pub window_seconds: i64,
+    pub samples: i64,
+    pub p50_seconds: Option<f64>,
+    pub p95_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterTopic {
+    pub topic: String,
+    pub count: i64,
+    pub older_than_15m: i64,
+    pub oldest_age_seconds: Option<i64>,
+}
+
+/// The last figures gathered.
+#[derive(Clone, Default)]
+pub struct SyncHealthCache(Arc<RwLock<Option<SyncHealth>>>);
+
+/// Sync health per integration
+#[utoipa::path(
+    get,
+    path = "/api/v1/health/sync",
+    operation_id = "syncHealth",
+    tag = TAG_OPERATIONS,
+    responses(
+        (status = 200, description = "The figures of the last refresh (every 15 s by default)", body = SyncHealth),
+        (status = 503, description = "Not gathered yet, or the request timed out", body = ErrorBody),
+    )
+)]
+pub async fn get(State(state): State<AppState>) -> Result<Json<SyncHealth>, crate::error::ApiError> {
+    let cached = state.sync_health.0.read().expect("sync health lock").clone();
+    cached.map(Json).ok_or_else(|| crate::error::ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "not_ready", "sync health is being gathered; retry in a few seconds"))
+}
+
+/// Refreshes `cache` every `every` until `stop`.
+pub async fn refresh(cache: SyncHealthCache, pool: PgPool, kafka: KafkaSettings, every: Duration, stop: CancellationToken) {
+    loop {
+        let report = gather(&pool, &kafka).await;
+        for topic in &report.dead_letters {
+            metrics::gauge!(metric_name(SERVICE, "dead_letters"), "topic" => topic.topic.clone()).set(topic.count as f64);
+            metrics::gauge!(metric_name(SERVICE, "dead_letters_older_than_15m"), "topic" => topic.topic.clone()).set(topic.older_than_15m as f64);
+        }
+        *cache.0.write().expect("sync health lock") = Some(report);
+        if !brain_runtime::retry::sleep_or_cancel(every, &stop).await {
+            return;
+        }
+    }
+}
+
+async fn gather(pool: &PgPool, kafka: &KafkaSettings) -> SyncHealth {
+    let mut problems = Vec::new();
+    let kafka_settings = kafka.clone();
+    let (lags, dead_letters) = match tokio::task::spawn_blocking(move || kafka_figures(&kafka_settings)).await {
+        Ok(Ok(figures)) => figures,
+        Ok(Err(e)) => {
+            problems.push(format!("kafka: {e}"));
+            (Vec::new(), Vec::new())
+        }
+        Err(e) => {
+            problems.push(format!("kafka: {e}"));
+            (Vec::new(), Vec::new())
+        }
+    };
+    let breakers: Vec<(String, String)> = sqlx::query_as(
+        "SELECT integration, breaker_state FROM read_api.integration_health WHERE updated_at > now() - interval '30 seconds'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_else(|e| {
+        problems.push(format!("breakers: {e}"));
+        Vec::new()
+    });
+    let projection = sqlx::query_as::<_, (i64, Option<f64>, Option<f64>)>(
+        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.95) WITHIN GROUP (ORDER BY d)
+         FROM (SELECT extract(epoch FROM projected_at - source_occurred_at)::float8 AS d FROM read_api.applications
+               WHERE projected_at > now() - interval '5 minutes') t",
+    )
+    .fetch_one(pool)
+    .await
+    .map(|(samples, p50, p95)| ProjectionDelay { window_seconds: 300, samples, p50_seconds: p50, p95_seconds: p95 })
+    .unwrap_or_else(|e| {
+        problems.push(format!("projection delay: {e}"));
+        ProjectionDelay::default()
+    });
+    let rank = |s: &str| match s {
+        "open" => 2,
+        "half_open" => 1,
+        _ => 0,
+    };
+    let integrations = INTEGRATIONS
+        .iter()
+        .map(|(name, groups)| Integration {
+            name: name.to_string(),
+            consumer_groups: groups.iter().map(|g| GroupLag { group: g.to_string(), lag_messages: lags.iter().find(|(n, _)| n == g).map_or(0, |(_, l)| *l) }).collect(),
+            breaker: breakers.iter().filter(|(i, _)| i == name).map(|(_, s)| s.clone()).max_by_key(|s| rank(s)),
+        })
+        .collect();
+    SyncHealth { checked_at: Utc::now(), integrations, projection, dead_letters, problems }
+}
+
+type KafkaFigures = (Vec<(String, i64)>, Vec<DeadLetterTopic>);
+
+/// Consumer lag per group and the dead-letter figures (blocking librdkafka calls).
+fn kafka_figures(settings: &KafkaSettings) -> anyhow::Result<KafkaFigures> {
+    let probe: BaseConsumer = kafka::client_config(settings, "api-gateway-health").set("group.id", "api-gateway-health").create()?;
+    let metadata = probe.fetch_metadata(None, KAFKA_TIMEOUT)?;
+    let namespace = &settings.namespace;
+    let partitions_of = |topic: &str| -> Vec<i32> {
+        metadata.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default()
+    };
+
+    let mut lags = Vec::new();
+    for (_, groups) in INTEGRATIONS {
+        for group in groups {
+            let consumer: BaseConsumer = kafka::client_config(settings, "api-gateway-health").set("group.id", namespace.group(group)).create()?;
+            let mut tpl = TopicPartitionList::new();
+            for topic in topics_of(group) {
+                let real = namespace.topic(topic);
+                for p in partitions_of(&real) {
+                    tpl.add_partition(&real, p);
+                }
+            }
+            let committed = consumer.committed_offsets(tpl, KAFKA_TIMEOUT)?;
+            let mut lag = 0;
+            for element in committed.elements() {
+                let (low, high) = probe.fetch_watermarks(element.topic(), element.partition(), KAFKA_TIMEOUT)?;
+                let position = match element.offset() {
+                    Offset::Offset(o) => o,
+                    _ => low,
+                };
+                lag += (high - position).max(0);
+            }
+            lags.push((group.to_string(), lag));
+        }
+    }
+
+    let prefix = namespace.topic("deadletter.");
+    let old = Utc::now() - OLD;
+    let mut dead_letters = Vec::new();
+    for topic in metadata.topics().iter().filter(|t| t.name().starts_with(&prefix)) {
+        let (mut count, mut older, mut oldest) = (0, 0, None::<i64>);
+        let mut at_old = TopicPartitionList::new();
+        let mut lows = Vec::new();
+        for p in topic.partitions() {
+            let (low, high) = probe.fetch_watermarks(topic.name(), p.id(), KAFKA_TIMEOUT)?;
+            count += high - low;
+            if high > low {
+                lows.push((p.id(), low, high));
+                at_old.add_partition_offset(topic.name(), p.id(), Offset::Offset(old.timestamp_millis()))?;
+            }
+        }
+        if !lows.is_empty() {
+            let offsets = probe.offsets_for_times(at_old, KAFKA_TIMEOUT)?;
+            for (partition, low, high) in &lows {
+                let first_recent = offsets.find_partition(topic.name(), *partition).and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+                older += first_recent.unwrap_or(*high).clamp(*low, *high) - low;
+            }
+            oldest = oldest_timestamp(settings, topic.name(), &lows)?;
+        }
+        dead_letters.push(DeadLetterTopic {
+            topic: format!("deadletter.{}", topic.name().trim_start_matches(prefix.as_str())),
+            count,
+            older_than_15m: older,
+            oldest_age_seconds: oldest.map(|ms| (Utc::now().timestamp_millis() - ms).max(0) / 1000),
+        });
+    }
+    dead_letters.sort_by(|a, b| a.topic.cmp(&b.topic));
+    Ok((lags, dead_letters))
+}
+
+/// The catalogue topics a group consumes.
+fn topics_of(group: &str) -> &'static [&'static str] {
+    use brain_runtime::events::topics::*;
+    match group {
+        "ventures-sync.commands" | "projection-writer.command-requests" => &[STATUS_CHANGE_REQUESTED],
+        "ventures-sync.drafts" | "projection-writer.document-changes" => &[DOCUMENT_CHANGED],
+        "projection-writer" => &[LOAN_STATUS_CHANGED],
+        "projection-writer.command-outcomes" => &[STATUS_CHANGE_RESOLVED],
+        _ => &[],
+    }
+}
+
+/// The timestamp of the oldest record at the start of the given partitions.
+fn oldest_timestamp(settings: &KafkaSettings, topic: &str, lows: &[(i32, i64, i64)]) -> anyhow::Result<Option<i64>> {
+    let consumer: BaseConsumer = kafka::client_config(settings, "api-gateway-health")
+        .set("group.id", "api-gateway-health-peek")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for (partition, low, _) in lows {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*low))?;
+    }
+    consumer.assign(&tpl)?;
+    let mut oldest: Option<i64> = None;
+    let mut seen = 0;
+    let deadline = std::time::Instant::now() + KAFKA_TIMEOUT;
+    while seen < lows.len() && std::time::Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let first = lows.iter().any(|(p, low, _)| *p == message.partition() && *low == message.offset());
+            if first {
+                seen += 1;
+                if let Some(ms) = message.timestamp().to_millis() {
+                    oldest = Some(oldest.map_or(ms, |o| o.min(ms)));
+                }
+            }
+        }
+    }
+    Ok(oldest)
+}
