@@ -17,6 +17,7 @@ pub mod options;
 pub mod perf_test;
 pub mod pipeline;
 pub mod records;
+pub mod replay;
 pub mod report;
 pub mod targets;
 pub mod throughput;
@@ -61,6 +62,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     let e2e_secs = secs(options.e2e_secs, 30.0, 3.0);
     let gateway_secs = secs(options.gateway_secs, 10.0, 2.0);
     let codec_records = options.pick(options.codec_records, 50_000, 2_000);
+    let replay_messages = options.pick(options.replay_messages, 10_000, 1_000);
     let python = options
         .python
         .clone()
@@ -239,6 +241,8 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         keys,
     )
     .await?;
+    say!(started, "(8) dlq-replayer: {replay_messages} dead letters");
+    let replay_figures = replay::measure(&settings, &codec, &registry_url, &database_url, replay_messages).await?;
     shutdown.cancel();
     drop(broker);
     drop_database(&db.name).await?;
@@ -400,6 +404,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     drop_database(&stack_db).await?;
 
     let targets = targets::of(
+        &replay_figures,
         &throughput,
         &fixed,
         &gateway_runs,
@@ -435,6 +440,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         gateway: gateway_runs,
         footprint,
         codec: codec_figures,
+        replay: replay_figures,
         targets,
         total_seconds: started.elapsed().as_secs_f64(),
     };

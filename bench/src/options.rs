@@ -50,6 +50,9 @@ pub struct Options {
     /// Records each decoder decodes in the codec figure [default: 50,000; smoke 2,000].
     #[arg(long)]
     pub codec_records: Option<u64>,
+    /// Dead letters replayed in figure (8) [default: 10,000; smoke 1,000].
+    #[arg(long)]
+    pub replay_messages: Option<u64>,
     /// Where the JSON goes [default: <repo>/bench-results].
     #[arg(long)]
     pub out: Option<PathBuf>,

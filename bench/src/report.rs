@@ -206,6 +206,7 @@ pub struct Report {
     pub gateway: Vec<LoadRun>,
     pub footprint: Vec<Footprint>,
     pub codec: CodecFigures,
+    pub replay: crate::replay::ReplayFigures,
     pub targets: Vec<Target>,
     pub total_seconds: f64,
 }
@@ -435,6 +436,12 @@ impl Report {
                 ),
             );
         }
+        println!();
+        let p = &self.replay;
+        println!(
+            "Replay (8): dlq-replayer, {} dead letters read and decoded in {:.2} s, replayed in {:.2} s = {:.0}/s · {:.2} × producing them ({:.0}/s)",
+            p.messages, p.scan_seconds, p.replay_seconds, p.replay_per_sec, p.replay_vs_produce, p.produce_per_sec
+        );
         println!();
         let c = &self.codec;
         println!(

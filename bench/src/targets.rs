@@ -8,6 +8,7 @@ use crate::{
 
 /// Every target, from the run's figures.
 pub fn of(
+    replay: &crate::replay::ReplayFigures,
     throughput: &ThroughputFigures,
     fixed: &RateRun,
     gateway_runs: &[LoadRun],
@@ -27,6 +28,7 @@ pub fn of(
     };
     let gateway_fixed_p99 = run_of("api-gateway", true).map_or(f64::INFINITY, |g| g.p99_ms);
     vec![
+        Target::at_least("(8) dlq-replayer replay rate", replay.replay_per_sec, 5_000.0, "/s"),
         Target::at_least(
             "(2) Brain ÷ per-record Python peer",
             r.runtime_vs_peer,
