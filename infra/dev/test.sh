@@ -3,8 +3,9 @@
 # PostgreSQL, starts a Firestore emulator and an Apache Kafka cluster of its own (cluster `test`,
 # one node from TEST_KAFKA_PORT, default 19092; the tests find it through BRAIN_TEST_KAFKA_*), then
 # runs: the schema compatibility check, clippy, all unit/property/integration/system tests (each
-# system test starts its own database, registry and simulator), the compose-file validation and
-# the lint of the shell scripts (shellcheck).
+# system test starts its own database, registry and simulator), the compose-file validation, the
+# Prometheus rules' checks and unit tests with the dashboards' queries (promtool, built once into
+# .cache/go-bin/) and the lint of the shell scripts (shellcheck).
 set -euo pipefail
 # shellcheck source=infra/dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -44,6 +45,9 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 
 step "compose files"
 if [[ -x infra/dev/check-compose.sh ]]; then bash infra/dev/check-compose.sh; fi
+
+step "alert rules and dashboards (promtool check + rule unit tests)"
+bash infra/dev/check-alerts.sh
 
 step "shell scripts (shellcheck)"
 if apt_ensure shellcheck; then

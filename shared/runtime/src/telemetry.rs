@@ -60,7 +60,8 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Suffix("_seconds".into()),
-                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+                // Up to 10 minutes: the sync-lag objectives (P95 < 60 s, P99 < 180 s) are bucket edges.
+                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0],
             )
             .expect("non-empty buckets")
             .install_recorder()
