@@ -127,6 +127,26 @@ async fn dead_letters_replayed_after_the_cause_is_fixed_apply_exactly_once() -> 
     assert_eq!((second["sent"].as_array().map(Vec::len), second["skipped"].as_array().map(Vec::len)), (Some(0), Some(3)), "{second}");
     assert!(second["skipped"][0][1].as_str().unwrap_or_default().starts_with("already_replayed"), "{second}");
 
+    // The gateway counts what still waits for an operator: the poison, until it is discarded.
+    let waiting = |expected: i64| {
+        let stack = &stack;
+        async move {
+            wait_for(&format!("{expected} unhandled dead letters"), WAIT, || async {
+                let h: Value = stack.http.get(format!("{}/api/v1/health/sync", stack.gateway_url)).send().await?.json().await?;
+                let topic = h["deadLetters"].as_array().into_iter().flatten().find(|t| t["topic"] == DLQ).cloned();
+                Ok(topic.filter(|t| t["unhandled"] == expected && t["count"] == 4))
+            })
+            .await
+        }
+    };
+    waiting(1).await?;
+    let poison = replayer(&stack, &["list", "--topic", DLQ, "--kind", "undecodable"]).await?;
+    let poison_id = poison.split_whitespace().next().unwrap_or_default().to_string();
+    replayer(&stack, &["discard", &poison_id, "--reason", "not Avro: a test's garbage"]).await?;
+    waiting(0).await?;
+    let listed = replayer(&stack, &["list", "--topic", DLQ, "--kind", "undecodable"]).await?;
+    assert!(listed.contains("[discarded]"), "{listed}");
+
     // Each loan changed exactly once.
     let effects: Value = stack.http.get(format!("{sim}/control/effects")).send().await?.json().await?;
     for ((_, loan_id), id) in loans.iter().zip(&commands) {

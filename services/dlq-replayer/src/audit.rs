@@ -149,6 +149,30 @@ impl Audit {
         .map(drop)
     }
 
+    /// Records dead letters as dealt with (`replayed`, `parked`, `discarded`): (id, topic,
+    /// dead-lettered at, how). A replay supersedes a park; unparking removes the park.
+    pub async fn mark_handled(&self, items: &[(String, String, chrono::DateTime<chrono::Utc>, &str)]) -> Result<(), sqlx::Error> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO handled (dead_letter_id, topic, dead_lettered_at, how)
+             SELECT i, t, d, h FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS x(i, t, d, h)
+             ON CONFLICT (dead_letter_id) DO UPDATE SET how = EXCLUDED.how, at = now()",
+        )
+        .bind(items.iter().map(|i| i.0.clone()).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.1.clone()).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.2).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.3.to_string()).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    pub async fn unmark_parked(&self, ids: &[String]) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM handled WHERE dead_letter_id = ANY($1) AND how = 'parked'").bind(ids).execute(&self.pool).await.map(drop)
+    }
+
     /// Parks or discards (`action`) dead letters, or unparks them (`None`), audited.
     pub async fn set_disposition(&self, ids: &[String], action: Option<&str>, reason: &str, operator: &str) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;

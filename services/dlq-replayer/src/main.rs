@@ -296,6 +296,18 @@ async fn main() -> anyhow::Result<()> {
 async fn dispose(tools: &Tools, d: Disposition, action: Option<&str>) -> anyhow::Result<()> {
     anyhow::ensure!(!d.reason.trim().is_empty(), "--reason must say why");
     tools.audit.set_disposition(&d.ids, action, d.reason.trim(), &operator(d.operator)).await?;
+    match action {
+        Some(how) => {
+            // The topic and age of each, for the gateway's count of dead letters still waiting.
+            let found = read::scan(&tools.settings.kafka, &tools.codec, &Filter { ids: d.ids.clone(), ..Filter::default() }).await?;
+            let handled: Vec<_> = found
+                .iter()
+                .map(|i| (i.envelope.dead_letter_id.clone(), i.topic.clone(), DateTime::from_timestamp_millis(i.envelope.dead_lettered_at).unwrap_or_default(), how))
+                .collect();
+            tools.audit.mark_handled(&handled).await?;
+        }
+        None => tools.audit.unmark_parked(&d.ids).await?,
+    }
     println!("{} {} dead letter(s)", action.unwrap_or("unparked"), d.ids.len());
     Ok(())
 }

@@ -113,11 +113,14 @@ pub async fn run(items: Vec<Item>, audit: &Audit, producer: &EventProducer, name
         let sends = chunk.iter().map(|item| send(producer, namespace, item, options));
         let results = join_all(sends).await;
         let mut recorded = Vec::with_capacity(chunk.len());
+        let mut handled = Vec::with_capacity(chunk.len());
         for (item, result) in chunk.iter().zip(results) {
             let id = item.envelope.dead_letter_id.clone();
             match result {
                 Ok(()) => {
                     recorded.push((id.clone(), Outcome::Sent, None));
+                    let at = chrono::DateTime::from_timestamp_millis(item.envelope.dead_lettered_at).unwrap_or_default();
+                    handled.push((id.clone(), item.topic.clone(), at, "replayed"));
                     report.sent.push(id);
                 }
                 Err(e) => {
@@ -127,6 +130,7 @@ pub async fn run(items: Vec<Item>, audit: &Audit, producer: &EventProducer, name
             }
         }
         audit.record(options.job_id, &recorded).await?;
+        audit.mark_handled(&handled).await?;
         done += chunk.len();
         progress.show(done);
     }
