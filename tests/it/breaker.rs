@@ -43,8 +43,7 @@ async fn ventures_down_opens_its_breaker_and_commands_wait_instead_of_dead_lette
 
     let apps: Vec<String> = (1..=3).map(|i| format!("app-b{i}")).collect();
     for app in &apps {
-        let body = json!({ "loanType": "504", "status": "Prospect", "externalId": app, "borrower": { "entityId": "B", "name": "T" }, "amounts": { "requested": 1.0 } });
-        stack.http.post(format!("{sim}/control/loans")).json(&body).send().await?.error_for_status()?;
+        stack.create_loan(app, "Prospect").await?;
     }
     for app in &apps {
         wait_for(&format!("{app} projected"), WAIT, || projected(app.clone(), 1)).await?;

@@ -14,12 +14,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// A loan in the simulator whose application `app` is projected at version 1 (Prospect).
 async fn projected_loan(stack: &Stack, app: &str) -> anyhow::Result<String> {
-    let body = json!({
-        "loanType": "7A", "status": "Prospect",
-        "borrower": { "entityId": format!("B-{app}"), "name": "Test Borrower" },
-        "amounts": { "requested": 120000.0 }, "externalId": app,
-    });
-    let loan: Value = stack.http.post(format!("{}/control/loans", stack.sim.base_url())).json(&body).send().await?.error_for_status()?.json().await?;
+    let loan = stack.create_loan(app, "Prospect").await?;
     let token = stack.token("staff", VENTURES_TENANT);
     wait_for(&format!("{app} in the read model"), WAIT, || async {
         let response = stack.http.get(format!("{}/api/v1/applications/{app}", stack.gateway_url)).bearer_auth(&token).send().await?;

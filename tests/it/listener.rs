@@ -27,11 +27,7 @@ async fn a_client_write_to_a_brain_owned_field_is_reverted_and_reported() -> any
     crate::init_logs();
     let mut stack = Stack::start("listener-guard").await?;
     stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, CHANGE_LISTENER]).await?;
-    let body = json!({
-        "loanType": "504", "status": "Open", "externalId": "app-g1",
-        "borrower": { "entityId": "B-g1", "name": "Test" }, "amounts": { "requested": 90000.0 },
-    });
-    stack.http.post(format!("{}/control/loans", stack.sim.base_url())).json(&body).send().await?.error_for_status()?;
+    stack.create_loan("app-g1", "Open").await?;
     let projections = stack.projections().await?;
     wait_for("app-g1 projected", WAIT, || async { Ok((firestore_field(&projections, "app-g1", "venturesStatus").await?.as_deref() == Some("Open")).then_some(())) }).await?;
 
@@ -120,11 +116,7 @@ async fn a_borrower_draft_edit_reaches_ventures_once() -> anyhow::Result<()> {
     let mut stack = Stack::start("listener-drafts").await?;
     stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, CHANGE_LISTENER]).await?;
     let sim = stack.sim.base_url();
-    let body = json!({
-        "loanType": "7A", "status": "Prospect", "externalId": "app-d1",
-        "borrower": { "entityId": "B-d1", "name": "Test" }, "amounts": { "requested": 50000.0 },
-    });
-    let loan: serde_json::Value = stack.http.post(format!("{sim}/control/loans")).json(&body).send().await?.error_for_status()?.json().await?;
+    let loan = stack.create_loan("app-d1", "Prospect").await?;
     let loan_id = loan["loanId"].as_str().unwrap_or_default().to_string();
     let projections = stack.projections().await?;
     wait_for("app-d1 projected", WAIT, || async { Ok(firestore_field(&projections, "app-d1", "venturesLoanId").await?.filter(|l| *l == loan_id)) }).await?;

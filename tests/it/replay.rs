@@ -57,8 +57,7 @@ async fn dead_letters_replayed_after_the_cause_is_fixed_apply_exactly_once() -> 
     let mut loans = Vec::new();
     for i in 1..=3 {
         let app = format!("app-p{i}");
-        let body = json!({ "loanType": "7A", "status": "Prospect", "externalId": app, "borrower": { "entityId": "B", "name": "T" }, "amounts": { "requested": 1000.0 } });
-        let loan: Value = stack.http.post(format!("{sim}/control/loans")).json(&body).send().await?.error_for_status()?.json().await?;
+        let loan = stack.create_loan(&app, "Prospect").await?;
         let loan_id = loan["loanId"].as_str().unwrap_or_default().to_string();
         let fault = json!({ "status": 503, "pathPrefix": format!("/api/v4/loans/{loan_id}/status") });
         stack.http.post(format!("{sim}/control/faults")).json(&fault).send().await?.error_for_status()?;

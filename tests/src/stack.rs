@@ -137,6 +137,15 @@ impl Stack {
         self.services.get_mut(name).unwrap_or_else(|| panic!("no service {name}"))
     }
 
+    /// Creates a loan in the simulator for application `app` in `status` (version 1); its JSON.
+    pub async fn create_loan(&self, app: &str, status: &str) -> anyhow::Result<serde_json::Value> {
+        let body = serde_json::json!({
+            "loanType": "7A", "status": status, "externalId": app,
+            "borrower": { "entityId": format!("B-{app}"), "name": "Test Borrower" }, "amounts": { "requested": 100000.0 },
+        });
+        Ok(self.http.post(format!("{}/control/loans", self.sim.base_url())).json(&body).send().await?.error_for_status()?.json().await?)
+    }
+
     /// A token of the test's issuer for `role` in `tenant` (valid for an hour).
     pub fn token(&self, role: &str, tenant: &str) -> String {
         self.mint(&MintRequest::new(format!("test-{role}"), role, tenant))

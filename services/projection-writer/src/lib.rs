@@ -19,6 +19,7 @@ use brain_runtime::{
     db, kafka, ops,
     producer::EventProducer,
     settings::{CommonSettings, Env, SettingsError},
+    shutdown,
 };
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
@@ -114,18 +115,16 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     tracing::info!(group = %config.group_id, "ready");
 
     let kafka = &settings.common.kafka;
-    // Any consumer ending (an error) stops the others: the process exits and is restarted whole.
-    let until_shutdown = |result: anyhow::Result<()>| {
-        shutdown.cancel();
-        result
-    };
-    let (loans, requests, outcomes, guarded) = tokio::join!(
-        async { until_shutdown(consumer::run(config, kafka.clone(), codec.clone(), producer.clone(), handler, readiness.clone(), shutdown.clone()).await) },
-        async { until_shutdown(consumer::run(requests, kafka.clone(), codec.clone(), producer.clone(), requested, readiness.clone(), shutdown.clone()).await) },
-        async { until_shutdown(consumer::run(outcomes, kafka.clone(), codec.clone(), producer.clone(), resolved, readiness.clone(), shutdown.clone()).await) },
-        async { until_shutdown(consumer::run(changes, kafka.clone(), codec.clone(), producer.clone(), guard, readiness.clone(), shutdown.clone()).await) },
-    );
-    let result = loans.and(requests).and(outcomes).and(guarded);
+    let result = shutdown::run_together(
+        &shutdown,
+        vec![
+            Box::pin(consumer::run(config, kafka.clone(), codec.clone(), producer.clone(), handler, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(requests, kafka.clone(), codec.clone(), producer.clone(), requested, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(outcomes, kafka.clone(), codec.clone(), producer.clone(), resolved, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(changes, kafka.clone(), codec, producer, guard, readiness.clone(), shutdown.clone())),
+        ],
+    )
+    .await;
     readiness.set(false);
     shutdown.cancel();
     let _ = ops_task.await;

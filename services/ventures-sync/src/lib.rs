@@ -25,6 +25,7 @@ use brain_runtime::{
     producer::EventProducer,
     retry::Backoff,
     settings::{CommonSettings, Env, SettingsError},
+    shutdown,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
@@ -154,25 +155,16 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         // A poller keeps its lag low: at most 10 s between tries unless the server asks for more.
         backoff: Backoff { max: Duration::from_secs(10), ..Backoff::default() },
     };
-    let consume = consumer::run(commands, settings.common.kafka.clone(), codec.clone(), producer.clone(), handler, readiness.clone(), shutdown.clone());
-    let push_drafts = consumer::run(drafts, settings.common.kafka.clone(), codec, producer, draft_handler, readiness.clone(), shutdown.clone());
-    let sweep_until_shutdown = async {
-        let result = sweep.run(shutdown.clone()).await;
-        shutdown.cancel();
-        result
-    };
-    let consume_until_shutdown = async {
-        let result = consume.await;
-        shutdown.cancel();
-        result
-    };
-    let drafts_until_shutdown = async {
-        let result = push_drafts.await;
-        shutdown.cancel();
-        result
-    };
-    let (swept, consumed, drafted) = tokio::join!(sweep_until_shutdown, consume_until_shutdown, drafts_until_shutdown);
-    let result = swept.and(consumed).and(drafted);
+    let kafka = &settings.common.kafka;
+    let result = shutdown::run_together(
+        &shutdown,
+        vec![
+            Box::pin(sweep.run(shutdown.clone())),
+            Box::pin(consumer::run(commands, kafka.clone(), codec.clone(), producer.clone(), handler, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(drafts, kafka.clone(), codec, producer, draft_handler, readiness.clone(), shutdown.clone())),
+        ],
+    )
+    .await;
     background.join_all().await;
     readiness.set(false);
     shutdown.cancel();
