@@ -98,6 +98,13 @@ async fn dead_letters_replayed_after_the_cause_is_fixed_apply_exactly_once() -> 
     })
     .await?;
     assert_eq!(health["olderThan15m"], 0, "{health}");
+    let rate = wait_for("health/sync's Ventures error rate", WAIT, || async {
+        let h: Value = stack.http.get(format!("{}/api/v1/health/sync", stack.gateway_url)).send().await?.json().await?;
+        let ventures = h["integrations"].as_array().into_iter().flatten().find(|i| i["name"] == "ventures").cloned();
+        Ok(ventures.and_then(|v| v["errorRate"].as_f64()).filter(|r| *r > 0.0))
+    })
+    .await?;
+    println!("replay: Ventures error rate while the commands failed: {rate:.2}");
     assert!(health["oldestAgeSeconds"].as_i64().is_some_and(|age| age < 600), "{health}");
     let listed = replayer(&stack, &["list", "--topic", DLQ, "--kind", "http_5xx", "--field", "to_status=Open"]).await?;
     assert_eq!(listed.lines().count(), 3, "{listed}");

@@ -3,6 +3,8 @@
 //! - per consumer group of the integration: consumer lag in messages (high watermark minus the
 //!   committed offset, summed over partitions);
 //! - the Ventures circuit breaker of every live ventures-sync instance (`read_api.integration_health`);
+//! - dead letters per processed message over the last 5 minutes (from the committed offsets and
+//!   the dead-letter topics' high watermarks, between this gateway's gatherings);
 //! - source event → projection committed over the last 5 minutes, P50 and P95 (the read model);
 //! - per dead-letter topic: how many dead letters, how many of them no operator has dealt with yet
 //!   (replayed, parked or discarded; `read_api.dead_letters_handled`, kept by dlq-replayer), how
@@ -13,8 +15,9 @@
 //! 15 minutes), which the alert rules use.
 
 use std::{
+    collections::{HashMap, VecDeque},
     sync::{Arc, RwLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{Json, extract::State};
@@ -32,6 +35,8 @@ use utoipa::ToSchema;
 use crate::{AppState, SERVICE, error::ErrorBody, openapi::TAG_OPERATIONS};
 
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
+/// The window of the error rate.
+const ERROR_WINDOW: Duration = Duration::from_secs(300);
 /// Dead letters older than this count against the SLO (fewer than 20 older than 15 minutes).
 const OLD: chrono::Duration = chrono::Duration::minutes(15);
 
@@ -62,6 +67,9 @@ pub struct Integration {
     /// The worst breaker state of the live instances (`closed`, `half_open`, `open`); absent
     /// when the integration has no breaker or no instance reported in the last 30 s.
     pub breaker: Option<String>,
+    /// Dead letters per processed message over the last 5 minutes (over what the gateway has
+    /// seen of them, once it has two refreshes); absent without traffic.
+    pub error_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -117,8 +125,21 @@ pub async fn get(State(state): State<AppState>) -> Result<Json<SyncHealth>, crat
 
 /// Refreshes `cache` every `every` until `stop`.
 pub async fn refresh(cache: SyncHealthCache, pool: PgPool, kafka: KafkaSettings, every: Duration, stop: CancellationToken) {
+    let mut history: VecDeque<(Instant, Counters)> = VecDeque::new();
     loop {
-        let report = gather(&pool, &kafka).await;
+        let (mut report, counters) = gather(&pool, &kafka).await;
+        let now = Instant::now();
+        while history.front().is_some_and(|(at, _)| now.duration_since(*at) > ERROR_WINDOW) {
+            history.pop_front();
+        }
+        if let Some((_, then)) = history.front() {
+            for integration in &mut report.integrations {
+                integration.error_rate = error_rate(then, &counters, integration.consumer_groups.iter().map(|g| g.group.as_str()));
+            }
+        }
+        if !counters.is_empty() {
+            history.push_back((now, counters));
+        }
         for topic in &report.dead_letters {
             metrics::gauge!(metric_name(SERVICE, "dead_letters"), "topic" => topic.topic.clone()).set(topic.unhandled as f64);
             metrics::gauge!(metric_name(SERVICE, "dead_letters_older_than_15m"), "topic" => topic.topic.clone()).set(topic.older_than_15m as f64);
@@ -130,18 +151,18 @@ pub async fn refresh(cache: SyncHealthCache, pool: PgPool, kafka: KafkaSettings,
     }
 }
 
-async fn gather(pool: &PgPool, kafka: &KafkaSettings) -> SyncHealth {
+async fn gather(pool: &PgPool, kafka: &KafkaSettings) -> (SyncHealth, Counters) {
     let mut problems = Vec::new();
     let kafka_settings = kafka.clone();
-    let (lags, dead_letters) = match tokio::task::spawn_blocking(move || kafka_figures(&kafka_settings)).await {
+    let (lags, dead_letters, counters) = match tokio::task::spawn_blocking(move || kafka_figures(&kafka_settings)).await {
         Ok(Ok(figures)) => figures,
         Ok(Err(e)) => {
             problems.push(format!("kafka: {e}"));
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Counters::new())
         }
         Err(e) => {
             problems.push(format!("kafka: {e}"));
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Counters::new())
         }
     };
     // Subtract what operators have dealt with (the view is absent until dlq-replayer migrated).
@@ -190,12 +211,17 @@ async fn gather(pool: &PgPool, kafka: &KafkaSettings) -> SyncHealth {
             name: name.to_string(),
             consumer_groups: groups.iter().map(|g| GroupLag { group: g.to_string(), lag_messages: lags.iter().find(|(n, _)| n == g).map_or(0, |(_, l)| *l) }).collect(),
             breaker: breakers.iter().filter(|(i, _)| i == name).map(|(_, s)| s.clone()).max_by_key(|s| rank(s)),
+            error_rate: None,
         })
         .collect();
-    SyncHealth { checked_at: Utc::now(), integrations, projection, dead_letters, problems }
+    (SyncHealth { checked_at: Utc::now(), integrations, projection, dead_letters, problems }, counters)
 }
 
-type KafkaFigures = (Vec<(String, i64)>, Vec<DeadLetterTopic>);
+/// Per consumer group: messages processed so far (the committed offsets) and dead letters
+/// written so far (the high watermarks of its dead-letter topic).
+type Counters = HashMap<String, (i64, i64)>;
+
+type KafkaFigures = (Vec<(String, i64)>, Vec<DeadLetterTopic>, Counters);
 
 /// Consumer lag per group and the dead-letter figures (blocking librdkafka calls).
 fn kafka_figures(settings: &KafkaSettings) -> anyhow::Result<KafkaFigures> {
@@ -207,6 +233,7 @@ fn kafka_figures(settings: &KafkaSettings) -> anyhow::Result<KafkaFigures> {
     };
 
     let mut lags = Vec::new();
+    let mut counters = Counters::new();
     for (_, groups) in INTEGRATIONS {
         for group in groups {
             let consumer: BaseConsumer = kafka::client_config(settings, "api-gateway-health").set("group.id", namespace.group(group)).create()?;
@@ -218,7 +245,7 @@ fn kafka_figures(settings: &KafkaSettings) -> anyhow::Result<KafkaFigures> {
                 }
             }
             let committed = consumer.committed_offsets(tpl, KAFKA_TIMEOUT)?;
-            let mut lag = 0;
+            let (mut lag, mut processed) = (0, 0);
             for element in committed.elements() {
                 let (low, high) = probe.fetch_watermarks(element.topic(), element.partition(), KAFKA_TIMEOUT)?;
                 let position = match element.offset() {
@@ -226,8 +253,15 @@ fn kafka_figures(settings: &KafkaSettings) -> anyhow::Result<KafkaFigures> {
                     _ => low,
                 };
                 lag += (high - position).max(0);
+                processed += position;
             }
             lags.push((group.to_string(), lag));
+            let dead_letter_topic = namespace.dead_letter(group);
+            let mut dead_lettered = 0;
+            for p in partitions_of(&dead_letter_topic) {
+                dead_lettered += probe.fetch_watermarks(&dead_letter_topic, p, KAFKA_TIMEOUT)?.1;
+            }
+            counters.insert(group.to_string(), (processed, dead_lettered));
         }
     }
 
@@ -266,7 +300,22 @@ fn kafka_figures(settings: &KafkaSettings) -> anyhow::Result<KafkaFigures> {
         });
     }
     dead_letters.sort_by(|a, b| a.topic.cmp(&b.topic));
-    Ok((lags, dead_letters))
+    Ok((lags, dead_letters, counters))
+}
+
+/// Dead letters per processed message between two gatherings, over `groups`; `None` when
+/// nothing was processed in between (or a group is missing from either).
+fn error_rate<'a>(then: &Counters, now: &Counters, groups: impl Iterator<Item = &'a str>) -> Option<f64> {
+    let (mut processed, mut dead_lettered) = (0i64, 0i64);
+    for group in groups {
+        let (p0, d0) = then.get(group)?;
+        let (p1, d1) = now.get(group)?;
+        processed += (p1 - p0).max(0);
+        dead_lettered += (d1 - d0).max(0);
+    }
+    // A dead-lettered message is a processed one too, even before its offset is committed.
+    let processed = processed.max(dead_lettered);
+    (processed > 0).then(|| dead_lettered as f64 / processed as f64)
 }
 
 /// The catalogue topics a group consumes.
@@ -307,4 +356,20 @@ fn oldest_timestamp(settings: &KafkaSettings, topic: &str, lows: &[(i32, i64, i6
         }
     }
     Ok(oldest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_rate_is_dead_letters_per_processed_message_in_the_window() {
+        let then = Counters::from([("a".to_string(), (100, 1)), ("b".to_string(), (0, 0))]);
+        let now = Counters::from([("a".to_string(), (300, 3)), ("b".to_string(), (200, 0))]);
+        assert_eq!(error_rate(&then, &now, ["a", "b"].into_iter()), Some(2.0 / 400.0));
+        assert_eq!(error_rate(&then, &then, ["a"].into_iter()), None, "no traffic, no rate");
+        assert_eq!(error_rate(&then, &now, ["c"].into_iter()), None);
+        let committed_late = Counters::from([("a".to_string(), (100, 5))]);
+        assert_eq!(error_rate(&then, &committed_late, ["a"].into_iter()), Some(1.0), "never above 1");
+    }
 }
