@@ -105,3 +105,54 @@ async fn ventures_down_opens_its_breaker_and_commands_wait_instead_of_dead_lette
     stack.stop_all().await?;
     Ok(())
 }
+
+/// Firestore unreachable for projection-writer: its breaker opens, the partitions wait (nothing
+/// dead-lettered), and everything is projected once Firestore is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firestore_unreachable_opens_projection_writers_breaker_and_nothing_is_lost() -> anyhow::Result<()> {
+    crate::init_logs();
+    let mut stack = Stack::start("breaker-firestore").await?;
+    let emulator = std::env::var("FIRESTORE_EMULATOR_HOST")?;
+    let proxy = system_tests::proxy::TcpProxy::start(emulator).await?;
+    for (key, value) in [
+        ("FIRESTORE_EMULATOR_HOST", format!("127.0.0.1:{}", proxy.port)),
+        ("PROJECTION_WRITER__BREAKER_THRESHOLD", "3".into()),
+        ("PROJECTION_WRITER__BREAKER_OPEN_MS", "500".into()),
+        ("PROJECTION_WRITER__FIRESTORE_DEADLINE_MS", "2000".into()),
+    ] {
+        stack.service(PROJECTION_WRITER).set_env(key, &value);
+    }
+    stack.start_services(&[PROJECTION_WRITER]).await?;
+    let pool = stack.db.connect().await?;
+    let version_of = |app: &'static str| {
+        let pool = pool.clone();
+        async move { Ok::<_, anyhow::Error>(sqlx::query_scalar::<_, i64>("SELECT version FROM projection_writer.applications WHERE application_id = $1").bind(app).fetch_optional(&pool).await?) }
+    };
+    let producer = EventProducer::new(&stack.kafka_settings(), stack.codec(), "breaker-test")?;
+    producer.send(topics::LOAN_STATUS_CHANGED, "app-f1", &loan_event("app-f1", 1)).await?;
+    wait_for("app-f1 v1 projected", WAIT, || async { Ok(version_of("app-f1").await?.filter(|v| *v == 1).map(|_| ())) }).await?;
+
+    proxy.set_up(false);
+    producer.send(topics::LOAN_STATUS_CHANGED, "app-f1", &loan_event("app-f1", 2)).await?;
+    producer.send(topics::LOAN_STATUS_CHANGED, "app-f2", &loan_event("app-f2", 1)).await?;
+    let metrics_url = stack.service(PROJECTION_WRITER).ready_url().replace("/ready", "/metrics");
+    wait_for("the Firestore breaker to open", WAIT, || async {
+        let metrics = reqwest::get(&metrics_url).await?.text().await?;
+        Ok(metrics.lines().any(|l| l.starts_with("projection_writer_breaker_transitions_total") && l.contains("firestore") && l.contains("to=\"open\"")).then_some(()))
+    })
+    .await?;
+    assert_eq!(version_of("app-f1").await?, Some(1), "nothing committed while Firestore is away");
+
+    proxy.set_up(true);
+    wait_for("everything projected once Firestore is back", WAIT, || async {
+        Ok((version_of("app-f1").await? == Some(2) && version_of("app-f2").await? == Some(1)).then_some(()))
+    })
+    .await?;
+    let docs = stack.projections().await?.get("applications", &["app-f1".to_string()]).await?;
+    assert_eq!(docs["app-f1"].get("venturesVersion").and_then(projection_writer::firestore::as_i64), Some(2));
+    let dead_letters = TopicReader::new(&stack, "deadletter.projection-writer.v1").await?;
+    assert!(dead_letters.next::<DeadLetter>(Duration::from_secs(3)).await?.is_none(), "nothing dead-lettered for the outage");
+
+    stack.stop_all().await?;
+    Ok(())
+}

@@ -9,6 +9,7 @@ pub mod chaos;
 pub mod infra;
 pub mod postgres;
 pub mod process;
+pub mod proxy;
 pub mod stack;
 pub mod topics;
 pub mod workload;

@@ -56,6 +56,11 @@ pub struct ResolvedHandler {
 impl Handler for RequestedHandler {
     type Event = StatusChangeRequested;
 
+    /// While the Firestore breaker is open, the partition waits here.
+    async fn admit(&self, _source: &Source<'_>) {
+        self.projector.projections.ready().await;
+    }
+
     async fn handle(&self, _source: Source<'_>, e: StatusChangeRequested) -> Outcome {
         let fact = Fact {
             event_id: parse_id("event_id", &e.event_id)?,
@@ -83,6 +88,11 @@ impl Handler for RequestedHandler {
 
 impl Handler for ResolvedHandler {
     type Event = StatusChangeResolved;
+
+    /// While the Firestore breaker is open, the partition waits here.
+    async fn admit(&self, _source: &Source<'_>) {
+        self.projector.projections.ready().await;
+    }
 
     async fn handle(&self, _source: Source<'_>, e: StatusChangeResolved) -> Outcome {
         let fact = Fact {

@@ -17,6 +17,7 @@ use firestore::{
         tonic::{Code, Request},
     },
 };
+use brain_runtime::breaker::Breaker;
 use futures::StreamExt;
 
 pub use firestore::gcloud_sdk::{google::firestore::v1::Value as FirestoreValue, prost_types::Timestamp, tonic::Status};
@@ -24,13 +25,42 @@ pub use firestore::gcloud_sdk::{google::firestore::v1::Value as FirestoreValue, 
 #[derive(Clone)]
 pub struct Projections {
     db: FirestoreDb,
+    /// Fed by every call when set: Firestore unreachable opens it, any answer closes it.
+    breaker: Option<Breaker>,
 }
 
 impl Projections {
     /// Connects to the emulator when `FIRESTORE_EMULATOR_HOST` is set, else to Firestore with
     /// Application Default Credentials.
     pub async fn connect(project_id: &str) -> anyhow::Result<Self> {
-        Ok(Self { db: FirestoreDb::with_options(FirestoreDbOptions::new(project_id.to_string())).await? })
+        Ok(Self { db: FirestoreDb::with_options(FirestoreDbOptions::new(project_id.to_string())).await?, breaker: None })
+    }
+
+    /// Every call feeds `breaker`; handlers wait in [`Projections::ready`] while it is open.
+    pub fn with_breaker(mut self, breaker: Breaker) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
+    /// Returns once Firestore may be called (at once without a breaker or while it is closed).
+    pub async fn ready(&self) {
+        if let Some(breaker) = &self.breaker {
+            breaker.ready().await;
+        }
+    }
+
+    /// Feeds the breaker: Firestore unreachable or timing out is a failure; any answer,
+    /// refusals included, a success.
+    fn observe<T>(&self, result: Result<T, Status>) -> Result<T, Status> {
+        if let Some(breaker) = &self.breaker {
+            match &result {
+                Err(status) if is_transient(status) => {
+                    breaker.failure();
+                }
+                _ => breaker.success(),
+            }
+        }
+        result
     }
 
     fn document_name(&self, collection: &str, id: &str) -> String {
@@ -63,6 +93,11 @@ impl Projections {
     /// Applies `writes` in one `Commit` (atomic on Firestore), failing with `DeadlineExceeded`
     /// after `deadline`. Returns each written document's update time, in the order of `writes`.
     pub async fn commit(&self, writes: Vec<Write>, deadline: Duration) -> Result<Vec<Option<Timestamp>>, Status> {
+        let result = self.commit_once(writes, deadline).await;
+        self.observe(result)
+    }
+
+    async fn commit_once(&self, writes: Vec<Write>, deadline: Duration) -> Result<Vec<Option<Timestamp>>, Status> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
@@ -75,6 +110,11 @@ impl Projections {
     /// For each of `ids` in `collection`: its update time (none if it does not exist) and the
     /// integer field `version_field`, read in one `BatchGetDocuments`.
     pub async fn seen(&self, collection: &str, ids: &[&str], version_field: &str, deadline: Duration) -> Result<HashMap<String, Seen>, Status> {
+        let result = self.seen_once(collection, ids, version_field, deadline).await;
+        self.observe(result)
+    }
+
+    async fn seen_once(&self, collection: &str, ids: &[&str], version_field: &str, deadline: Duration) -> Result<HashMap<String, Seen>, Status> {
         let mut request = Request::new(BatchGetDocumentsRequest {
             database: self.db.get_database_path().clone(),
             documents: ids.iter().map(|id| self.document_name(collection, id)).collect(),
@@ -103,6 +143,11 @@ impl Projections {
 
     /// One document's update time and fields, or `None` when it does not exist.
     pub async fn read(&self, collection: &str, id: &str, deadline: Duration) -> Result<Option<(Timestamp, HashMap<String, Value>)>, Status> {
+        let result = self.read_once(collection, id, deadline).await;
+        self.observe(result)
+    }
+
+    async fn read_once(&self, collection: &str, id: &str, deadline: Duration) -> Result<Option<(Timestamp, HashMap<String, Value>)>, Status> {
         let mut request = Request::new(BatchGetDocumentsRequest {
             database: self.db.get_database_path().clone(),
             documents: vec![self.document_name(collection, id)],
@@ -120,6 +165,11 @@ impl Projections {
 
     /// The fields of the documents `ids` in `collection` that exist.
     pub async fn get(&self, collection: &str, ids: &[String]) -> Result<HashMap<String, HashMap<String, Value>>, Status> {
+        let result = self.get_once(collection, ids).await;
+        self.observe(result)
+    }
+
+    async fn get_once(&self, collection: &str, ids: &[String]) -> Result<HashMap<String, HashMap<String, Value>>, Status> {
         let request = BatchGetDocumentsRequest {
             database: self.db.get_database_path().clone(),
             documents: ids.iter().map(|id| self.document_name(collection, id)).collect(),

@@ -59,6 +59,11 @@ struct Truth {
 impl Handler for ProtectedFieldGuard {
     type Event = DocumentChanged;
 
+    /// While the Firestore breaker is open, the partition waits here.
+    async fn admit(&self, _source: &Source<'_>) {
+        self.projections.ready().await;
+    }
+
     async fn handle(&self, source: Source<'_>, change: DocumentChanged) -> Outcome {
         let guarded = change.collection == "applications" && !change.deleted && !change.protected_fields.is_empty() && change.document_path.split('/').count() == 2;
         if !guarded {

@@ -58,6 +58,11 @@ pub struct LoanStatusHandler {
 impl Handler for LoanStatusHandler {
     type Event = LoanStatusChanged;
 
+    /// While the Firestore breaker is open, the partition waits here.
+    async fn admit(&self, _source: &Source<'_>) {
+        self.projections.ready().await;
+    }
+
     async fn handle(&self, source: Source<'_>, event: LoanStatusChanged) -> Outcome {
         let mut outcomes = self.apply(vec![Delivery { source, event }]).await?;
         outcomes.pop().unwrap_or_else(|| Err(HandlerError::permanent("internal", "no outcome")))

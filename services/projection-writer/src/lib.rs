@@ -15,6 +15,7 @@ use std::{sync::Arc, time::Duration};
 
 use brain_events::{Codec, RegistryClient, topics};
 use brain_runtime::{
+    breaker::{Breaker, BreakerConfig},
     consumer::{self, ConsumerConfig},
     db, kafka, ops,
     producer::EventProducer,
@@ -44,6 +45,8 @@ pub struct Settings {
     pub document_changes: ConsumerConfig,
     /// PostgreSQL connections of the pool (one per partition worker in flight is plenty).
     pub database_connections: u32,
+    /// The Firestore circuit breaker (`BREAKER_THRESHOLD`, `BREAKER_OPEN_MS`).
+    pub breaker: BreakerConfig,
 }
 
 impl Settings {
@@ -59,6 +62,7 @@ impl Settings {
             command_outcomes: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.command-outcomes"), &[topics::STATUS_CHANGE_RESOLVED])?,
             document_changes: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.document-changes"), &[topics::DOCUMENT_CHANGED])?,
             database_connections: env.ranged("DATABASE_CONNECTIONS", 8, 1..=200)?,
+            breaker: BreakerConfig::from_env(&env)?,
         })
     }
 }
@@ -92,7 +96,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
     let codec = Codec::new(registry, settings.common.schema_ids);
     let producer = EventProducer::new(&settings.common.kafka, codec.clone(), SERVICE)?;
-    let projections = firestore::Projections::connect(&settings.firestore_project_id).await?;
+    let projections = firestore::Projections::connect(&settings.firestore_project_id).await?.with_breaker(Breaker::new(SERVICE, "firestore", settings.breaker));
     let seen = Arc::new(seen::SeenCache::default());
     let handler = Arc::new(handler::LoanStatusHandler {
         pool: pool.clone(),
