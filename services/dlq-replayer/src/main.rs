@@ -352,8 +352,10 @@ fn detail(item: &Item, disposition: Option<(String, String)>) -> Value {
     })
 }
 
-/// Warnings and errors of the libraries on stderr; the command's own output is on stdout.
+/// Warnings and errors of the libraries on stderr (more with `DLQ_REPLAYER_LOG=info`; the
+/// services' `RUST_LOG` is not read, so a shell set up for them stays quiet); the command's own
+/// output is on stdout.
 fn tracing_subscriber_init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DLQ_REPLAYER_LOG").unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
