@@ -122,7 +122,7 @@ async fn firestore_unreachable_opens_projection_writers_breaker_and_nothing_is_l
     ] {
         stack.service(PROJECTION_WRITER).set_env(key, &value);
     }
-    stack.start_services(&[PROJECTION_WRITER]).await?;
+    stack.start_services(&[PROJECTION_WRITER, API_GATEWAY]).await?;
     let pool = stack.db.connect().await?;
     let version_of = |app: &'static str| {
         let pool = pool.clone();
@@ -142,6 +142,12 @@ async fn firestore_unreachable_opens_projection_writers_breaker_and_nothing_is_l
     })
     .await?;
     assert_eq!(version_of("app-f1").await?, Some(1), "nothing committed while Firestore is away");
+    wait_for("health/sync to show Firestore's breaker", WAIT, || async {
+        let h: Value = stack.http.get(format!("{}/api/v1/health/sync", stack.gateway_url)).send().await?.json().await?;
+        let firestore = h["integrations"].as_array().into_iter().flatten().find(|i| i["name"] == "firestore").cloned();
+        Ok(firestore.filter(|f| f["breaker"] == "open" || f["breaker"] == "half_open").map(|_| ()))
+    })
+    .await?;
 
     proxy.set_up(true);
     wait_for("everything projected once Firestore is back", WAIT, || async {

@@ -2,7 +2,9 @@
 //! `API_GATEWAY__SYNC_HEALTH_REFRESH_MS` (15 s) (the endpoint answers from the last refresh, so it never waits on Kafka):
 //! - per consumer group of the integration: consumer lag in messages (high watermark minus the
 //!   committed offset, summed over partitions);
-//! - the Ventures circuit breaker of every live ventures-sync instance (`read_api.integration_health`);
+//! - the circuit breakers of every live instance: Ventures of ventures-sync
+//!   (`read_api.integration_health`), Firestore of projection-writer
+//!   (`read_api.projection_writer_integration_health`);
 //! - dead letters per processed message over the last 5 minutes (from the committed offsets and
 //!   the dead-letter topics' high watermarks, between this gateway's gatherings);
 //! - source event → projection committed over the last 5 minutes, P50 and P95 (the read model);
@@ -179,15 +181,15 @@ async fn gather(pool: &PgPool, kafka: &KafkaSettings) -> (SyncHealth, Counters) 
             topic.older_than_15m = (topic.older_than_15m - old).max(0);
         }
     }
-    let breakers: Vec<(String, String)> = sqlx::query_as(
-        "SELECT integration, breaker_state FROM read_api.integration_health WHERE updated_at > now() - interval '30 seconds'",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap_or_else(|e| {
-        problems.push(format!("breakers: {e}"));
-        Vec::new()
-    });
+    // Each service publishes its own breakers through a view of its own; a view that is not there
+    // yet (the service has not migrated) leaves its integration without a breaker state.
+    let mut breakers: Vec<(String, String)> = Vec::new();
+    for view in BREAKER_VIEWS {
+        match sqlx::query_as::<_, (String, String)>(view).fetch_all(pool).await {
+            Ok(rows) => breakers.extend(rows),
+            Err(e) => problems.push(format!("breakers: {e}")),
+        }
+    }
     let projection = sqlx::query_as::<_, (i64, Option<f64>, Option<f64>)>(
         "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.95) WITHIN GROUP (ORDER BY d)
          FROM (SELECT extract(epoch FROM projected_at - source_occurred_at)::float8 AS d FROM read_api.applications
@@ -317,6 +319,12 @@ fn error_rate<'a>(then: &Counters, now: &Counters, groups: impl Iterator<Item = 
     let processed = processed.max(dead_lettered);
     (processed > 0).then(|| dead_lettered as f64 / processed as f64)
 }
+
+/// The live instances' breaker states, one query per publishing service.
+const BREAKER_VIEWS: [&str; 2] = [
+    "SELECT integration, breaker_state FROM read_api.integration_health WHERE updated_at > now() - interval '30 seconds'",
+    "SELECT integration, breaker_state FROM read_api.projection_writer_integration_health WHERE updated_at > now() - interval '30 seconds'",
+];
 
 /// The catalogue topics a group consumes.
 fn topics_of(group: &str) -> &'static [&'static str] {

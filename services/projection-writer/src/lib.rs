@@ -96,7 +96,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
     let codec = Codec::new(registry, settings.common.schema_ids);
     let producer = EventProducer::new(&settings.common.kafka, codec.clone(), SERVICE)?;
-    let projections = firestore::Projections::connect(&settings.firestore_project_id).await?.with_breaker(Breaker::new(SERVICE, "firestore", settings.breaker));
+    let breaker = Breaker::new(SERVICE, "firestore", settings.breaker);
+    let projections = firestore::Projections::connect(&settings.firestore_project_id).await?.with_breaker(breaker.clone());
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(brain_runtime::breaker::publish_state(pool.clone(), breaker, brain_runtime::breaker::instance_name(), shutdown.clone()));
     let seen = Arc::new(seen::SeenCache::default());
     let handler = Arc::new(handler::LoanStatusHandler {
         pool: pool.clone(),
@@ -129,6 +132,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         ],
     )
     .await;
+    background.join_all().await;
     readiness.set(false);
     shutdown.cancel();
     let _ = ops_task.await;

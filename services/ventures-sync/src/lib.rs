@@ -11,7 +11,6 @@
 pub mod client;
 pub mod commands;
 pub mod drafts;
-pub mod health;
 pub mod events;
 pub mod sweep;
 
@@ -137,8 +136,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         tenant_id: settings.tenant_id.clone(),
     });
     let mut background = tokio::task::JoinSet::new();
-    let instance = format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()), uuid::Uuid::new_v4().simple());
-    background.spawn(health::publish(pool.clone(), client.breaker().clone(), instance, shutdown.clone()));
+    background.spawn(brain_runtime::breaker::publish_state(pool.clone(), client.breaker().clone(), brain_runtime::breaker::instance_name(), shutdown.clone()));
     let draft_handler = Arc::new(drafts::DraftHandler {
         client: client.clone(),
         pool: pool.clone(),

@@ -170,6 +170,49 @@ impl Breaker {
     }
 }
 
+/// Publishes `breaker`'s state to the service's own `integration_health` table (its migration
+/// creates it, with a read-only view for the gateway's `GET /api/v1/health/sync`): at once on a
+/// change, and every 5 s otherwise, so the gateway can tell a live instance from a gone one.
+pub async fn publish_state(pool: sqlx::PgPool, breaker: Breaker, instance: String, stop: tokio_util::sync::CancellationToken) {
+    const EVERY: Duration = Duration::from_secs(5);
+    const CHECK: Duration = Duration::from_millis(250);
+    let mut last: Option<&'static str> = None;
+    let mut written = Instant::now();
+    loop {
+        let state = breaker.state_label();
+        if last != Some(state) || written.elapsed() >= EVERY {
+            let changed = last != Some(state);
+            let result = sqlx::query(
+                "INSERT INTO integration_health (integration, instance, breaker_state, changed_at) VALUES ($1, $2, $3, now())
+                 ON CONFLICT (integration, instance) DO UPDATE SET breaker_state = EXCLUDED.breaker_state, updated_at = now(),
+                     changed_at = CASE WHEN $4 THEN now() ELSE integration_health.changed_at END",
+            )
+            .bind(breaker.integration())
+            .bind(&instance)
+            .bind(state)
+            .bind(changed)
+            .execute(&pool)
+            .await;
+            match result {
+                Ok(_) => {
+                    last = Some(state);
+                    written = Instant::now();
+                }
+                Err(e) => tracing::debug!(error = %e, "breaker state not published"),
+            }
+        }
+        if !crate::retry::sleep_or_cancel(CHECK, &stop).await {
+            return;
+        }
+    }
+}
+
+/// A name for this process among its service's instances: the host name (the pod's, in
+/// Kubernetes) and a random suffix.
+pub fn instance_name() -> String {
+    format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()), &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
