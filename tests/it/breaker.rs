@@ -20,15 +20,13 @@ async fn ventures_down_opens_its_breaker_and_commands_wait_instead_of_dead_lette
     crate::init_logs();
     let mut stack = Stack::start("breaker").await?;
     // Without the breaker, three failed tries would dead-letter every command of the outage.
-    for (key, value) in [
+    stack.service(VENTURES_SYNC).set_envs(&[
         ("VENTURES_SYNC__MAX_ATTEMPTS", "3"),
         ("VENTURES_SYNC__BACKOFF_INITIAL_MS", "50"),
         ("VENTURES_SYNC__BACKOFF_MAX_MS", "200"),
         ("VENTURES_SYNC__BREAKER_THRESHOLD", "3"),
         ("VENTURES_SYNC__BREAKER_OPEN_MS", "1000"),
-    ] {
-        stack.service(VENTURES_SYNC).set_env(key, value);
-    }
+    ]);
     stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, API_GATEWAY]).await?;
     let sim = stack.sim.base_url();
     let staff = stack.token("staff", VENTURES_TENANT);

@@ -41,14 +41,12 @@ async fn dead_letters_replayed_after_the_cause_is_fixed_apply_exactly_once() -> 
     let mut stack = Stack::start("replay").await?;
     // The breaker is off: each failing command is dead-lettered on its own after two tries
     // (with it on, the failures would open it and the commands would wait instead).
-    for (key, value) in [
+    stack.service(VENTURES_SYNC).set_envs(&[
         ("VENTURES_SYNC__MAX_ATTEMPTS", "2"),
         ("VENTURES_SYNC__BACKOFF_INITIAL_MS", "50"),
         ("VENTURES_SYNC__BACKOFF_MAX_MS", "100"),
         ("VENTURES_SYNC__BREAKER_THRESHOLD", "0"),
-    ] {
-        stack.service(VENTURES_SYNC).set_env(key, value);
-    }
+    ]);
     stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, API_GATEWAY]).await?;
     let sim = stack.sim.base_url();
     let staff = stack.token("staff", VENTURES_TENANT);

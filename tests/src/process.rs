@@ -39,6 +39,13 @@ impl ServiceProcess {
         self.env.push((key.to_string(), value.to_string()));
     }
 
+    /// `set_env` for each pair.
+    pub fn set_envs(&mut self, pairs: &[(&str, &str)]) {
+        for (key, value) in pairs {
+            self.set_env(key, value);
+        }
+    }
+
     /// The sum of every sample of `name` on the process's `/metrics` (0 when it has none yet).
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
         let url = self.ready_url.replace("/ready", "/metrics");
