@@ -18,6 +18,11 @@ pub const DOCUMENT_CHANGED: &str = "firestore.document.changed.v1";
 /// Owner: projection-writer.
 pub const PROTECTED_FIELD_VIOLATION: &str = "projection.application.protected-field-violation.v1";
 
+/// Capability flags and panic mode (compacted: the latest record per key is the state). Key:
+/// `flag:<integration>:<tenant or *>` or `panic:<integration>`. Owner: the operators (dlq-replayer)
+/// and, for panic mode, every service.
+pub const CAPABILITY_FLAGS: &str = "ops.capability.flag-changed.v1";
+
 /// The dead-letter topic of one consumer group. Key: the original key.
 pub fn dead_letter(consumer_group: &str) -> String {
     format!("deadletter.{consumer_group}.v1")

@@ -10,18 +10,23 @@
 //!   everyone, failure opens it again. A probe that never reports back is taken over by another
 //!   caller after `open_for`.
 //!
+//! - **Panic mode** (optional, [`Breaker::with_panic`]): the breaker reports every outcome to the
+//!   integration's [`Panic`]; while panic mode is on, callers wait here and one probe goes through
+//!   every `PANIC_PROBE_MS`, and [`Breaker::is_open`] is true.
+//!
 //! Other integrations and other services have breakers of their own and keep flowing.
 //! Metrics: `<service>_breaker_state{integration}` (0 closed, 1 open, 2 half-open) and
 //! `<service>_breaker_transitions_total{integration,to}`.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
 use tokio::{sync::Notify, time::Instant};
 
 use crate::{
+    flags::panic::Panic,
     settings::{Env, SettingsError},
     telemetry::metric_name,
 };
@@ -70,11 +75,12 @@ struct Inner {
     config: BreakerConfig,
     state: Mutex<State>,
     changed: Notify,
+    panic: OnceLock<Panic>,
 }
 
 impl Breaker {
     pub fn new(service: &'static str, integration: &'static str, config: BreakerConfig) -> Self {
-        let breaker = Self(Arc::new(Inner { service, integration, config, state: Mutex::new(State::Closed { failures: 0 }), changed: Notify::new() }));
+        let breaker = Self(Arc::new(Inner { service, integration, config, state: Mutex::new(State::Closed { failures: 0 }), changed: Notify::new(), panic: OnceLock::new() }));
         breaker.publish(State::Closed { failures: 0 });
         breaker
     }
@@ -83,9 +89,37 @@ impl Breaker {
         self.0.integration
     }
 
+    /// Reports to `panic` too, and probes while it is on.
+    pub fn with_panic(self, panic: Panic) -> Self {
+        let _ = self.0.panic.set(panic);
+        self
+    }
+
+    pub fn panic(&self) -> Option<&Panic> {
+        self.0.panic.get()
+    }
+
+    /// Waits while panic mode is on, until this caller may probe.
+    async fn panic_ready(&self) {
+        let Some(panic) = self.0.panic.get() else { return };
+        let mut changes = panic.flags().subscribe();
+        while panic.active() {
+            match panic.try_probe() {
+                Ok(()) => return,
+                Err(wait) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = changes.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
     /// Returns once a call may be made: at once while closed; while open, when the open period
     /// ends and this caller is the probe, or when someone else's probe closed it.
     pub async fn ready(&self) {
+        self.panic_ready().await;
         loop {
             let wait = {
                 let mut state = self.0.state.lock().expect("breaker lock");
@@ -112,6 +146,9 @@ impl Breaker {
     /// A call succeeded (or was refused for a reason of its own, e.g. a 4xx): the integration
     /// answers.
     pub fn success(&self) {
+        if let Some(panic) = self.0.panic.get() {
+            panic.success();
+        }
         let mut state = self.0.state.lock().expect("breaker lock");
         if *state != (State::Closed { failures: 0 }) {
             self.transition(&mut state, State::Closed { failures: 0 });
@@ -120,9 +157,13 @@ impl Breaker {
 
     /// A call failed transiently. Returns whether the breaker is now open.
     pub fn failure(&self) -> bool {
+        let panicking = self.0.panic.get().is_some_and(|p| {
+            p.failure();
+            p.active()
+        });
         let mut state = self.0.state.lock().expect("breaker lock");
         if self.0.config.threshold == 0 {
-            return false;
+            return panicking;
         }
         let open = State::Open { until: Instant::now() + self.0.config.open_for };
         match *state {
@@ -131,7 +172,7 @@ impl Breaker {
             State::HalfOpen { .. } => self.transition(&mut state, open),
             State::Open { .. } => {}
         }
-        !matches!(*state, State::Closed { .. })
+        panicking || !matches!(*state, State::Closed { .. })
     }
 
     /// `closed`, `open` or `half_open`.
@@ -143,8 +184,9 @@ impl Breaker {
         }
     }
 
+    /// Open, half-open, or in panic mode: a failed call is the integration's, not the message's.
     pub fn is_open(&self) -> bool {
-        !matches!(*self.0.state.lock().expect("breaker lock"), State::Closed { .. })
+        self.0.panic.get().is_some_and(Panic::active) || !matches!(*self.0.state.lock().expect("breaker lock"), State::Closed { .. })
     }
 
     fn transition(&self, state: &mut State, to: State) {

@@ -3,7 +3,8 @@
 //! Brain relies only on Kafka features every managed Kafka offers: idempotent produce, consumer
 //! groups (the cooperative-sticky assignor, or the KIP-848 protocol where the broker has it),
 //! committed offsets, headers and the high watermark (consumer lag). It does not use
-//! transactions, static membership or compaction.
+//! transactions or static membership, and compaction for one topic only: the capability flags
+//! (`ensure_compacted_topics`), whose latest record per key is the state.
 
 use std::time::Duration;
 
@@ -40,11 +41,25 @@ pub fn client_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig 
 /// Creates catalogue topics `topics` (in the settings' namespace) if they do not exist yet;
 /// existing topics are left as they are.
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<()> {
+    create_topics(settings, topics, &[]).await
+}
+
+/// `ensure_topics` for topics whose latest record per key is kept forever (`cleanup.policy`
+/// `compact`; superseded records stay at least a day, so readers that lag still see them).
+pub async fn ensure_compacted_topics(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<()> {
+    create_topics(settings, topics, &[("cleanup.policy", "compact"), ("min.compaction.lag.ms", "86400000")]).await
+}
+
+async fn create_topics(settings: &KafkaSettings, topics: &[&str], config: &[(&str, &str)]) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(settings, "brain-admin").create()?;
     let names: Vec<String> = topics.iter().map(|t| settings.namespace.topic(t)).collect();
     let new: Vec<_> = names
         .iter()
-        .map(|t| NewTopic::new(t, settings.topic_partitions, TopicReplication::Fixed(settings.topic_replication)))
+        .map(|t| {
+            config
+                .iter()
+                .fold(NewTopic::new(t, settings.topic_partitions, TopicReplication::Fixed(settings.topic_replication)), |topic, (k, v)| topic.set(k, v))
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
     for result in admin.create_topics(&new, &options).await? {

@@ -5,6 +5,7 @@
 pub mod breaker;
 pub mod consumer;
 pub mod db;
+pub mod flags;
 pub mod kafka;
 pub mod ops;
 pub mod producer;

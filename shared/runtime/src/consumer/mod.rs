@@ -30,6 +30,12 @@
 //! - **Admission.** `Handler::admit` is awaited before every batch and every retry (raced with
 //!   shutdown) and never counts as an attempt: the hook for circuit breakers, capability flags and
 //!   rate limits. While it waits, the partition's queue fills and librdkafka stops fetching it.
+//! - **Capability flags.** A handler with a `gate` names its integration: while that integration
+//!   is off as a whole the partition waits before its next batch; while some tenants are off,
+//!   their events (decoded to find the tenant, `Handler::tenant`) are parked in order in the
+//!   service's `held_events` table and their offsets stored, and the others flow. When a tenant is
+//!   switched on again the partition's worker handles its held events, in order, before any new
+//!   event of that tenant; held events are never dropped or dead-lettered for being held.
 //! - **Dead letters** are Avro `DeadLetter` envelopes on `deadletter.<group>.v1` keeping the
 //!   original key, value bytes and headers, source coordinates, error class, kind and message,
 //!   attempts with timestamps, and the trace id. The offset is stored only once the envelope is
@@ -50,6 +56,7 @@
 mod config;
 mod context;
 mod dead_letter;
+mod gate;
 mod worker;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -183,6 +190,17 @@ pub trait Handler: Send + Sync + 'static {
     fn admit(&self, _source: &Source<'_>) -> impl Future<Output = ()> + Send {
         std::future::ready(())
     }
+
+    /// The capability flags this handler honours: with a gate, the loop waits while the
+    /// integration is off and parks the events of switched-off tenants (`crate::flags`).
+    fn gate(&self) -> Option<&crate::flags::Gate> {
+        None
+    }
+
+    /// The tenant an event belongs to, for per-tenant flags.
+    fn tenant(&self, _event: &Self::Event) -> Option<String> {
+        None
+    }
 }
 
 pub(crate) type TopicPartition = (String, i32);
@@ -221,6 +239,7 @@ pub async fn run<H: Handler>(
         producer: producer.clone(),
         handler,
         health: handler_check,
+        group: group.clone(),
     });
     let mut workers = JoinSet::new();
     loop {

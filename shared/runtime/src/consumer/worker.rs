@@ -23,7 +23,9 @@ use tracing::Instrument;
 
 use super::{
     ConsumerConfig, Delivery, ErrorClass, Handler, HandlerError, Source, TopicPartition,
-    context::LoopContext, dead_letter,
+    context::LoopContext,
+    dead_letter,
+    gate::{self, Holding},
 };
 use crate::{ops::Check, producer::EventProducer, retry::sleep_or_cancel, telemetry};
 
@@ -36,6 +38,16 @@ pub(super) struct Shared<H> {
     /// The readiness check that fails while a partition waits on an unavailable dependency.
     pub health: Check,
     pub dead_letter_topic: String,
+    /// The consumer group's real (namespaced) name.
+    pub group: String,
+}
+
+/// Messages fresh from the partition, or held ones being drained (their offsets were stored when
+/// they were held, so none is stored again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Live,
+    Drain,
 }
 
 /// Whether the worker finished its batch or gave it up (shutdown or revoke).
@@ -53,8 +65,11 @@ pub(super) async fn run<H: Handler>(
     busy: Arc<AtomicBool>,
 ) {
     tracing::debug!(topic = %tp.0, partition = tp.1, "partition worker started");
-    while let Some(batch) = collect(&shared.config, &queue, &stop, &busy).await {
-        let disposition = if batch.is_empty() { Disposition::Done } else { process(&shared, &tp, &batch, &stop).await };
+    let Some(mut holding) = Holding::load(&shared, &tp, &stop).await else { return };
+    loop {
+        let recheck = (!holding.tenants.is_empty()).then_some(gate::RECHECK);
+        let Some(batch) = collect(&shared.config, &queue, &stop, &busy, recheck).await else { break };
+        let disposition = handle(&shared, &tp, &batch, &mut holding, &stop).await;
         busy.store(false, Ordering::Release);
         if disposition == Disposition::Abandoned {
             break;
@@ -63,18 +78,44 @@ pub(super) async fn run<H: Handler>(
     tracing::debug!(topic = %tp.0, partition = tp.1, "partition worker stopped");
 }
 
+/// Flags first (wait while the integration is off, drain released tenants), then the batch with
+/// the switched-off tenants' messages parked.
+async fn handle<H: Handler>(shared: &Shared<H>, tp: &TopicPartition, batch: &[OwnedMessage], holding: &mut Holding, stop: &CancellationToken) -> Disposition {
+    if !gate::admit(shared, stop).await || gate::drain(shared, tp, holding, stop).await == Disposition::Abandoned {
+        return Disposition::Abandoned;
+    }
+    if batch.is_empty() {
+        return Disposition::Done;
+    }
+    let Some(held) = gate::hold_off(shared, batch, holding, stop).await else { return Disposition::Abandoned };
+    if held.iter().all(|h| *h) {
+        store_offset(shared, &batch[batch.len() - 1]);
+        return Disposition::Done;
+    }
+    process_with(shared, tp, batch, stop, Mode::Live, held).await
+}
+
 /// The next batch: waits for one message, then takes what else is ready, up to `max_batch`,
-/// waiting at most `batch_linger`. `None` once told to stop. Sets `busy` when it has a message.
+/// waiting at most `batch_linger`. `None` once told to stop; empty after `recheck` without a
+/// message. Sets `busy` when it has a message.
 async fn collect(
     config: &ConsumerConfig,
     queue: &StreamPartitionQueue<LoopContext>,
     stop: &CancellationToken,
     busy: &AtomicBool,
+    recheck: Option<std::time::Duration>,
 ) -> Option<Vec<OwnedMessage>> {
+    let idle = async {
+        match recheck {
+            Some(after) => tokio::time::sleep(after).await,
+            None => std::future::pending().await,
+        }
+    };
     let first = tokio::select! {
         biased;
         _ = stop.cancelled() => return None,
         m = queue.recv() => m,
+        _ = idle => return Some(Vec::new()),
     };
     busy.store(true, Ordering::Release);
     let mut batch = Vec::with_capacity(config.max_batch.min(64));
@@ -120,11 +161,13 @@ struct Progress {
     first_attempt: Vec<Option<chrono::DateTime<chrono::Utc>>>,
     /// Messages below this index are done and their offsets stored.
     stored: usize,
+    /// Whether offsets are stored (not for held messages being drained).
+    store: bool,
 }
 
 impl Progress {
     fn new(n: usize) -> Self {
-        Self { done: vec![false; n], attempts: vec![0; n], transient_failures: vec![0; n], first_attempt: vec![None; n], stored: 0 }
+        Self { done: vec![false; n], attempts: vec![0; n], transient_failures: vec![0; n], first_attempt: vec![None; n], stored: 0, store: true }
     }
 
     fn next_pending(&self) -> Option<usize> {
@@ -149,7 +192,12 @@ struct Careful {
     limit: usize,
 }
 
-async fn process<H: Handler>(shared: &Shared<H>, tp: &TopicPartition, batch: &[OwnedMessage], stop: &CancellationToken) -> Disposition {
+pub(super) async fn process<H: Handler>(shared: &Shared<H>, tp: &TopicPartition, batch: &[OwnedMessage], stop: &CancellationToken, mode: Mode) -> Disposition {
+    process_with(shared, tp, batch, stop, mode, vec![false; batch.len()]).await
+}
+
+/// `process`, with the messages marked in `done` already finished (held).
+async fn process_with<H: Handler>(shared: &Shared<H>, tp: &TopicPartition, batch: &[OwnedMessage], stop: &CancellationToken, mode: Mode, done: Vec<bool>) -> Disposition {
     let span = tracing::info_span!(
         "consume",
         otel.kind = "consumer",
@@ -160,13 +208,15 @@ async fn process<H: Handler>(shared: &Shared<H>, tp: &TopicPartition, batch: &[O
         correlation_id = tracing::field::Empty,
     );
     telemetry::adopt_trace_headers(&span, &header_map(&batch[0]));
-    process_batch(shared, batch, stop, &span).instrument(span.clone()).await
+    process_batch(shared, batch, stop, &span, mode, done).instrument(span.clone()).await
 }
 
-async fn process_batch<H: Handler>(shared: &Shared<H>, batch: &[OwnedMessage], stop: &CancellationToken, span: &tracing::Span) -> Disposition {
+async fn process_batch<H: Handler>(shared: &Shared<H>, batch: &[OwnedMessage], stop: &CancellationToken, span: &tracing::Span, mode: Mode, done: Vec<bool>) -> Disposition {
     let config = &shared.config;
     let topic = batch[0].topic().to_string();
     let mut progress = Progress::new(batch.len());
+    progress.done = done;
+    progress.store = mode == Mode::Live;
     let mut careful: Option<Careful> = None;
     loop {
         store_progress(shared, batch, &mut progress);
@@ -326,16 +376,21 @@ async fn fail_one<H: Handler>(
 fn store_progress<H: Handler>(shared: &Shared<H>, batch: &[OwnedMessage], progress: &mut Progress) {
     let leading = progress.leading_done();
     if leading > progress.stored {
-        let last = &batch[leading - 1];
-        // Fails only if the partition was revoked meanwhile; the next owner redoes it.
-        if let Err(e) = shared.consumer.store_offset(last.topic(), last.partition(), last.offset()) {
-            tracing::debug!(topic = last.topic(), partition = last.partition(), error = %e, "offset not stored");
+        if progress.store {
+            store_offset(shared, &batch[leading - 1]);
         }
         progress.stored = leading;
     }
 }
 
-fn count(config: &ConsumerConfig, topic: &str, outcome: &'static str, n: u64) {
+fn store_offset<H: Handler>(shared: &Shared<H>, last: &OwnedMessage) {
+    // Fails only if the partition was revoked meanwhile; the next owner redoes it.
+    if let Err(e) = shared.consumer.store_offset(last.topic(), last.partition(), last.offset()) {
+        tracing::debug!(topic = last.topic(), partition = last.partition(), error = %e, "offset not stored");
+    }
+}
+
+pub(super) fn count(config: &ConsumerConfig, topic: &str, outcome: &'static str, n: u64) {
     metrics::counter!(telemetry::metric_name(config.service, "consumer_messages_total"), "topic" => topic.to_string(), "outcome" => outcome)
         .increment(n);
 }
@@ -368,7 +423,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     format!("handler panicked: {}", text.unwrap_or_else(|| "<non-string panic>".into()))
 }
 
-async fn decode<T: brain_events::Record>(codec: &Codec, message: &OwnedMessage) -> Result<T, HandlerError> {
+pub(super) async fn decode<T: brain_events::Record>(codec: &Codec, message: &OwnedMessage) -> Result<T, HandlerError> {
     let Some(payload) = message.payload() else {
         return Err(HandlerError::permanent("empty_value", "record has no value"));
     };
