@@ -17,7 +17,7 @@ use firestore::{
         tonic::{Code, Request},
     },
 };
-use brain_runtime::breaker::Breaker;
+use brain_runtime::{breaker::Breaker, flags::Gate};
 use futures::StreamExt;
 
 pub use firestore::gcloud_sdk::{google::firestore::v1::Value as FirestoreValue, prost_types::Timestamp, tonic::Status};
@@ -27,19 +27,31 @@ pub struct Projections {
     db: FirestoreDb,
     /// Fed by every call when set: Firestore unreachable opens it, any answer closes it.
     breaker: Option<Breaker>,
+    /// The `firestore` capability flags every handler honours.
+    gate: Option<Gate>,
 }
 
 impl Projections {
     /// Connects to the emulator when `FIRESTORE_EMULATOR_HOST` is set, else to Firestore with
     /// Application Default Credentials.
     pub async fn connect(project_id: &str) -> anyhow::Result<Self> {
-        Ok(Self { db: FirestoreDb::with_options(FirestoreDbOptions::new(project_id.to_string())).await?, breaker: None })
+        Ok(Self { db: FirestoreDb::with_options(FirestoreDbOptions::new(project_id.to_string())).await?, breaker: None, gate: None })
     }
 
     /// Every call feeds `breaker`; handlers wait in [`Projections::ready`] while it is open.
     pub fn with_breaker(mut self, breaker: Breaker) -> Self {
         self.breaker = Some(breaker);
         self
+    }
+
+    /// Handlers honour `gate`'s flags (the `firestore` capability) before calling Firestore.
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    pub fn gate(&self) -> Option<&Gate> {
+        self.gate.as_ref()
     }
 
     /// Returns once Firestore may be called (at once without a breaker or while it is closed).

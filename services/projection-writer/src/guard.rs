@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use brain_events::{DocumentChanged, ProtectedFieldViolation, topics};
 use brain_runtime::{
+    flags::Gate,
     consumer::{Applied, Handler, HandlerError, Outcome, Source},
     db,
     producer::EventProducer,
@@ -58,6 +59,14 @@ struct Truth {
 
 impl Handler for ProtectedFieldGuard {
     type Event = DocumentChanged;
+
+    fn gate(&self) -> Option<&Gate> {
+        self.projections.gate()
+    }
+
+    fn tenant(&self, event: &DocumentChanged) -> Option<String> {
+        Some(event.tenant_id.clone())
+    }
 
     /// While the Firestore breaker is open, the partition waits here.
     async fn admit(&self, _source: &Source<'_>) {

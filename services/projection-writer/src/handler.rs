@@ -24,6 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 use brain_events::LoanStatusChanged;
 use brain_runtime::{
+    flags::Gate,
     consumer::{Applied, Delivery, Handler, HandlerError, Outcome, Source},
     db,
     telemetry::metric_name,
@@ -57,6 +58,14 @@ pub struct LoanStatusHandler {
 
 impl Handler for LoanStatusHandler {
     type Event = LoanStatusChanged;
+
+    fn gate(&self) -> Option<&Gate> {
+        self.projections.gate()
+    }
+
+    fn tenant(&self, event: &LoanStatusChanged) -> Option<String> {
+        Some(event.tenant_id.clone())
+    }
 
     /// While the Firestore breaker is open, the partition waits here.
     async fn admit(&self, _source: &Source<'_>) {

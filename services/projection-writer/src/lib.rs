@@ -17,7 +17,9 @@ use brain_events::{Codec, RegistryClient, topics};
 use brain_runtime::{
     breaker::{Breaker, BreakerConfig},
     consumer::{self, ConsumerConfig},
-    db, kafka, ops,
+    db,
+    flags::{Flags, Gate, Overrides, PanicConfig},
+    kafka, ops,
     producer::EventProducer,
     settings::{CommonSettings, Env, SettingsError},
     shutdown,
@@ -47,6 +49,10 @@ pub struct Settings {
     pub database_connections: u32,
     /// The Firestore circuit breaker (`BREAKER_THRESHOLD`, `BREAKER_OPEN_MS`).
     pub breaker: BreakerConfig,
+    /// Panic mode of the `firestore` capability (`PANIC_*`).
+    pub panic: PanicConfig,
+    /// `CAPABILITY_OVERRIDES`: the environment's emergency overrides of the flags.
+    pub capability_overrides: Overrides,
 }
 
 impl Settings {
@@ -63,6 +69,8 @@ impl Settings {
             document_changes: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.document-changes"), &[topics::DOCUMENT_CHANGED])?,
             database_connections: env.ranged("DATABASE_CONNECTIONS", 8, 1..=200)?,
             breaker: BreakerConfig::from_env(&env)?,
+            panic: PanicConfig::from_env(&env)?,
+            capability_overrides: Flags::overrides_from_env(&env)?,
         })
     }
 }
@@ -96,9 +104,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
     let codec = Codec::new(registry, settings.common.schema_ids);
     let producer = EventProducer::new(&settings.common.kafka, codec.clone(), SERVICE)?;
-    let breaker = Breaker::new(SERVICE, "firestore", settings.breaker);
-    let projections = firestore::Projections::connect(&settings.firestore_project_id).await?.with_breaker(breaker.clone());
     let mut background = tokio::task::JoinSet::new();
+    let flags = Flags::follow(SERVICE, settings.capability_overrides.clone(), &settings.common.kafka, codec.clone(), &mut background, shutdown.clone());
+    let breaker = flags.panic_mode(Breaker::new(SERVICE, "firestore", settings.breaker), settings.panic, producer.clone(), &mut background, shutdown.clone());
+    let projections = firestore::Projections::connect(&settings.firestore_project_id)
+        .await?
+        .with_breaker(breaker.clone())
+        .with_gate(Gate::new(flags, "firestore", pool.clone()));
     background.spawn(brain_runtime::breaker::publish_state(pool.clone(), breaker, brain_runtime::breaker::instance_name(), shutdown.clone()));
     let seen = Arc::new(seen::SeenCache::default());
     let handler = Arc::new(handler::LoanStatusHandler {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use brain_events::{CommandOutcome, StatusChangeRequested, StatusChangeResolved, topics};
 use brain_runtime::{
+    flags::Gate,
     breaker::Breaker,
     consumer::{Applied, ErrorClass, Handler, HandlerError, Outcome, Source},
     db,
@@ -41,6 +42,8 @@ pub struct StatusCommandHandler {
     pub producer: EventProducer,
     pub pool: PgPool,
     pub tenant_id: String,
+    /// The `ventures` capability flags.
+    pub gate: Gate,
 }
 
 /// A refusal by Ventures that ends the command.
@@ -51,6 +54,14 @@ struct Rejection {
 
 impl Handler for StatusCommandHandler {
     type Event = StatusChangeRequested;
+
+    fn gate(&self) -> Option<&Gate> {
+        Some(&self.gate)
+    }
+
+    fn tenant(&self, event: &StatusChangeRequested) -> Option<String> {
+        Some(event.tenant_id.clone())
+    }
 
     /// While the Ventures breaker is open, commands wait here (their partitions stop).
     async fn admit(&self, _source: &Source<'_>) {

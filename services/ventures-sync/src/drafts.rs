@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use brain_events::DocumentChanged;
 use brain_runtime::{
+    flags::Gate,
     consumer::{Applied, Handler, HandlerError, Outcome, Source},
     db,
     telemetry::metric_name,
@@ -29,10 +30,20 @@ pub struct DraftHandler {
     pub tenant_id: String,
     /// The draft fields borrowers may change.
     pub fields: Vec<String>,
+    /// The `ventures` capability flags.
+    pub gate: Gate,
 }
 
 impl Handler for DraftHandler {
     type Event = DocumentChanged;
+
+    fn gate(&self) -> Option<&Gate> {
+        Some(&self.gate)
+    }
+
+    fn tenant(&self, event: &DocumentChanged) -> Option<String> {
+        Some(event.tenant_id.clone())
+    }
 
     /// While the Ventures breaker is open, changes wait here.
     async fn admit(&self, _source: &Source<'_>) {

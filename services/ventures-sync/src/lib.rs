@@ -19,6 +19,7 @@ use std::{sync::Arc, time::Duration};
 use brain_events::{Codec, RegistryClient, topics};
 use brain_runtime::{
     breaker::{Breaker, BreakerConfig},
+    flags::{Flags, Gate, Overrides, PanicConfig},
     consumer::{self, ConsumerConfig},
     db, kafka, ops,
     producer::EventProducer,
@@ -53,6 +54,10 @@ pub struct Settings {
     pub draft_fields: Vec<String>,
     /// The Ventures circuit breaker (`BREAKER_THRESHOLD`, `BREAKER_OPEN_MS`).
     pub breaker: BreakerConfig,
+    /// Panic mode of the `ventures` capability (`PANIC_*`).
+    pub panic: PanicConfig,
+    /// `CAPABILITY_OVERRIDES`: the environment's emergency overrides of the flags.
+    pub capability_overrides: Overrides,
 }
 
 impl Settings {
@@ -77,6 +82,8 @@ impl Settings {
                 .filter(|f| !f.is_empty())
                 .collect(),
             breaker: BreakerConfig::from_env(&env)?,
+            panic: PanicConfig::from_env(&env)?,
+            capability_overrides: Flags::overrides_from_env(&env)?,
         };
         // A message must not run out of tries before the breaker recognises an outage.
         for consumer in [&settings.commands, &settings.drafts] {
@@ -116,6 +123,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
     let codec = Codec::new(registry, settings.common.schema_ids);
     let producer = EventProducer::new(&settings.common.kafka, codec.clone(), SERVICE)?;
+    let mut background = tokio::task::JoinSet::new();
+    let flags = Flags::follow(SERVICE, settings.capability_overrides.clone(), &settings.common.kafka, codec.clone(), &mut background, shutdown.clone());
+    let breaker = flags.panic_mode(Breaker::new(SERVICE, "ventures", settings.breaker), settings.panic, producer.clone(), &mut background, shutdown.clone());
+    let gate = Gate::new(flags.clone(), "ventures", pool.clone());
     let client = Arc::new(VenturesClient::new(
         &settings.ventures_base_url,
         Credentials {
@@ -124,7 +135,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             password: settings.ventures_password.clone(),
         },
         settings.request_timeout,
-        Breaker::new(SERVICE, "ventures", settings.breaker),
+        breaker,
     )?);
     readiness.set(true);
     tracing::info!(tenant_id = %settings.tenant_id, "ready");
@@ -134,14 +145,15 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         producer: producer.clone(),
         pool: pool.clone(),
         tenant_id: settings.tenant_id.clone(),
+        gate: gate.clone(),
     });
-    let mut background = tokio::task::JoinSet::new();
     background.spawn(brain_runtime::breaker::publish_state(pool.clone(), client.breaker().clone(), brain_runtime::breaker::instance_name(), shutdown.clone()));
     let draft_handler = Arc::new(drafts::DraftHandler {
         client: client.clone(),
         pool: pool.clone(),
         tenant_id: settings.tenant_id.clone(),
         fields: settings.draft_fields.clone(),
+        gate,
     });
     let sweep = sweep::Sweep {
         client,
@@ -152,6 +164,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         page_size: settings.page_size,
         // A poller keeps its lag low: at most 10 s between tries unless the server asks for more.
         backoff: Backoff { max: Duration::from_secs(10), ..Backoff::default() },
+        flags,
     };
     let kafka = &settings.common.kafka;
     let result = shutdown::run_together(

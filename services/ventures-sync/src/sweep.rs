@@ -9,7 +9,8 @@
 use std::{sync::Arc, time::Duration};
 
 use brain_events::{LoanStatusChanged, topics};
-use brain_runtime::{producer::EventProducer, retry::{Backoff, sleep_or_cancel}, telemetry::metric_name};
+use brain_runtime::{
+    flags::Flags,producer::EventProducer, retry::{Backoff, sleep_or_cancel}, telemetry::metric_name};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -28,6 +29,9 @@ pub struct Sweep {
     pub interval: Duration,
     pub page_size: u32,
     pub backoff: Backoff,
+    /// The `ventures` capability: while it is off for this tenant (not by panic mode, which the
+    /// breaker probes through), the sweep does not call Ventures.
+    pub flags: Flags,
 }
 
 enum Step {
@@ -42,11 +46,38 @@ impl Sweep {
         format!("ventures:{}", self.tenant_id)
     }
 
+    /// Waits while the `ventures` capability is switched off for this tenant. False once told to stop.
+    async fn wait_switched_on(&self, shutdown: &CancellationToken) -> bool {
+        let mut changes = self.flags.subscribe();
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = self.flags.loaded() => {}
+        }
+        let mut said = false;
+        while self.flags.holds("ventures", &self.tenant_id) {
+            if !said {
+                tracing::info!(tenant_id = %self.tenant_id, "ventures capability switched off: the sweep waits");
+                said = true;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = changes.changed() => {}
+            }
+        }
+        if said {
+            tracing::info!(tenant_id = %self.tenant_id, "ventures capability switched on: the sweep resumes");
+        }
+        true
+    }
+
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut cursor = self.load_cursor().await?;
         tracing::info!(cursor = cursor.as_deref().unwrap_or("<start>"), "sweeping the Ventures change feed");
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
+            if !self.wait_switched_on(&shutdown).await {
+                break;
+            }
             let span = tracing::info_span!("sweep", tenant_id = %self.tenant_id);
             let outcome = self.step(&mut cursor, &shutdown).instrument(span).await;
             let delay = match outcome {

@@ -29,15 +29,20 @@ use std::{
     sync::{Arc, RwLock},
 };
 
+use brain_events::Codec;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::{sync::watch, task::JoinSet};
+use tokio_util::sync::CancellationToken;
 
 pub use hold::{Gate, HoldStore};
-pub use writer::FlagWriter;
+pub use panic::{Panic, PanicConfig};
+pub use writer::{FlagState, FlagWriter};
 
 use crate::{
-    settings::{Env, SettingsError},
+    breaker::Breaker,
+    producer::EventProducer,
+    settings::{Env, KafkaSettings, SettingsError},
     telemetry::metric_name,
 };
 
@@ -74,6 +79,9 @@ pub struct Decision {
 
 /// `(integration, tenant)`; `None` is the global flag.
 type FlagKey = (String, Option<String>);
+
+/// The environment's emergency overrides: `(integration, tenant)` → on.
+pub type Overrides = HashMap<FlagKey, bool>;
 
 #[derive(Debug, Default)]
 struct Table {
@@ -158,22 +166,40 @@ pub struct Entry {
 }
 
 impl Flags {
-    /// Flags with the environment's overrides (`CAPABILITY_OVERRIDES` of `env`'s service) and
-    /// nothing read yet; [`reader::follow`] fills them in. Warns about every active override and
-    /// every unknown integration name.
-    pub fn from_env(service: &'static str, env: &Env) -> Result<Self, SettingsError> {
+    /// `CAPABILITY_OVERRIDES` of `env`'s service (or `BRAIN__`).
+    pub fn overrides_from_env(env: &Env) -> Result<Overrides, SettingsError> {
         let raw: String = env.or("CAPABILITY_OVERRIDES", String::new())?;
-        let overrides = parse_overrides(&raw).map_err(|reason| SettingsError::Invalid { var: "CAPABILITY_OVERRIDES".into(), value: raw.clone(), reason })?;
+        parse_overrides(&raw).map_err(|reason| SettingsError::Invalid { var: "CAPABILITY_OVERRIDES".into(), value: raw.clone(), reason })
+    }
+
+    /// Flags with the environment's `overrides` and nothing read yet; [`reader::follow`] fills
+    /// them in. Warns about every active override and every unknown integration name.
+    pub fn new(service: &'static str, overrides: Overrides) -> Self {
         for ((integration, tenant), on) in &overrides {
             if !INTEGRATIONS.contains(&integration.as_str()) {
                 tracing::warn!(integration, known = ?INTEGRATIONS, "CAPABILITY_OVERRIDES names an unknown integration");
             }
             tracing::warn!(integration, tenant = tenant.as_deref().unwrap_or("*"), on, "emergency override active: the environment decides this capability, whatever the flags say");
         }
-        Ok(Self::with_overrides(service, overrides))
+        Self::with_overrides(service, overrides)
     }
 
-    pub fn with_overrides(service: &'static str, overrides: HashMap<FlagKey, bool>) -> Self {
+    /// `new`, following the flags topic in a task of `tasks` until `stop` fires.
+    pub fn follow(service: &'static str, overrides: Overrides, kafka: &KafkaSettings, codec: Codec, tasks: &mut JoinSet<()>, stop: CancellationToken) -> Self {
+        let flags = Self::new(service, overrides);
+        tasks.spawn(reader::follow(flags.clone(), kafka.clone(), codec, stop));
+        flags
+    }
+
+    /// Puts `breaker` under panic mode (`config`), publishing its switches from a task of `tasks`.
+    pub fn panic_mode(&self, breaker: Breaker, config: PanicConfig, producer: EventProducer, tasks: &mut JoinSet<()>, stop: CancellationToken) -> Breaker {
+        let actor = format!("{}/{}", self.0.service, crate::breaker::instance_name());
+        let (panic, publisher) = Panic::new(breaker.integration(), self.clone(), config, FlagWriter::new(producer), actor, stop);
+        tasks.spawn(publisher);
+        breaker.with_panic(panic)
+    }
+
+    fn with_overrides(service: &'static str, overrides: Overrides) -> Self {
         let flags = Self(Arc::new(Inner {
             service,
             table: RwLock::new(Table { overrides, ..Table::default() }),
@@ -291,7 +317,7 @@ impl Flags {
 }
 
 /// `ventures=off,firestore@t2=on`: integration entries and tenant entries, `on`/`off`.
-pub fn parse_overrides(raw: &str) -> Result<HashMap<FlagKey, bool>, String> {
+pub fn parse_overrides(raw: &str) -> Result<Overrides, String> {
     let mut out = HashMap::new();
     for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (name, state) = entry.split_once('=').ok_or_else(|| format!("{entry:?}: expected integration[@tenant]=on|off"))?;
