@@ -7,6 +7,7 @@ mod chaos;
 mod commands;
 mod crash;
 mod firestore_guard;
+mod flags;
 mod flow;
 mod interop;
 mod listener;
