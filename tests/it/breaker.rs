@@ -1,9 +1,10 @@
-//! Bulkheads: Ventures down opens ventures-sync's breaker, its commands wait instead of being
-//! dead-lettered, other projections keep flowing, and everything drains once Ventures is back.
+//! Bulkheads: Ventures down opens ventures-sync's breaker and then switches panic mode on, its
+//! commands wait instead of being dead-lettered, other projections keep flowing, and everything
+//! drains once Ventures is back and the probes have switched panic mode off.
 
 use std::time::Duration;
 
-use brain_events::{DeadLetter, topics};
+use brain_events::{CapabilityFlagChanged, DeadLetter, topics};
 use brain_runtime::producer::EventProducer;
 use serde_json::{Value, json};
 use system_tests::{
@@ -26,6 +27,9 @@ async fn ventures_down_opens_its_breaker_and_commands_wait_instead_of_dead_lette
         ("VENTURES_SYNC__BACKOFF_MAX_MS", "200"),
         ("VENTURES_SYNC__BREAKER_THRESHOLD", "3"),
         ("VENTURES_SYNC__BREAKER_OPEN_MS", "1000"),
+        ("VENTURES_SYNC__PANIC_THRESHOLD", "6"),
+        ("VENTURES_SYNC__PANIC_PROBE_MS", "1000"),
+        ("VENTURES_SYNC__PANIC_RECOVER_PROBES", "2"),
     ]);
     stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, API_GATEWAY]).await?;
     let sim = stack.sim.base_url();
@@ -99,6 +103,19 @@ async fn ventures_down_opens_its_breaker_and_commands_wait_instead_of_dead_lette
     assert!(dead_letters.next::<DeadLetter>(Duration::from_secs(3)).await?.is_none(), "nothing dead-lettered for the outage");
     let stats: Value = stack.http.get(format!("{sim}/control/stats")).send().await?.json().await?;
     println!("breaker: Ventures answered {} requests with the outage's 503", stats["faultsServed"]);
+
+    // Panic mode went on during the outage and off after the probes, on the durable flags topic.
+    let flags = TopicReader::new(&stack, topics::CAPABILITY_FLAGS).await?;
+    let mut panic_states = Vec::new();
+    while let Some(change) = flags.next::<CapabilityFlagChanged>(Duration::from_secs(3)).await? {
+        if change.kind == "panic" && change.integration == "ventures" {
+            panic_states.push(change.state);
+        }
+    }
+    assert_eq!(panic_states.first().map(String::as_str), Some("on"), "panic mode switched on: {panic_states:?}");
+    assert_eq!(panic_states.last().map(String::as_str), Some("off"), "panic mode switched off again: {panic_states:?}");
+    let metrics = reqwest::get(&metrics_url).await?.text().await?;
+    assert!(metrics.lines().any(|l| l.starts_with("ventures_sync_panic_mode{integration=\"ventures\"} 0")), "panic gauge back at 0");
 
     stack.stop_all().await?;
     Ok(())

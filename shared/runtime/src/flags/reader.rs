@@ -21,10 +21,10 @@ pub async fn follow(flags: Flags, settings: KafkaSettings, codec: Codec, stop: C
         match read(&flags, &settings, &codec, &stop).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "reading the capability flags failed; retrying in 2 s");
+                tracing::warn!(error = %e, "reading the capability flags failed; retrying in 1 s");
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
         }
