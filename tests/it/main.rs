@@ -6,6 +6,7 @@ mod breaker;
 mod chaos;
 mod commands;
 mod crash;
+mod fairness;
 mod firestore_guard;
 mod flags;
 mod flow;

@@ -33,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Credentials, VenturesClient};
 
 pub const SERVICE: &str = "ventures-sync";
+/// Messages a consumer takes at once to let tenants take turns (see `brain_runtime::consumer`).
+const FAIR_WINDOW: usize = 2_000;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/ventures-sync");
 
 #[derive(Debug, Clone)]
@@ -73,8 +75,15 @@ impl Settings {
             sweep_interval: env.millis("SWEEP_INTERVAL", 1000)?,
             page_size: env.or("SWEEP_PAGE_SIZE", 500)?,
             request_timeout: env.millis("REQUEST_TIMEOUT", 10_000)?,
-            commands: ConsumerConfig::from_env(&env, SERVICE, env.or("COMMANDS_GROUP_ID", format!("{SERVICE}.commands"))?, &[topics::STATUS_CHANGE_REQUESTED])?,
-            drafts: ConsumerConfig::from_env(&env, SERVICE, env.or("DRAFTS_GROUP_ID", format!("{SERVICE}.drafts"))?, &[topics::DOCUMENT_CHANGED])?,
+            // Every command is a Ventures call: tenants take turns (FAIR_WINDOW, default 2,000).
+            commands: ConsumerConfig {
+                fair_window: env.ranged("FAIR_WINDOW", FAIR_WINDOW, 0..=100_000)?,
+                ..ConsumerConfig::from_env(&env, SERVICE, env.or("COMMANDS_GROUP_ID", format!("{SERVICE}.commands"))?, &[topics::STATUS_CHANGE_REQUESTED])?
+            },
+            drafts: ConsumerConfig {
+                fair_window: env.ranged("FAIR_WINDOW", FAIR_WINDOW, 0..=100_000)?,
+                ..ConsumerConfig::from_env(&env, SERVICE, env.or("DRAFTS_GROUP_ID", format!("{SERVICE}.drafts"))?, &[topics::DOCUMENT_CHANGED])?
+            },
             draft_fields: env
                 .or("DRAFT_FIELDS", "businessName,purpose,amountRequested,contactPhone".to_string())?
                 .split(',')

@@ -54,6 +54,9 @@ pub struct ConsumerConfig {
     pub heartbeat_interval: Duration,
     /// Bound of librdkafka's prefetch queue, per partition, in KiB.
     pub queued_max_kbytes: u32,
+    /// Fairness between tenants (`consumer::fair`): up to this many ready messages are taken at
+    /// once and handled round-robin across tenants; 0 = off (offset order).
+    pub fair_window: usize,
 }
 
 impl ConsumerConfig {
@@ -71,13 +74,14 @@ impl ConsumerConfig {
             session_timeout: Duration::from_secs(6),
             heartbeat_interval: Duration::from_secs(1),
             queued_max_kbytes: 4096,
+            fair_window: 0,
         }
     }
 
     /// `new`, then every knob from the environment (`<SERVICE>__FIELD` or `BRAIN__FIELD`),
     /// range-checked: `MAX_ATTEMPTS`, `BATCH_SIZE`, `BATCH_LINGER_MS`, `DRAIN_TIMEOUT_MS`,
     /// `BACKOFF_INITIAL_MS`, `BACKOFF_MAX_MS`, `GROUP_PROTOCOL`, `SESSION_TIMEOUT_MS`,
-    /// `HEARTBEAT_INTERVAL_MS`, `QUEUED_MAX_KBYTES`.
+    /// `HEARTBEAT_INTERVAL_MS`, `QUEUED_MAX_KBYTES`, `FAIR_WINDOW`.
     pub fn from_env(env: &Env, service: &'static str, group_id: impl Into<String>, topics: &[&str]) -> Result<Self, SettingsError> {
         let d = Self::new(service, group_id, topics);
         let backoff = Backoff {
@@ -111,6 +115,7 @@ impl ConsumerConfig {
             session_timeout,
             heartbeat_interval,
             queued_max_kbytes: env.ranged("QUEUED_MAX_KBYTES", d.queued_max_kbytes, 64..=1_048_576)?,
+            fair_window: env.ranged("FAIR_WINDOW", d.fair_window, 0..=100_000)?,
             ..d
         })
     }

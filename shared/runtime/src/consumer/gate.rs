@@ -68,23 +68,31 @@ pub(super) async fn admit<H: Handler>(shared: &Shared<H>, stop: &CancellationTok
     true
 }
 
-/// Parks the messages of `batch` whose tenant is switched off, or still has held events on this
-/// partition (so a tenant's events keep their order). Returns which messages were parked, or
-/// `None` once told to stop.
-pub(super) async fn hold_off<H: Handler>(shared: &Shared<H>, batch: &[OwnedMessage], holding: &mut Holding, stop: &CancellationToken) -> Option<Vec<bool>> {
+/// Whether some message might have to be held: a tenant is decided apart from the others, or
+/// this partition has held events.
+pub(super) fn may_hold<H: Handler>(shared: &Shared<H>, holding: &Holding) -> bool {
+    shared.handler.gate().is_some_and(|gate| !holding.tenants.is_empty() || gate.flags.has_tenant_rules(gate.integration))
+}
+
+/// Parks the messages of `batch` whose tenant (`tenants`, one per message; `None` for one that
+/// does not decode, which the normal path dead-letters) is switched off, or still has held events
+/// on this partition (so a tenant's events keep their order). Returns which messages were parked,
+/// or `None` once told to stop.
+pub(super) async fn hold_off<H: Handler>(
+    shared: &Shared<H>,
+    batch: &[OwnedMessage],
+    tenants: &[Option<String>],
+    holding: &mut Holding,
+    stop: &CancellationToken,
+) -> Option<Vec<bool>> {
     let mut held = vec![false; batch.len()];
     let Some(gate) = shared.handler.gate() else { return Some(held) };
-    if holding.tenants.is_empty() && !gate.flags.has_tenant_rules(gate.integration) {
-        return Some(held);
-    }
     let mut park = Vec::new();
-    for (i, message) in batch.iter().enumerate() {
-        // An undecodable message is not held: the normal path dead-letters it.
-        let Ok(event) = worker::decode::<H::Event>(&shared.codec, message).await else { continue };
-        let Some(tenant) = shared.handler.tenant(&event) else { continue };
-        if holding.tenants.contains(&tenant) || gate.flags.holds(gate.integration, &tenant) {
+    for (i, (message, tenant)) in batch.iter().zip(tenants).enumerate() {
+        let Some(tenant) = tenant else { continue };
+        if holding.tenants.contains(tenant) || gate.flags.holds(gate.integration, tenant) {
             held[i] = true;
-            park.push((message, tenant));
+            park.push((message, tenant.clone()));
         }
     }
     if park.is_empty() {

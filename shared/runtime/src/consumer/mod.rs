@@ -56,6 +56,7 @@
 mod config;
 mod context;
 mod dead_letter;
+mod fair;
 mod gate;
 mod worker;
 

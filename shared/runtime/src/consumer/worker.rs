@@ -24,7 +24,7 @@ use tracing::Instrument;
 use super::{
     ConsumerConfig, Delivery, ErrorClass, Handler, HandlerError, Source, TopicPartition,
     context::LoopContext,
-    dead_letter,
+    dead_letter, fair,
     gate::{self, Holding},
 };
 use crate::{ops::Check, producer::EventProducer, retry::sleep_or_cancel, telemetry};
@@ -69,7 +69,7 @@ pub(super) async fn run<H: Handler>(
     loop {
         let recheck = (!holding.tenants.is_empty()).then_some(gate::RECHECK);
         let Some(batch) = collect(&shared.config, &queue, &stop, &busy, recheck).await else { break };
-        let disposition = handle(&shared, &tp, &batch, &mut holding, &stop).await;
+        let disposition = handle(&shared, &tp, batch, &mut holding, &stop).await;
         busy.store(false, Ordering::Release);
         if disposition == Disposition::Abandoned {
             break;
@@ -80,19 +80,38 @@ pub(super) async fn run<H: Handler>(
 
 /// Flags first (wait while the integration is off, drain released tenants), then the batch with
 /// the switched-off tenants' messages parked.
-async fn handle<H: Handler>(shared: &Shared<H>, tp: &TopicPartition, batch: &[OwnedMessage], holding: &mut Holding, stop: &CancellationToken) -> Disposition {
+async fn handle<H: Handler>(shared: &Shared<H>, tp: &TopicPartition, batch: Vec<OwnedMessage>, holding: &mut Holding, stop: &CancellationToken) -> Disposition {
     if !gate::admit(shared, stop).await || gate::drain(shared, tp, holding, stop).await == Disposition::Abandoned {
         return Disposition::Abandoned;
     }
     if batch.is_empty() {
         return Disposition::Done;
     }
-    let Some(held) = gate::hold_off(shared, batch, holding, stop).await else { return Disposition::Abandoned };
+    let holds = gate::may_hold(shared, holding);
+    let fair = shared.config.fair_window > 0;
+    let tenants = if holds || fair { tenants_of(shared, &batch).await } else { Vec::new() };
+    let held = if holds {
+        let Some(held) = gate::hold_off(shared, &batch, &tenants, holding, stop).await else { return Disposition::Abandoned };
+        held
+    } else {
+        vec![false; batch.len()]
+    };
     if held.iter().all(|h| *h) {
-        store_offset(shared, &batch[batch.len() - 1]);
+        let last = batch.iter().max_by_key(|m| m.offset()).expect("a batch is not empty");
+        store_offset(shared, last.topic(), last.partition(), last.offset());
         return Disposition::Done;
     }
-    process_with(shared, tp, batch, stop, Mode::Live, held).await
+    let (batch, held) = if fair { fair::order(batch, held, &tenants) } else { (batch, held) };
+    process_with(shared, tp, &batch, stop, Mode::Live, held).await
+}
+
+/// The tenant of each message (`None` when it does not decode or has none).
+async fn tenants_of<H: Handler>(shared: &Shared<H>, batch: &[OwnedMessage]) -> Vec<Option<String>> {
+    let mut tenants = Vec::with_capacity(batch.len());
+    for message in batch {
+        tenants.push(decode::<H::Event>(&shared.codec, message).await.ok().and_then(|e| shared.handler.tenant(&e)));
+    }
+    tenants
 }
 
 /// The next batch: waits for one message, then takes what else is ready, up to `max_batch`,
@@ -118,7 +137,8 @@ async fn collect(
         _ = idle => return Some(Vec::new()),
     };
     busy.store(true, Ordering::Release);
-    let mut batch = Vec::with_capacity(config.max_batch.min(64));
+    let take = config.max_batch.max(config.fair_window);
+    let mut batch = Vec::with_capacity(take.min(64));
     match first {
         Ok(m) => batch.push(m.detach()),
         Err(e) => {
@@ -132,7 +152,7 @@ async fn collect(
         }
     }
     let deadline = tokio::time::Instant::now() + config.batch_linger;
-    while batch.len() < config.max_batch {
+    while batch.len() < take {
         // Whatever is ready first, without a timer; then wait out the linger.
         let next = match queue.recv().now_or_never() {
             Some(m) => m,
@@ -159,23 +179,19 @@ struct Progress {
     attempts: Vec<u32>,
     transient_failures: Vec<u32>,
     first_attempt: Vec<Option<chrono::DateTime<chrono::Utc>>>,
-    /// Messages below this index are done and their offsets stored.
-    stored: usize,
+    /// The offset stored last (every message up to it is finished).
+    stored: Option<i64>,
     /// Whether offsets are stored (not for held messages being drained).
     store: bool,
 }
 
 impl Progress {
     fn new(n: usize) -> Self {
-        Self { done: vec![false; n], attempts: vec![0; n], transient_failures: vec![0; n], first_attempt: vec![None; n], stored: 0, store: true }
+        Self { done: vec![false; n], attempts: vec![0; n], transient_failures: vec![0; n], first_attempt: vec![None; n], stored: None, store: true }
     }
 
     fn next_pending(&self) -> Option<usize> {
         self.done.iter().position(|d| !d)
-    }
-
-    fn leading_done(&self) -> usize {
-        self.next_pending().unwrap_or(self.done.len())
     }
 
     fn attempt(&mut self, i: usize) -> u32 {
@@ -373,20 +389,29 @@ async fn fail_one<H: Handler>(
     if sleep_or_cancel(delay, stop).await { Disposition::Done } else { Disposition::Abandoned }
 }
 
+/// Stores the highest offset below which every message of the batch is finished (the batch may
+/// be in fair order rather than offset order).
 fn store_progress<H: Handler>(shared: &Shared<H>, batch: &[OwnedMessage], progress: &mut Progress) {
-    let leading = progress.leading_done();
-    if leading > progress.stored {
-        if progress.store {
-            store_offset(shared, &batch[leading - 1]);
-        }
-        progress.stored = leading;
+    if !progress.store {
+        return;
+    }
+    let pending = batch.iter().zip(&progress.done).filter(|(_, done)| !**done).map(|(m, _)| m.offset()).min();
+    let finished = match pending {
+        Some(offset) => batch.iter().map(|m| m.offset()).filter(|o| *o < offset).max(),
+        None => batch.iter().map(|m| m.offset()).max(),
+    };
+    if let Some(offset) = finished
+        && progress.stored.is_none_or(|stored| offset > stored)
+    {
+        store_offset(shared, batch[0].topic(), batch[0].partition(), offset);
+        progress.stored = Some(offset);
     }
 }
 
-fn store_offset<H: Handler>(shared: &Shared<H>, last: &OwnedMessage) {
+fn store_offset<H: Handler>(shared: &Shared<H>, topic: &str, partition: i32, offset: i64) {
     // Fails only if the partition was revoked meanwhile; the next owner redoes it.
-    if let Err(e) = shared.consumer.store_offset(last.topic(), last.partition(), last.offset()) {
-        tracing::debug!(topic = last.topic(), partition = last.partition(), error = %e, "offset not stored");
+    if let Err(e) = shared.consumer.store_offset(topic, partition, offset) {
+        tracing::debug!(topic, partition, error = %e, "offset not stored");
     }
 }
 
