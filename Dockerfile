@@ -32,7 +32,7 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --workspace --bins --recipe-path recipe.json
 COPY . .
 # The binaries the image ships; each one must be built by the workspace.
-ARG BINARIES="ventures-sync projection-writer firestore-change-listener api-gateway schema-registry ventures-simulator dev-oidc"
+ARG BINARIES="ventures-sync projection-writer firestore-change-listener dlq-replayer api-gateway schema-registry ventures-simulator dev-oidc"
 RUN cargo build --release --locked --workspace --bins \
     && mkdir -p /out \
     && for bin in ${BINARIES}; do install -m 0755 "target/release/${bin}" /out/; done
@@ -49,7 +49,8 @@ RUN groupadd --system --gid 10001 brain \
 COPY --from=builder /out/ /usr/local/bin/
 USER 10001:10001
 ENV RUST_LOG=info
-# api-gateway 8000, schema-registry 8081, ventures-simulator 8090, ops ports 9101/9102/9103.
-EXPOSE 8000 8081 8090 9101 9102 9103
+# api-gateway 8000, dlq-replayer serve 8085, schema-registry 8081, ventures-simulator 8090,
+# ops ports 9101/9102/9103.
+EXPOSE 8000 8081 8085 8090 9101 9102 9103
 # No default service: the command names the binary (see docker-compose.yml).
-CMD ["sh", "-c", "echo 'brain image: run one of: ventures-sync projection-writer firestore-change-listener api-gateway schema-registry ventures-simulator dev-oidc' >&2; exit 64"]
+CMD ["sh", "-c", "echo 'brain image: run one of: ventures-sync projection-writer firestore-change-listener dlq-replayer api-gateway schema-registry ventures-simulator dev-oidc' >&2; exit 64"]

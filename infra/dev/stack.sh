@@ -8,7 +8,8 @@
 #   stack.sh logs [-f] [component...]
 #
 # Components, in start order: postgres broker registry emulator ventures-sim oidc services
-# (services = ventures-sync projection-writer firestore-change-listener api-gateway; oidc = the dev OIDC issuer the gateway
+# (services = ventures-sync projection-writer firestore-change-listener dlq-replayer api-gateway; dlq-replayer runs
+# `dlq-replayer serve`, the dead-letter API behind the gateway's /api/v1/admin and /ops; oidc = the dev OIDC issuer the gateway
 # trusts: `target/debug/dev-oidc mint --role staff --tenant default` prints a token). Ports: infra/dev/ports.env, each
 # overridable from the environment. State lives in .dev/: run/<component>.pid ("pid starttime",
 # so a recycled pid is never signalled), logs/<component>.log, secrets.env (mode 600).
@@ -21,8 +22,8 @@ set -euo pipefail
 # shellcheck source=infra/dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_COMPONENTS=(postgres broker registry emulator ventures-sim oidc ventures-sync projection-writer firestore-change-listener api-gateway)
-SERVICES=(ventures-sync projection-writer firestore-change-listener api-gateway)
+ALL_COMPONENTS=(postgres broker registry emulator ventures-sim oidc ventures-sync projection-writer firestore-change-listener dlq-replayer api-gateway)
+SERVICES=(ventures-sync projection-writer firestore-change-listener dlq-replayer api-gateway)
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 PG_DATA="${PG_DATA_DIR:-$CACHE_DIR/pg/data}"
 PG_BIN=""
@@ -79,6 +80,7 @@ port_of() {
     ventures-sync) echo "$VENTURES_SYNC_OPS_PORT" ;;
     projection-writer) echo "$PROJECTION_WRITER_OPS_PORT" ;;
     firestore-change-listener) echo "$CHANGE_LISTENER_OPS_PORT" ;;
+    dlq-replayer) echo "$DLQ_REPLAYER_PORT" ;;
     api-gateway) echo "$GATEWAY_PORT" ;;
   esac
 }
@@ -116,6 +118,7 @@ deps_of() {
     ventures-sync) echo postgres broker registry ventures-sim ;;
     projection-writer) echo postgres broker registry emulator ;;
     firestore-change-listener) echo postgres broker registry emulator ;;
+    dlq-replayer) echo postgres broker registry ;;
     api-gateway) echo postgres broker registry oidc ;;
   esac
 }
@@ -125,7 +128,7 @@ binary_of() {
     registry) echo "$BIN_DIR/schema-registry" ;;
     ventures-sim) echo "$BIN_DIR/ventures-simulator" ;;
     oidc) echo "$BIN_DIR/dev-oidc" ;;
-    ventures-sync | projection-writer | firestore-change-listener | api-gateway) echo "$BIN_DIR/$1" ;;
+    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | api-gateway) echo "$BIN_DIR/$1" ;;
   esac
 }
 
@@ -151,7 +154,7 @@ component_env() {
       echo "DEV_OIDC__AUDIENCE=brain"
       echo "RUST_LOG=${RUST_LOG:-info}"
       ;;
-    ventures-sync | projection-writer | firestore-change-listener | api-gateway)
+    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | api-gateway)
       local nodes=1
       [[ "$(broker_kind)" == kafka ]] && nodes="$(kafka_nodes)"
       echo "BRAIN__KAFKA_BROKERS=$(broker_bootstrap)"
@@ -177,8 +180,12 @@ component_env() {
       echo "PROJECTION_WRITER__FIRESTORE_PROJECT_ID=brain-dev"
       echo "FIRESTORE_EMULATOR_HOST=127.0.0.1:$EMULATOR_PORT"
       ;;
+    dlq-replayer)
+      echo "DLQ_REPLAYER__HTTP_ADDR=127.0.0.1:$DLQ_REPLAYER_PORT"
+      ;;
     api-gateway)
       echo "API_GATEWAY__LISTEN_ADDR=127.0.0.1:$GATEWAY_PORT"
+      echo "API_GATEWAY__DLQ_REPLAYER_URL=http://127.0.0.1:$DLQ_REPLAYER_PORT"
       echo "API_GATEWAY__DATABASE_URL=postgres://brain_gateway_reader@127.0.0.1:$PG_PORT/brain"
       echo "API_GATEWAY__OIDC_ISSUERS=[{\"name\":\"dev\",\"issuer\":\"http://127.0.0.1:$OIDC_PORT\",\"audience\":\"brain\"}]"
       ;;
@@ -197,6 +204,7 @@ component_cmd() {
         --storage-engine memory://tansu/)
       ;;
     emulator) CMD=(node "$EMULATOR_DIR/launcher.mjs" --port "$EMULATOR_PORT") ;;
+    dlq-replayer) CMD=("$(binary_of "$1")" serve) ;;
     *) CMD=("$(binary_of "$1")") ;;
   esac
 }
@@ -699,7 +707,8 @@ cmd_env() {
     "OIDC_PORT=$OIDC_PORT" \
     "VENTURES_SYNC_OPS_PORT=$VENTURES_SYNC_OPS_PORT" \
     "PROJECTION_WRITER_OPS_PORT=$PROJECTION_WRITER_OPS_PORT" \
-    "CHANGE_LISTENER_OPS_PORT=$CHANGE_LISTENER_OPS_PORT"; do
+    "CHANGE_LISTENER_OPS_PORT=$CHANGE_LISTENER_OPS_PORT" \
+    "DLQ_REPLAYER_PORT=$DLQ_REPLAYER_PORT"; do
     printf 'export %s=%q\n' "${line%%=*}" "${line#*=}"
   done
   for c in "${ALL_COMPONENTS[@]}"; do

@@ -11,7 +11,7 @@ use brain_runtime::{
 };
 use system_tests::{
     loan_event,
-    stack::{PROJECTION_WRITER, Stack},
+    stack::{API_GATEWAY, PROJECTION_WRITER, Stack},
     topics::TopicReader,
     wait_for,
 };
@@ -24,7 +24,7 @@ const PROPAGATION: Duration = Duration::from_secs(5);
 async fn a_switched_off_tenant_is_held_while_others_flow_and_drains_in_order() -> anyhow::Result<()> {
     crate::init_logs();
     let mut stack = Stack::start("flags").await?;
-    stack.start_services(&[PROJECTION_WRITER]).await?;
+    stack.start_services(&[PROJECTION_WRITER, API_GATEWAY]).await?;
     let pool = stack.db.connect().await?;
     let producer = EventProducer::new(&stack.kafka_settings(), stack.codec(), "flags-test")?;
     let flags = FlagWriter::new(producer.clone());
@@ -64,6 +64,14 @@ async fn a_switched_off_tenant_is_held_while_others_flow_and_drains_in_order() -
     assert_eq!(parked, 18, "every event of t-held is held");
     let summary: Vec<(String, i64)> = sqlx::query_as("SELECT tenant, events FROM read_api.projection_writer_held_events").fetch_all(&pool).await?;
     println!("flags: held while off: {summary:?}");
+    // The sync health says so: the tenant switched off, its events held, the integration on.
+    let health = wait_for("health/sync to show t-held off and its held events", WAIT, || async {
+        let h: serde_json::Value = stack.http.get(format!("{}/api/v1/health/sync", stack.gateway_url)).send().await?.json().await?;
+        let firestore = h["integrations"].as_array().into_iter().flatten().find(|i| i["name"] == "firestore").cloned();
+        Ok(firestore.filter(|f| f["capability"]["tenantsOff"][0] == "t-held" && f["held"][0]["events"] == 18 && f["capability"]["enabled"] == true))
+    })
+    .await?;
+    println!("flags: health/sync firestore: {health}");
 
     let switched_on = Instant::now();
     flags.set_flag("firestore", Some("t-held"), FlagState::Cleared, "ops@flags-test", "migration done").await?;

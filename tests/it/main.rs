@@ -1,5 +1,6 @@
 //! System tests: the whole flow on real infrastructure. Run with `make test`.
 
+mod admin_api;
 mod audit;
 mod auth;
 mod breaker;
@@ -13,6 +14,7 @@ mod flow;
 mod interop;
 mod listener;
 mod openapi;
+mod ops_page;
 mod outage;
 mod poison;
 mod readiness;

@@ -15,6 +15,8 @@ pub fn binary(name: &str) -> PathBuf {
 
 pub struct ServiceProcess {
     pub name: &'static str,
+    /// Command-line arguments (e.g. `serve` for dlq-replayer).
+    args: Vec<String>,
     env: Vec<(String, String)>,
     ready_url: String,
     log: PathBuf,
@@ -25,7 +27,13 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     pub fn new(name: &'static str, env: Vec<(String, String)>, ready_url: String, log: PathBuf) -> Self {
-        Self { name, env, ready_url, log, child: None, starts: 0, kills: 0 }
+        Self { name, args: Vec::new(), env, ready_url, log, child: None, starts: 0, kills: 0 }
+    }
+
+    /// The process runs with these arguments.
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        self.args = args.iter().map(|a| a.to_string()).collect();
+        self
     }
 
     /// The URL of the process's `/ready`.
@@ -61,11 +69,12 @@ impl ServiceProcess {
         let mut command = Command::new(&bin);
         // Settings come only from this harness, never from the developer's shell.
         for (key, _) in std::env::vars() {
-            if ["BRAIN__", "VENTURES_SYNC__", "PROJECTION_WRITER__", "API_GATEWAY__"].iter().any(|p| key.starts_with(p)) {
+            if ["BRAIN__", "VENTURES_SYNC__", "PROJECTION_WRITER__", "API_GATEWAY__", "FIRESTORE_CHANGE_LISTENER__", "DLQ_REPLAYER__"].iter().any(|p| key.starts_with(p)) {
                 command.env_remove(key);
             }
         }
         let child = command
+            .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", std::env::var("BRAIN_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::from(log.try_clone()?))

@@ -17,6 +17,8 @@ pub const VENTURES_SYNC: &str = "ventures-sync";
 pub const PROJECTION_WRITER: &str = "projection-writer";
 pub const API_GATEWAY: &str = "api-gateway";
 pub const CHANGE_LISTENER: &str = "firestore-change-listener";
+/// `dlq-replayer serve`: the dead-letter API behind the gateway's `/api/v1/admin/...`.
+pub const DLQ_REPLAYER: &str = "dlq-replayer";
 /// The tenant ventures-sync stamps on the loans it reads from the simulator.
 pub const VENTURES_TENANT: &str = "default";
 /// The `aud` the gateway accepts from the test's issuer.
@@ -31,6 +33,8 @@ pub struct Stack {
     pub credentials: VenturesCredentials,
     pub project_id: String,
     pub gateway_url: String,
+    /// dlq-replayer's internal API (`dlq-replayer serve`), which the gateway forwards to.
+    pub dlq_replayer_url: String,
     /// The dev OIDC issuer the gateway trusts (in this process): mint tokens with `token`.
     pub oidc: RunningIssuer,
     pub services: BTreeMap<&'static str, ServiceProcess>,
@@ -58,6 +62,7 @@ impl Stack {
         let oidc = infra::oidc().await?;
         let project_id = format!("brain-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let gateway_port = free_port();
+        let dlq_replayer_port = free_port();
         let mut stack = Self {
             logs,
             broker,
@@ -67,6 +72,7 @@ impl Stack {
             credentials,
             project_id,
             gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            dlq_replayer_url: format!("http://127.0.0.1:{dlq_replayer_port}"),
             oidc,
             services: BTreeMap::new(),
             http: reqwest::Client::new(),
@@ -76,6 +82,8 @@ impl Stack {
             let process = stack.process(name, gateway_port, name);
             stack.services.insert(name, process);
         }
+        let replayer = stack.process(DLQ_REPLAYER, dlq_replayer_port, DLQ_REPLAYER);
+        stack.services.insert(DLQ_REPLAYER, replayer);
         tracing::info!(logs = %stack.logs.display(), "stack started");
         Ok(stack)
     }
@@ -86,7 +94,8 @@ impl Stack {
         self.process(name, free_port(), log_name)
     }
 
-    fn process(&self, name: &'static str, gateway_port: u16, log_name: &str) -> ServiceProcess {
+    /// `port`: the gateway's (or dlq-replayer's) HTTP port; the workers get an ops port of their own.
+    fn process(&self, name: &'static str, port: u16, log_name: &str) -> ServiceProcess {
         let prefix = name.to_uppercase().replace('-', "_");
         let mut env: Vec<(String, String)> = vec![
             ("BRAIN__KAFKA_BROKERS".into(), self.broker.bootstrap.clone()),
@@ -112,18 +121,25 @@ impl Stack {
                 (format!("{prefix}__TENANT_ID"), VENTURES_TENANT.into()),
             ]),
             PROJECTION_WRITER | CHANGE_LISTENER => env.push((format!("{prefix}__FIRESTORE_PROJECT_ID"), self.project_id.clone())),
+            // `port`: its API, where it also serves /ready.
+            DLQ_REPLAYER => {
+                env.push((format!("{prefix}__HTTP_ADDR"), format!("127.0.0.1:{port}")));
+                ready = format!("http://127.0.0.1:{port}/ready");
+            }
             _ => {
-                env.push((format!("{prefix}__LISTEN_ADDR"), format!("127.0.0.1:{gateway_port}")));
+                env.push((format!("{prefix}__LISTEN_ADDR"), format!("127.0.0.1:{port}")));
                 env.push((format!("{prefix}__DATABASE_URL"), self.db.url(Some("brain_gateway_reader"))));
                 let issuers = serde_json::json!([{ "name": "dev", "issuer": self.oidc.url(), "audience": AUDIENCE }]);
                 env.push((format!("{prefix}__OIDC_ISSUERS"), issuers.to_string()));
                 // Key rotation in a test is seen within a second.
                 env.push((format!("{prefix}__JWKS_MIN_REFETCH_INTERVAL_MS"), "1000".into()));
                 env.push((format!("{prefix}__SYNC_HEALTH_REFRESH_MS"), "1000".into()));
-                ready = format!("http://127.0.0.1:{gateway_port}/ready");
+                env.push((format!("{prefix}__DLQ_REPLAYER_URL"), self.dlq_replayer_url.clone()));
+                ready = format!("http://127.0.0.1:{port}/ready");
             }
         }
-        ServiceProcess::new(name, env, ready, self.logs.join(format!("{log_name}.log")))
+        let process = ServiceProcess::new(name, env, ready, self.logs.join(format!("{log_name}.log")));
+        if name == DLQ_REPLAYER { process.with_args(&["serve"]) } else { process }
     }
 
     pub async fn start_services(&mut self, names: &[&'static str]) -> anyhow::Result<()> {

@@ -1,10 +1,12 @@
 //! api-gateway: the HTTP API for the apps and operators.
 //!
-//! Every route but `/health*`, `/ready`, `/metrics` and the API's description
-//! (`/api/v1/openapi.json`, `/api/v1/docs`; see [`openapi`]) needs a bearer token from a
+//! Every route but `/health*`, `/ready`, `/metrics`, the API's description
+//! (`/api/v1/openapi.json`, `/api/v1/docs`; see [`openapi`]) and the ops page (`/ops`, whose
+//! calls carry the operator's token; see [`ops_page`]) needs a bearer token from a
 //! configured OIDC issuer ([`auth`]). Without issuers the gateway does not start, unless
 //! authentication is explicitly disabled, which it allows on a loopback address only.
 
+pub mod admin;
 pub mod applications;
 pub mod auth;
 pub mod body;
@@ -12,6 +14,7 @@ pub mod commands;
 pub mod error;
 pub mod openapi;
 pub mod ops;
+pub mod ops_page;
 pub mod status;
 pub mod sync_health;
 
@@ -26,6 +29,7 @@ use axum::{
 };
 use brain_runtime::{
     events::{Codec, RegistryClient, codec::SchemaIds, topics},
+    flags::Flags,
     kafka,
     producer::EventProducer,
     settings::{self, Env, KafkaSettings, SettingsError},
@@ -66,6 +70,8 @@ pub struct Settings {
     pub schema_ids: SchemaIds,
     /// How often `GET /api/v1/health/sync`'s figures are gathered.
     pub sync_health_refresh: Duration,
+    /// dlq-replayer's API, behind `/api/v1/admin/...`.
+    pub dlq_replayer: admin::DlqSettings,
 }
 
 impl Settings {
@@ -82,6 +88,7 @@ impl Settings {
             schema_registry_url: settings::registry_url(&env)?,
             schema_ids: settings::schema_ids(&env)?,
             sync_health_refresh: env.millis_in("SYNC_HEALTH_REFRESH", 15_000, 1_000..=600_000)?,
+            dlq_replayer: admin::DlqSettings::from_env(&env)?,
         };
         settings.check_auth(settings.listen_addr)?;
         Ok(settings)
@@ -110,6 +117,10 @@ pub struct AppState {
     pub recent: commands::RecentCommands,
     /// The last figures of `GET /api/v1/health/sync`.
     pub sync_health: sync_health::SyncHealthCache,
+    /// Where the admin API forwards to.
+    pub dlq: admin::DlqClient,
+    /// Capability flags and panic mode as the flags topic holds them (followed from start-up).
+    pub flags: Flags,
 }
 
 pub struct Application {
@@ -120,6 +131,8 @@ pub struct Application {
     pool: PgPool,
     sync_health: sync_health::SyncHealthCache,
     sync_health_refresh: Duration,
+    flags: Flags,
+    codec: Codec,
 }
 
 impl Application {
@@ -130,7 +143,9 @@ impl Application {
         let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(3)).connect_lazy_with(options);
         let auth = Auth::new(&settings.auth)?;
         let codec = Codec::new(RegistryClient::new(settings.schema_registry_url.expose_secret())?, settings.schema_ids);
-        let producer = EventProducer::new(&settings.kafka, codec, SERVICE)?;
+        let producer = EventProducer::new(&settings.kafka, codec.clone(), SERVICE)?;
+        // The gateway gates nothing itself: no overrides of its own, the services' are theirs.
+        let flags = Flags::new(SERVICE, Default::default());
         let listener = tokio::net::TcpListener::bind(settings.listen_addr).await?;
         let addr = listener.local_addr()?;
         // Checked again on the bound address: settings may be built in code.
@@ -142,8 +157,19 @@ impl Application {
             tracing::info!(%addr, ?issuers, "listening; every API route needs a bearer token from one of the issuers");
         }
         let sync_health = sync_health::SyncHealthCache::default();
-        let state = AppState { pool: pool.clone(), auth: auth.clone(), producer, recent: Default::default(), sync_health: sync_health.clone() };
-        Ok(Self { listener, router: router(state, settings.request_timeout), auth, kafka: settings.kafka.clone(), pool, sync_health, sync_health_refresh: settings.sync_health_refresh })
+        let dlq = admin::DlqClient::new(&settings.dlq_replayer)?;
+        let state = AppState { pool: pool.clone(), auth: auth.clone(), producer, recent: Default::default(), sync_health: sync_health.clone(), dlq, flags: flags.clone() };
+        Ok(Self {
+            listener,
+            router: router(state, settings.request_timeout),
+            auth,
+            kafka: settings.kafka.clone(),
+            pool,
+            sync_health,
+            sync_health_refresh: settings.sync_health_refresh,
+            flags,
+            codec,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -154,7 +180,8 @@ impl Application {
         // The server may also stop on an error: the refresh tasks have a token of their own.
         let stop_refreshing = shutdown.child_token();
         let mut refreshers = self.auth.keep_keys_fresh(&stop_refreshing);
-        refreshers.spawn(sync_health::refresh(self.sync_health, self.pool, self.kafka.clone(), self.sync_health_refresh, stop_refreshing.clone()));
+        refreshers.spawn(brain_runtime::flags::reader::follow(self.flags.clone(), self.kafka.clone(), self.codec, stop_refreshing.clone()));
+        refreshers.spawn(sync_health::refresh(self.sync_health, self.pool, self.kafka.clone(), self.flags, self.sync_health_refresh, stop_refreshing.clone()));
         refreshers.spawn(ensure_command_topic(self.kafka, stop_refreshing.clone()));
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         stop_refreshing.cancel();
@@ -183,7 +210,18 @@ async fn ensure_command_topic(kafka: KafkaSettings, stop: CancellationToken) {
 /// The routes that need a bearer token. Each handler's `#[utoipa::path]` gives both its route and
 /// its description, so the router and the OpenAPI document cannot disagree.
 fn authenticated_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(applications::get)).routes(routes!(status::post)).routes(routes!(commands::get))
+    OpenApiRouter::new()
+        .routes(routes!(applications::get))
+        .routes(routes!(status::post))
+        .routes(routes!(commands::get))
+        .routes(routes!(admin::dead_letters::list))
+        .routes(routes!(admin::dead_letters::counts))
+        .routes(routes!(admin::dead_letters::show))
+        .routes(routes!(admin::dead_letters::park))
+        .routes(routes!(admin::dead_letters::unpark))
+        .routes(routes!(admin::dead_letters::discard))
+        .routes(routes!(admin::replays::start, admin::replays::list))
+        .routes(routes!(admin::replays::get))
 }
 
 /// The token-free routes.
@@ -197,6 +235,7 @@ fn open_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sync_health::get))
         .routes(routes!(openapi::document))
         .routes(routes!(openapi::docs))
+        .routes(routes!(ops_page::page))
 }
 
 /// The gateway's OpenAPI 3.1 document (served at `/api/v1/openapi.json`).

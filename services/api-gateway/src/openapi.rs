@@ -29,6 +29,7 @@ pub const BEARER: &str = "bearer";
 pub const TAG_APPLICATIONS: &str = "applications";
 pub const TAG_COMMANDS: &str = "commands";
 pub const TAG_OPERATIONS: &str = "operations";
+pub const TAG_ADMIN: &str = "admin";
 
 // Descriptions shared by several answers.
 pub const UNAUTHORIZED: &str = "`unauthenticated` (no bearer token, or not a JWT), `token_expired` or `invalid_token`; with `WWW-Authenticate`";
@@ -36,6 +37,13 @@ pub const FORBIDDEN: &str = "`forbidden`: the token is valid but grants nothing 
 pub const INTERNAL: &str = "`internal`: see the gateway's log for the request id";
 pub const UNAVAILABLE_READ: &str = "`dependency_unavailable` (the read model), `issuer_unavailable` (the token's issuer cannot be reached and none of its keys are cached) or `request_timeout`";
 pub const TIMEOUT: &str = "`request_timeout`: the request took longer than `API_GATEWAY__REQUEST_TIMEOUT_MS`";
+pub const ADMIN_FORBIDDEN: &str = "`forbidden`: not an `ops` or `admin` token, or (for `ops`) a filter naming another tenant";
+pub const ADMIN_BAD_FILTER: &str = "`invalid_filter` (an unknown or repeated parameter, a topic that is not a dead-letter topic, an id that is not a UUID, a time that does not parse, a field that is not `path=value`) or `invalid_limit`";
+pub const ADMIN_BAD_DISPOSITION: &str = "`invalid_body` (not JSON, an unknown field such as `operator`, a missing one), `invalid_dead_letter_id` or `invalid_disposition` (1-500 ids; a reason of 1-500 characters)";
+pub const ADMIN_DISPOSITION_NOT_FOUND: &str = "`dead_letter_not_found`: an id is not a dead letter (for an `ops` caller: of its tenant); nothing was changed";
+pub const ADMIN_FAILED: &str = "`dlq_replayer_failed`: the dead-letter service failed; see the logs for the request id";
+pub const ADMIN_UNAVAILABLE: &str = "`dlq_replayer_unavailable` (the dead-letter service cannot be reached), `dead_letters_unavailable` (Kafka or the schema registry), `audit_unavailable` (the replayer's database), `issuer_unavailable` or `request_timeout`";
+pub const ADMIN_UNAVAILABLE_REPLAY: &str = "`dlq_replayer_unavailable`, `dead_letters_unavailable`, `audit_unavailable`, `shutting_down` (the replayer is stopping; retry), `issuer_unavailable` or `request_timeout`";
 
 /// Where every answer's request id is, and the name of its description in the components.
 const REQUEST_ID: &str = "x-request-id";
@@ -55,7 +63,8 @@ const REQUEST_ID_HEADER: &str = "RequestId";
     tags(
         (name = TAG_APPLICATIONS, description = "The console read model and status changes"),
         (name = TAG_COMMANDS, description = "Status-change commands"),
-        (name = TAG_OPERATIONS, description = "Health, readiness, metrics and this document; no token needed"),
+        (name = TAG_OPERATIONS, description = "Health, readiness, metrics, this document and the ops page; no token needed"),
+        (name = TAG_ADMIN, description = "Dead letters and their replay (flow 8), for roles ops (its tenant's) and admin; served by dlq-replayer behind the gateway"),
     )
 )]
 pub struct ApiDoc;
@@ -71,7 +80,8 @@ pub fn complete(doc: &mut openapi::OpenApi) {
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(BEARER, SecurityScheme::Http(bearer));
     components.headers.insert(REQUEST_ID_HEADER.into(), required_header(string(None), "The request's id: the client's, or a new one. The gateway's logs carry it."));
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let location = if path.starts_with("/api/v1/admin/") { "^/api/v1/admin/replays/" } else { "^/api/v1/commands/" };
         for operation in operations(item) {
             for (status, response) in &mut operation.responses.responses {
                 let RefOr::T(response) = response else { continue };
@@ -81,9 +91,9 @@ pub fn complete(doc: &mut openapi::OpenApi) {
                     response.headers.insert("WWW-Authenticate".into(), required_header(challenge, "RFC 6750: `Bearer realm=\"brain\"`, with `error=\"invalid_token\"` when a token came but was refused"));
                 }
                 if status == "202"
-                    && let Some(RefOr::T(location)) = response.headers.remove("Location")
+                    && let Some(RefOr::T(header)) = response.headers.remove("Location")
                 {
-                    response.headers.insert("Location".into(), required_header(string(Some("^/api/v1/commands/")), location.description.as_deref().unwrap_or_default()));
+                    response.headers.insert("Location".into(), required_header(string(Some(location)), header.description.as_deref().unwrap_or_default()));
                 }
             }
         }
@@ -183,7 +193,7 @@ mod tests {
     };
 
     /// Every route of the router, as (method, path).
-    const ROUTES: [(&str, &str); 11] = [
+    const ROUTES: [(&str, &str); 21] = [
         ("get", "/api/v1/applications/{id}"),
         ("post", "/api/v1/applications/{id}/status"),
         ("get", "/api/v1/commands/{id}"),
@@ -195,8 +205,30 @@ mod tests {
         ("get", "/api/v1/openapi.json"),
         ("get", "/api/v1/docs"),
         ("get", "/api/v1/health/sync"),
+        ("get", "/ops"),
+        ("get", "/api/v1/admin/dead-letters"),
+        ("get", "/api/v1/admin/dead-letters/counts"),
+        ("get", "/api/v1/admin/dead-letters/{id}"),
+        ("post", "/api/v1/admin/dead-letters/park"),
+        ("post", "/api/v1/admin/dead-letters/unpark"),
+        ("post", "/api/v1/admin/dead-letters/discard"),
+        ("post", "/api/v1/admin/replays"),
+        ("get", "/api/v1/admin/replays"),
+        ("get", "/api/v1/admin/replays/{id}"),
     ];
-    const AUTHENTICATED: [&str; 3] = ["/api/v1/applications/{id}", "/api/v1/applications/{id}/status", "/api/v1/commands/{id}"];
+    const AUTHENTICATED: [&str; 11] = [
+        "/api/v1/applications/{id}",
+        "/api/v1/applications/{id}/status",
+        "/api/v1/commands/{id}",
+        "/api/v1/admin/dead-letters",
+        "/api/v1/admin/dead-letters/counts",
+        "/api/v1/admin/dead-letters/{id}",
+        "/api/v1/admin/dead-letters/park",
+        "/api/v1/admin/dead-letters/unpark",
+        "/api/v1/admin/dead-letters/discard",
+        "/api/v1/admin/replays",
+        "/api/v1/admin/replays/{id}",
+    ];
 
     fn document() -> Value {
         serde_json::from_str(json()).expect("the served document is valid JSON")
@@ -224,8 +256,12 @@ mod tests {
             let responses = op["responses"].as_object().expect("responses");
             if AUTHENTICATED.contains(&path.as_str()) {
                 assert_eq!(op["security"], json!([{ BEARER: [] }]), "{method} {path}");
-                for status in ["400", "401", "403", "404", "500", "503"] {
+                for status in ["400", "401", "403", "500", "503"] {
                     assert!(responses.contains_key(status), "{method} {path} declares {status}");
+                }
+                // Not found is an answer where the path or the body names something.
+                if path.contains('{') || method == "post" {
+                    assert!(responses.contains_key("404"), "{method} {path} declares 404");
                 }
                 assert_eq!(responses["401"]["headers"]["WWW-Authenticate"]["required"], true);
             } else {
@@ -277,7 +313,10 @@ mod tests {
         let pool = PgPoolOptions::new().acquire_timeout(Duration::from_millis(200)).connect_lazy_with(options);
         let codec = Codec::new(RegistryClient::new("http://127.0.0.1:9").unwrap(), SchemaIds::AutoRegister);
         let producer = EventProducer::new(&KafkaSettings::new("127.0.0.1:9"), codec, crate::SERVICE).unwrap();
-        AppState { pool, auth, producer, recent: Default::default(), sync_health: Default::default() }
+        // Nothing listens there either: admin requests answer 503 `dlq_replayer_unavailable`.
+        let dlq_settings = crate::admin::DlqSettings { url: "http://127.0.0.1:9".parse().unwrap(), timeout: Duration::from_millis(500) };
+        let dlq = crate::admin::DlqClient::new(&dlq_settings).unwrap();
+        AppState { pool, auth, producer, recent: Default::default(), sync_health: Default::default(), dlq, flags: brain_runtime::flags::Flags::new("api-gateway", Default::default()) }
     }
 
     async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, Value) {

@@ -1,7 +1,11 @@
 //! `GET /api/v1/health/sync`: how each integration keeps up, refreshed in the background every
 //! `API_GATEWAY__SYNC_HEALTH_REFRESH_MS` (15 s) (the endpoint answers from the last refresh, so it never waits on Kafka):
 //! - per consumer group of the integration: consumer lag in messages (high watermark minus the
-//!   committed offset, summed over partitions);
+//!   committed offset, summed over partitions) and in seconds (the age of the oldest message not
+//!   yet processed);
+//! - the capability: on or off and why (flags, panic mode, the environment; from the flags topic,
+//!   which the gateway follows), the tenants switched off or on apart from the rest, and the events
+//!   held for switched-off tenants (`read_api.<service>_held_events`);
 //! - the circuit breakers of every live instance: Ventures of ventures-sync
 //!   (`read_api.integration_health`), Firestore of projection-writer
 //!   (`read_api.projection_writer_integration_health`);
@@ -12,7 +16,9 @@
 //!   (replayed, parked or discarded; `read_api.dead_letters_handled`, kept by dlq-replayer), how
 //!   many of those are older than 15 minutes (offsets for that time), and the oldest one's age.
 //!
-//! The dead-letter figures are also Prometheus gauges, `api_gateway_dead_letters{topic}`
+//! The lag in seconds and the held events are also Prometheus gauges,
+//! `api_gateway_consumer_lag_seconds{group}` and `api_gateway_held_events{integration,tenant}`; the
+//! dead-letter figures are too, `api_gateway_dead_letters{topic}`
 //! (unhandled) and `api_gateway_dead_letters_older_than_15m{topic}` (unhandled and older than
 //! 15 minutes), which the alert rules use.
 
@@ -23,7 +29,7 @@ use std::{
 };
 
 use axum::{Json, extract::State};
-use brain_runtime::{kafka, settings::KafkaSettings, telemetry::metric_name};
+use brain_runtime::{flags::Flags, kafka, settings::KafkaSettings, telemetry::metric_name};
 use chrono::{DateTime, Utc};
 use rdkafka::{
     Message, Offset, TopicPartitionList,
@@ -72,6 +78,42 @@ pub struct Integration {
     /// Dead letters per processed message over the last 5 minutes (over what the gateway has
     /// seen of them, once it has two refreshes); absent without traffic.
     pub error_rate: Option<f64>,
+    pub capability: Capability,
+    /// Events held for switched-off tenants, per tenant.
+    pub held: Vec<HeldTenant>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Capability {
+    /// Whether the integration is on for tenants without a rule of their own.
+    pub enabled: bool,
+    /// What decided it: `environment_override`, `panic`, `global`, `default` (`tenant` never here).
+    pub source: String,
+    /// Panic mode, when it is on.
+    pub panic: Option<PanicState>,
+    /// Tenants switched off apart from the rest.
+    pub tenants_off: Vec<String>,
+    /// Tenants switched on apart from the rest.
+    pub tenants_on: Vec<String>,
+    /// False until the gateway has read the flags topic.
+    pub known: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PanicState {
+    pub since: DateTime<Utc>,
+    pub actor: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldTenant {
+    pub tenant: String,
+    pub events: i64,
+    pub oldest_held_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -80,6 +122,8 @@ pub struct GroupLag {
     pub group: String,
     /// Messages not yet processed, over all partitions of the group's topics.
     pub lag_messages: i64,
+    /// The age of the oldest message not yet processed; 0 without lag, absent when unknown.
+    pub lag_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
@@ -126,10 +170,12 @@ pub async fn get(State(state): State<AppState>) -> Result<Json<SyncHealth>, crat
 }
 
 /// Refreshes `cache` every `every` until `stop`.
-pub async fn refresh(cache: SyncHealthCache, pool: PgPool, kafka: KafkaSettings, every: Duration, stop: CancellationToken) {
+pub async fn refresh(cache: SyncHealthCache, pool: PgPool, kafka: KafkaSettings, flags: Flags, every: Duration, stop: CancellationToken) {
     let mut history: VecDeque<(Instant, Counters)> = VecDeque::new();
+    // Held-events gauges set last time: drained tenants go back to 0.
+    let mut held_before: Vec<(String, String)> = Vec::new();
     loop {
-        let (mut report, counters) = gather(&pool, &kafka).await;
+        let (mut report, counters) = gather(&pool, &kafka, &flags).await;
         let now = Instant::now();
         while history.front().is_some_and(|(at, _)| now.duration_since(*at) > ERROR_WINDOW) {
             history.pop_front();
@@ -142,6 +188,24 @@ pub async fn refresh(cache: SyncHealthCache, pool: PgPool, kafka: KafkaSettings,
         if !counters.is_empty() {
             history.push_back((now, counters));
         }
+        for integration in &report.integrations {
+            for group in &integration.consumer_groups {
+                if let Some(seconds) = group.lag_seconds {
+                    metrics::gauge!(metric_name(SERVICE, "consumer_lag_seconds"), "group" => group.group.clone()).set(seconds);
+                }
+            }
+        }
+        let held_now: Vec<(String, String, i64)> =
+            report.integrations.iter().flat_map(|i| i.held.iter().map(|h| (i.name.clone(), h.tenant.clone(), h.events))).collect();
+        for (integration, tenant) in held_before.drain(..) {
+            if !held_now.iter().any(|(i, t, _)| *i == integration && *t == tenant) {
+                metrics::gauge!(metric_name(SERVICE, "held_events"), "integration" => integration, "tenant" => tenant).set(0.0);
+            }
+        }
+        for (integration, tenant, events) in held_now {
+            metrics::gauge!(metric_name(SERVICE, "held_events"), "integration" => integration.clone(), "tenant" => tenant.clone()).set(events as f64);
+            held_before.push((integration, tenant));
+        }
         for topic in &report.dead_letters {
             metrics::gauge!(metric_name(SERVICE, "dead_letters"), "topic" => topic.topic.clone()).set(topic.unhandled as f64);
             metrics::gauge!(metric_name(SERVICE, "dead_letters_older_than_15m"), "topic" => topic.topic.clone()).set(topic.older_than_15m as f64);
@@ -153,7 +217,7 @@ pub async fn refresh(cache: SyncHealthCache, pool: PgPool, kafka: KafkaSettings,
     }
 }
 
-async fn gather(pool: &PgPool, kafka: &KafkaSettings) -> (SyncHealth, Counters) {
+async fn gather(pool: &PgPool, kafka: &KafkaSettings, flags: &Flags) -> (SyncHealth, Counters) {
     let mut problems = Vec::new();
     let kafka_settings = kafka.clone();
     let (lags, dead_letters, counters) = match tokio::task::spawn_blocking(move || kafka_figures(&kafka_settings)).await {
@@ -190,6 +254,13 @@ async fn gather(pool: &PgPool, kafka: &KafkaSettings) -> (SyncHealth, Counters) 
             Err(e) => problems.push(format!("breakers: {e}")),
         }
     }
+    let mut held: Vec<(String, HeldTenant)> = Vec::new();
+    for view in HELD_VIEWS {
+        match sqlx::query_as::<_, (String, String, i64, Option<DateTime<Utc>>)>(view).fetch_all(pool).await {
+            Ok(rows) => held.extend(rows.into_iter().map(|(i, tenant, events, oldest_held_at)| (i, HeldTenant { tenant, events, oldest_held_at }))),
+            Err(e) => problems.push(format!("held events: {e}")),
+        }
+    }
     let projection = sqlx::query_as::<_, (i64, Option<f64>, Option<f64>)>(
         "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.95) WITHIN GROUP (ORDER BY d)
          FROM (SELECT extract(epoch FROM projected_at - source_occurred_at)::float8 AS d FROM read_api.applications
@@ -211,9 +282,17 @@ async fn gather(pool: &PgPool, kafka: &KafkaSettings) -> (SyncHealth, Counters) 
         .iter()
         .map(|(name, groups)| Integration {
             name: name.to_string(),
-            consumer_groups: groups.iter().map(|g| GroupLag { group: g.to_string(), lag_messages: lags.iter().find(|(n, _)| n == g).map_or(0, |(_, l)| *l) }).collect(),
+            consumer_groups: groups
+                .iter()
+                .map(|g| {
+                    let lag = lags.iter().find(|l| l.group == *g);
+                    GroupLag { group: g.to_string(), lag_messages: lag.map_or(0, |l| l.messages), lag_seconds: lag.and_then(|l| l.seconds) }
+                })
+                .collect(),
             breaker: breakers.iter().filter(|(i, _)| i == name).map(|(_, s)| s.clone()).max_by_key(|s| rank(s)),
             error_rate: None,
+            capability: capability(flags, name),
+            held: held.iter().filter(|(i, _)| i == name).map(|(_, h)| h.clone()).collect(),
         })
         .collect();
     (SyncHealth { checked_at: Utc::now(), integrations, projection, dead_letters, problems }, counters)
@@ -223,7 +302,32 @@ async fn gather(pool: &PgPool, kafka: &KafkaSettings) -> (SyncHealth, Counters) 
 /// written so far (the high watermarks of its dead-letter topic).
 type Counters = HashMap<String, (i64, i64)>;
 
-type KafkaFigures = (Vec<(String, i64)>, Vec<DeadLetterTopic>, Counters);
+/// One group's lag.
+struct Lag {
+    group: String,
+    messages: i64,
+    seconds: Option<f64>,
+}
+
+type KafkaFigures = (Vec<Lag>, Vec<DeadLetterTopic>, Counters);
+
+/// The capability of `integration` as the flags topic says.
+fn capability(flags: &Flags, integration: &str) -> Capability {
+    let decision = flags.decide(integration, None);
+    let panic = flags.entries().into_iter().find(|e| e.kind == "panic" && e.integration == integration && e.setting.on);
+    let tenants = |on: bool| -> Vec<String> {
+        flags.entries().into_iter().filter(|e| e.kind == "flag" && e.integration == integration && e.setting.on == on).filter_map(|e| e.tenant).collect()
+    };
+    let source = serde_json::to_value(decision.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    Capability {
+        enabled: decision.enabled,
+        source,
+        panic: panic.map(|p| PanicState { since: p.setting.changed_at, actor: p.setting.actor, reason: p.setting.reason }),
+        tenants_off: tenants(false),
+        tenants_on: tenants(true),
+        known: flags.is_loaded(),
+    }
+}
 
 /// Consumer lag per group and the dead-letter figures (blocking librdkafka calls).
 fn kafka_figures(settings: &KafkaSettings) -> anyhow::Result<KafkaFigures> {
@@ -248,6 +352,7 @@ fn kafka_figures(settings: &KafkaSettings) -> anyhow::Result<KafkaFigures> {
             }
             let committed = consumer.committed_offsets(tpl, KAFKA_TIMEOUT)?;
             let (mut lag, mut processed) = (0, 0);
+            let mut heads: Vec<(String, i32, i64)> = Vec::new();
             for element in committed.elements() {
                 let (low, high) = probe.fetch_watermarks(element.topic(), element.partition(), KAFKA_TIMEOUT)?;
                 let position = match element.offset() {
@@ -256,8 +361,16 @@ fn kafka_figures(settings: &KafkaSettings) -> anyhow::Result<KafkaFigures> {
                 };
                 lag += (high - position).max(0);
                 processed += position;
+                if high > position {
+                    heads.push((element.topic().to_string(), element.partition(), position.max(low)));
+                }
             }
-            lags.push((group.to_string(), lag));
+            let seconds = if heads.is_empty() {
+                Some(0.0)
+            } else {
+                first_timestamps(settings, &heads)?.into_iter().min().map(|ms| ((Utc::now().timestamp_millis() - ms).max(0)) as f64 / 1000.0)
+            };
+            lags.push(Lag { group: group.to_string(), messages: lag, seconds });
             let dead_letter_topic = namespace.dead_letter(group);
             let mut dead_lettered = 0;
             for p in partitions_of(&dead_letter_topic) {
@@ -291,7 +404,8 @@ fn kafka_figures(settings: &KafkaSettings) -> anyhow::Result<KafkaFigures> {
                 });
                 older += first_recent.unwrap_or(*high).clamp(*low, *high) - low;
             }
-            oldest = oldest_timestamp(settings, topic.name(), &lows)?;
+            let starts: Vec<(String, i32, i64)> = lows.iter().map(|(p, low, _)| (topic.name().to_string(), *p, *low)).collect();
+            oldest = first_timestamps(settings, &starts)?.into_iter().min();
         }
         dead_letters.push(DeadLetterTopic {
             topic: format!("deadletter.{}", topic.name().trim_start_matches(prefix.as_str())),
@@ -338,33 +452,40 @@ fn topics_of(group: &str) -> &'static [&'static str] {
     }
 }
 
-/// The timestamp of the oldest record at the start of the given partitions.
-fn oldest_timestamp(settings: &KafkaSettings, topic: &str, lows: &[(i32, i64, i64)]) -> anyhow::Result<Option<i64>> {
+/// The timestamps of the records at the given (topic, partition, offset)s, as far as they arrive
+/// within the Kafka timeout.
+fn first_timestamps(settings: &KafkaSettings, at: &[(String, i32, i64)]) -> anyhow::Result<Vec<i64>> {
     let consumer: BaseConsumer = kafka::client_config(settings, "api-gateway-health")
         .set("group.id", "api-gateway-health-peek")
         .set("enable.auto.commit", "false")
         .create()?;
     let mut tpl = TopicPartitionList::new();
-    for (partition, low, _) in lows {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*low))?;
+    for (topic, partition, offset) in at {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
     }
     consumer.assign(&tpl)?;
-    let mut oldest: Option<i64> = None;
+    let mut found = Vec::new();
     let mut seen = 0;
     let deadline = std::time::Instant::now() + KAFKA_TIMEOUT;
-    while seen < lows.len() && std::time::Instant::now() < deadline {
+    while seen < at.len() && std::time::Instant::now() < deadline {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            let first = lows.iter().any(|(p, low, _)| *p == message.partition() && *low == message.offset());
-            if first {
+            let wanted = at.iter().any(|(t, p, o)| t == message.topic() && *p == message.partition() && *o == message.offset());
+            if wanted {
                 seen += 1;
                 if let Some(ms) = message.timestamp().to_millis() {
-                    oldest = Some(oldest.map_or(ms, |o| o.min(ms)));
+                    found.push(ms);
                 }
             }
         }
     }
-    Ok(oldest)
+    Ok(found)
 }
+
+/// Held events per integration and tenant, one query per service that holds.
+const HELD_VIEWS: [&str; 2] = [
+    "SELECT integration, tenant, events, oldest_held_at FROM read_api.ventures_sync_held_events",
+    "SELECT integration, tenant, events, oldest_held_at FROM read_api.projection_writer_held_events",
+];
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,7 @@ pub struct Job {
     pub failed: i64,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub note: Option<String>,
 }
 
 /// What a job did with one dead letter.
@@ -49,7 +50,7 @@ impl Outcome {
 /// The columns of `Job`, for `concat!` (sqlx takes static SQL only).
 macro_rules! job_columns {
     () => {
-        "job_id, operator, filter, dry_run, rate_limit, state, matched, sent, skipped, failed, started_at, finished_at"
+        "job_id, operator, filter, dry_run, rate_limit, state, matched, sent, skipped, failed, started_at, finished_at, note"
     };
 }
 
@@ -75,7 +76,22 @@ impl Audit {
     }
 
     pub async fn jobs(&self, limit: i64) -> Result<Vec<Job>, sqlx::Error> {
-        sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM jobs ORDER BY started_at DESC LIMIT $1")).bind(limit).fetch_all(&self.pool).await
+        self.jobs_for(None, limit).await
+    }
+
+    /// The newest jobs, only those whose filter names `tenant` when it is given.
+    pub async fn jobs_for(&self, tenant: Option<&str>, limit: i64) -> Result<Vec<Job>, sqlx::Error> {
+        sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM jobs WHERE ($2::text IS NULL OR filter->>'tenant' = $2) ORDER BY started_at DESC LIMIT $1"))
+            .bind(limit)
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// What job `job_id` did with each dead letter (the first `limit`, in the order it did it):
+    /// (id, outcome, reason).
+    pub async fn items(&self, job_id: Uuid, limit: i64) -> Result<Vec<(String, String, Option<String>)>, sqlx::Error> {
+        sqlx::query_as("SELECT dead_letter_id, outcome, reason FROM job_items WHERE job_id = $1 ORDER BY at, dead_letter_id LIMIT $2").bind(job_id).bind(limit).fetch_all(&self.pool).await
     }
 
     /// The dead letters any job has re-published, with the (first) job that did.

@@ -1,11 +1,15 @@
 //! Which dead letters an operator means: by topic, time range, key, tenant, error class and kind,
 //! ids, and fields of the decoded original event (`loan.status=Funded`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
+use dlq_api::FilterSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::read::Item;
+
+/// Longest key, tenant, class or kind a filter takes.
+const MAX_TEXT: usize = 256;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Filter {
@@ -61,7 +65,62 @@ impl FieldMatch {
     }
 }
 
+/// RFC 3339, or `<n>s|m|h|d` ago. Never before the epoch (Kafka's timestamps start there).
+pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
+    let raw = raw.trim();
+    let at = if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        t.with_timezone(&Utc)
+    } else {
+        let expected = || format!("{raw:?}: expected RFC 3339 or a duration like 15m, 2h, 7d");
+        let unit = raw.chars().last().ok_or_else(expected)?;
+        let n: i64 = raw[..raw.len() - unit.len_utf8()].parse().ok().filter(|n| *n >= 0).ok_or_else(expected)?;
+        let ago = match unit {
+            's' => Duration::try_seconds(n),
+            'm' => Duration::try_minutes(n),
+            'h' => Duration::try_hours(n),
+            'd' => Duration::try_days(n),
+            _ => return Err(format!("{raw:?}: the unit is s, m, h or d")),
+        };
+        ago.and_then(|ago| Utc::now().checked_sub_signed(ago)).ok_or_else(|| format!("{raw:?}: too far back"))?
+    };
+    Ok(at.max(DateTime::UNIX_EPOCH))
+}
+
 impl Filter {
+    /// The filter an API caller described, checked: topics are dead-letter topics, ids are
+    /// UUIDs, times parse, texts are of reasonable length.
+    pub fn from_spec(spec: &FilterSpec) -> Result<Self, String> {
+        let topic_ok = |t: &String| {
+            t.strip_prefix("deadletter.").is_some_and(|rest| !rest.is_empty() && rest.len() <= 200 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+        };
+        if let Some(bad) = spec.topics.iter().find(|t| !topic_ok(t)) {
+            return Err(format!("topic {bad:?} is not a dead-letter topic (deadletter.<consumer group>.v1)"));
+        }
+        if let Some(bad) = spec.ids.iter().find(|id| uuid::Uuid::parse_str(id).is_err()) {
+            return Err(format!("id {bad:?} is not a dead-letter id (a UUID)"));
+        }
+        if spec.topics.len() > 50 || spec.ids.len() > dlq_api::MAX_IDS || spec.fields.len() > 20 {
+            return Err(format!("at most 50 topics, {} ids and 20 fields", dlq_api::MAX_IDS));
+        }
+        for (name, value) in [("key", &spec.key), ("tenant", &spec.tenant), ("class", &spec.class), ("kind", &spec.kind)] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_TEXT) {
+                return Err(format!("{name} is at most {MAX_TEXT} characters"));
+            }
+        }
+        let time = |raw: &Option<String>| raw.as_deref().filter(|r| !r.trim().is_empty()).map(parse_time).transpose();
+        Ok(Self {
+            topics: spec.topics.clone(),
+            since: time(&spec.since)?,
+            until: time(&spec.until)?,
+            key: spec.key.clone(),
+            tenant: spec.tenant.clone(),
+            class: spec.class.clone(),
+            kind: spec.kind.clone(),
+            ids: spec.ids.clone(),
+            fields: spec.fields.iter().map(|f| if f.len() > 512 { Err(format!("{f:?}: at most 512 characters")) } else { FieldMatch::parse(f) }).collect::<Result<_, _>>()?,
+        })
+    }
+
     pub fn matches(&self, item: &Item) -> bool {
         let e = &item.envelope;
         let at = DateTime::from_timestamp_millis(e.dead_lettered_at);
@@ -93,5 +152,35 @@ mod tests {
         assert!(!FieldMatch::parse("missing=null").unwrap().matches(&event));
         assert!(FieldMatch::parse("nope").is_err());
         assert!(FieldMatch::parse("a..b=1").is_err());
+    }
+
+    #[test]
+    fn times_are_rfc_3339_or_a_duration_ago_and_never_panic() {
+        let t = parse_time("2026-01-02T03:04:05Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-02T03:04:05+00:00");
+        let ago = Utc::now() - parse_time("2h").unwrap();
+        assert!((ago.num_minutes() - 120).abs() <= 1);
+        assert_eq!(parse_time("1960-01-01T00:00:00Z").unwrap(), DateTime::UNIX_EPOCH, "clamped to the epoch");
+        for bad in ["", "h", "-5m", "5x", "5é", "é", "99999999999999999d", "1.5h"] {
+            assert!(parse_time(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn specs_are_checked() {
+        let spec = |f: fn(&mut FilterSpec)| {
+            let mut s = FilterSpec::default();
+            f(&mut s);
+            Filter::from_spec(&s)
+        };
+        assert_eq!(spec(|_| {}).unwrap(), Filter::default());
+        assert!(spec(|s| s.topics = vec!["deadletter.ventures-sync.commands.v1".into()]).is_ok());
+        assert!(spec(|s| s.topics = vec!["ventures.loan.status-changed.v1".into()]).is_err());
+        assert!(spec(|s| s.topics = vec!["deadletter.".into()]).is_err());
+        assert!(spec(|s| s.ids = vec!["not-a-uuid".into()]).is_err());
+        assert!(spec(|s| s.fields = vec!["loan.status".into()]).is_err());
+        assert!(spec(|s| s.since = Some("yesterday".into())).is_err());
+        assert!(spec(|s| s.since = Some(" ".into())).unwrap().since.is_none());
+        assert!(spec(|s| s.tenant = Some("t".repeat(257))).is_err());
     }
 }

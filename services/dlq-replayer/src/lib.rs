@@ -3,13 +3,19 @@
 //! to their original topics (dry run, rate limit, progress, resumable jobs, an audit in its own
 //! PostgreSQL schema), and parks or discards those that must not be replayed.
 //!
-//! Used as a CLI (`dlq-replayer --help`); the gateway's admin API and the ops page build on the
-//! same library.
+//! Used as a CLI (`dlq-replayer --help`) and as a service with an internal HTTP API
+//! (`dlq-replayer serve`, [`serve`]), which the gateway's admin API and its ops page forward to.
+//! Both run the same jobs ([`job`]), dispositions ([`dispose`]) and views ([`view`]).
 
 pub mod audit;
+pub mod capabilities;
+pub mod dispose;
 pub mod filter;
+pub mod job;
 pub mod read;
 pub mod replay;
+pub mod serve;
+pub mod view;
 
 use brain_events::{Codec, RegistryClient, codec::SchemaIds};
 use brain_runtime::{
@@ -52,8 +58,13 @@ pub struct Tools {
 
 impl Tools {
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        Self::connect_with(settings, 2).await
+    }
+
+    /// With a pool of `connections` (the service serves several requests at once).
+    pub async fn connect_with(settings: Settings, connections: u32) -> anyhow::Result<Self> {
         let codec = Codec::new(RegistryClient::new(settings.schema_registry_url.expose_secret())?, settings.schema_ids);
-        let pool = db::connect(&settings.database_url, "dlq_replayer", &MIGRATOR, None, 2).await?;
+        let pool = db::connect(&settings.database_url, "dlq_replayer", &MIGRATOR, None, connections).await?;
         Ok(Self { settings, codec, audit: audit::Audit { pool } })
     }
 

@@ -1,16 +1,18 @@
-//! `dlq-replayer`: list, count, show, replay, park and discard dead letters. See `--help`.
+//! `dlq-replayer`: list, count, show, replay, park and discard dead letters, or `serve` them over
+//! HTTP. See `--help`.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Duration, Utc};
+use brain_runtime::{shutdown, telemetry};
 use clap::{Args, Parser, Subcommand};
 use dlq_replayer::{
     Settings, Tools,
-    filter::{FieldMatch, Filter},
+    dispose::{Action, Disposal, Scope},
+    filter::{FieldMatch, Filter, parse_time},
+    job::{self, JobRequest},
     read::{self, Item},
-    replay,
+    replay::Tracker,
+    serve::{self, ServeSettings},
+    view,
 };
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -73,6 +75,9 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Run as a service: the HTTP API the gateway's admin API and the ops page use
+    /// (`DLQ_REPLAYER__HTTP_ADDR`, default 127.0.0.1:8085), with /health, /ready and /metrics.
+    Serve,
 }
 
 #[derive(Args)]
@@ -119,8 +124,8 @@ impl FilterArgs {
     fn filter(&self) -> anyhow::Result<Filter> {
         Ok(Filter {
             topics: self.topics.clone(),
-            since: self.since.as_deref().map(when).transpose()?,
-            until: self.until.as_deref().map(when).transpose()?,
+            since: self.since.as_deref().map(parse_time).transpose().map_err(anyhow::Error::msg)?,
+            until: self.until.as_deref().map(parse_time).transpose().map_err(anyhow::Error::msg)?,
             key: self.key.clone(),
             tenant: self.tenant.clone(),
             class: self.class.clone(),
@@ -131,40 +136,30 @@ impl FilterArgs {
     }
 }
 
-/// RFC 3339, or `<n>s|m|h|d` ago.
-fn when(raw: &str) -> anyhow::Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let (number, unit) = raw.split_at(raw.len().saturating_sub(1));
-    let n: i64 = number.parse().map_err(|_| anyhow::anyhow!("{raw:?}: expected RFC 3339 or a duration like 15m, 2h, 7d"))?;
-    let ago = match unit {
-        "s" => Duration::seconds(n),
-        "m" => Duration::minutes(n),
-        "h" => Duration::hours(n),
-        "d" => Duration::days(n),
-        _ => anyhow::bail!("{raw:?}: the unit is s, m, h or d"),
-    };
-    Ok(Utc::now() - ago)
-}
-
 fn operator(given: Option<String>) -> String {
     given.or_else(|| std::env::var("USER").ok()).filter(|o| !o.is_empty()).unwrap_or_else(|| "unknown".into())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber_init();
     let cli = Cli::parse();
+    if let Command::Serve = cli.command {
+        let settings = ServeSettings::from_env()?;
+        let _telemetry = telemetry::init(dlq_replayer::SERVICE, settings.otlp_endpoint.as_deref(), settings.log_json)?;
+        tracing::info!(settings = ?settings, "starting");
+        return serve::run(settings, shutdown::on_signal()).await;
+    }
+    tracing_subscriber_init();
     let tools = Tools::connect(Settings::from_env()?).await?;
     match cli.command {
+        Command::Serve => unreachable!("handled above"),
         Command::List { filter, json, limit } => {
             let items = read::scan(&tools.settings.kafka, &tools.codec, &filter.filter()?).await?;
             let set_aside = tools.audit.dispositions().await?;
             for item in items.iter().take(limit) {
                 let disposition = set_aside.get(&item.envelope.dead_letter_id).map(|(a, _)| a.as_str());
                 if json {
-                    println!("{}", summary(item, disposition));
+                    println!("{}", serde_json::to_string(&view::summary(item, disposition))?);
                 } else {
                     let e = &item.envelope;
                     let key = e.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
@@ -187,24 +182,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Count { filter, json } => {
             let items = read::scan(&tools.settings.kafka, &tools.codec, &filter.filter()?).await?;
-            let mut groups: BTreeMap<(String, String, String), (usize, i64)> = BTreeMap::new();
-            for item in &items {
-                let e = &item.envelope;
-                let slot = groups.entry((item.topic.clone(), e.error_class.clone(), e.error_kind.clone())).or_insert((0, i64::MAX));
-                slot.0 += 1;
-                slot.1 = slot.1.min(e.dead_lettered_at);
-            }
-            let rows: Vec<Value> = groups
-                .iter()
-                .map(|((topic, class, kind), (count, oldest))| json!({ "topic": topic, "class": class, "kind": kind, "count": count, "oldestAgeSeconds": (Utc::now().timestamp_millis() - oldest) / 1000 }))
-                .collect();
+            let counts = view::counts(&items);
             if json {
-                println!("{}", json!({ "total": items.len(), "groups": rows }));
+                println!("{}", serde_json::to_string(&counts)?);
             } else {
-                for r in &rows {
-                    println!("{:>6}  {}  {}/{}  oldest {} s ago", r["count"], r["topic"].as_str().unwrap_or_default(), r["class"].as_str().unwrap_or_default(), r["kind"].as_str().unwrap_or_default(), r["oldestAgeSeconds"]);
+                for g in &counts.groups {
+                    println!("{:>6}  {}  {}/{}  oldest {} s ago", g.count, g.topic, g.class, g.kind, g.oldest_age_seconds);
                 }
-                println!("{:>6}  total", items.len());
+                println!("{:>6}  total", counts.total);
             }
         }
         Command::Show { id } => {
@@ -212,44 +197,14 @@ async fn main() -> anyhow::Result<()> {
             let items = read::scan(&tools.settings.kafka, &tools.codec, &filter).await?;
             let item = items.first().ok_or_else(|| anyhow::anyhow!("no dead letter {id}"))?;
             let disposition = tools.audit.dispositions().await?.remove(&id);
-            println!("{}", serde_json::to_string_pretty(&detail(item, disposition))?);
+            println!("{}", serde_json::to_string_pretty(&view::detail(item, disposition))?);
         }
         Command::Replay { filter, dry_run, rate, job, operator: who, cap, json } => {
-            let filter = filter.filter()?;
-            anyhow::ensure!(rate.is_none_or(|r| r > 0.0), "--rate must be positive");
-            let job_id = job.unwrap_or_else(Uuid::now_v7);
-            let operator = operator(who);
-            let filter_json = serde_json::to_value(&filter)?;
-            let resumed = match job {
-                Some(id) => tools.audit.job(id).await?,
-                None => None,
-            };
-            if let Some(previous) = &resumed {
-                anyhow::ensure!(previous.filter == filter_json, "job {job_id} was started with filter {}; resume it with the same filter", previous.filter);
-            }
-            if !dry_run {
-                tools.audit.start(job_id, &operator, &filter_json, false, rate).await?;
-            }
-            let items = read::scan(&tools.settings.kafka, &tools.codec, &filter).await?;
-            let options = replay::Options { job_id, operator: operator.clone(), dry_run, rate, cap, progress: !json };
+            let request = JobRequest { filter: filter.filter()?, dry_run, rate, cap, operator: operator(who), resume: job };
+            let prepared = job::prepare(&tools, request).await?;
+            let job_id = prepared.job_id;
             let producer = tools.producer()?;
-            let result = replay::run(items, &tools.audit, &producer, &tools.settings.kafka.namespace, &options).await;
-            let report = match result {
-                Ok(report) => report,
-                Err(e) => {
-                    if !dry_run {
-                        tools.audit.finish(job_id, "failed", 0, None, Some(&e.to_string())).await?;
-                    }
-                    return Err(e);
-                }
-            };
-            if dry_run {
-                tools.audit.start(job_id, &operator, &filter_json, true, rate).await?;
-                let counts = (report.sent.len() as i64, report.skipped.len() as i64, 0);
-                tools.audit.finish(job_id, "finished", report.matched as i64, Some(counts), Some("dry run: nothing sent")).await?;
-            } else {
-                tools.audit.finish(job_id, "finished", report.matched as i64, None, None).await?;
-            }
+            let report = job::execute(&tools, &producer, prepared, &Tracker::default(), !json).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -269,9 +224,9 @@ async fn main() -> anyhow::Result<()> {
             }
             anyhow::ensure!(report.failed.is_empty(), "{} dead letters could not be re-published; resume with --job {job_id}", report.failed.len());
         }
-        Command::Park(d) => dispose(&tools, d, Some("parked")).await?,
-        Command::Unpark(d) => dispose(&tools, d, None).await?,
-        Command::Discard(d) => dispose(&tools, d, Some("discarded")).await?,
+        Command::Park(d) => dispose(&tools, d, Action::Park).await?,
+        Command::Unpark(d) => dispose(&tools, d, Action::Unpark).await?,
+        Command::Discard(d) => dispose(&tools, d, Action::Discard).await?,
         Command::Jobs { limit } => {
             for job in tools.audit.jobs(limit).await? {
                 println!(
@@ -293,22 +248,10 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn dispose(tools: &Tools, d: Disposition, action: Option<&str>) -> anyhow::Result<()> {
-    anyhow::ensure!(!d.reason.trim().is_empty(), "--reason must say why");
-    tools.audit.set_disposition(&d.ids, action, d.reason.trim(), &operator(d.operator)).await?;
-    match action {
-        Some(how) => {
-            // The topic and age of each, for the gateway's count of dead letters still waiting.
-            let found = read::scan(&tools.settings.kafka, &tools.codec, &Filter { ids: d.ids.clone(), ..Filter::default() }).await?;
-            let handled: Vec<_> = found
-                .iter()
-                .map(|i| (i.envelope.dead_letter_id.clone(), i.topic.clone(), DateTime::from_timestamp_millis(i.envelope.dead_lettered_at).unwrap_or_default(), how))
-                .collect();
-            tools.audit.mark_handled(&handled).await?;
-        }
-        None => tools.audit.unmark_parked(&d.ids).await?,
-    }
-    println!("{} {} dead letter(s)", action.unwrap_or("unparked"), d.ids.len());
+async fn dispose(tools: &Tools, d: Disposition, action: Action) -> anyhow::Result<()> {
+    let disposal = Disposal { ids: d.ids, action, reason: d.reason, operator: operator(d.operator) };
+    disposal.apply(tools, &Scope::default()).await?;
+    println!("{} {} dead letter(s)", action.done(), disposal.ids.len());
     Ok(())
 }
 
@@ -320,36 +263,6 @@ fn age(item: &Item) -> String {
         3600..86400 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86400),
     }
-}
-
-fn summary(item: &Item, disposition: Option<&str>) -> Value {
-    let e = &item.envelope;
-    json!({
-        "id": e.dead_letter_id, "topic": item.topic, "sourceTopic": e.source_topic, "class": e.error_class, "kind": e.error_kind,
-        "message": e.error_message, "key": e.key.as_deref().map(String::from_utf8_lossy), "tenant": item.tenant(),
-        "deadLetteredAt": DateTime::from_timestamp_millis(e.dead_lettered_at), "replays": item.replays(), "disposition": disposition,
-    })
-}
-
-fn detail(item: &Item, disposition: Option<(String, String)>) -> Value {
-    let e = &item.envelope;
-    let headers: Vec<Value> = e.headers.iter().map(|h| json!({ "key": h.key, "value": h.value.as_deref().map(String::from_utf8_lossy) })).collect();
-    json!({
-        "id": e.dead_letter_id,
-        "deadLetterTopic": item.topic,
-        "source": { "topic": e.source_topic, "partition": e.source_partition, "offset": e.source_offset, "timestamp": e.source_timestamp.and_then(DateTime::from_timestamp_millis) },
-        "key": e.key.as_deref().map(String::from_utf8_lossy),
-        "consumer": { "group": e.consumer_group, "service": e.service },
-        "error": { "class": e.error_class, "kind": e.error_kind, "message": e.error_message },
-        "attempts": { "count": e.attempts, "first": DateTime::from_timestamp_millis(e.first_attempt_at), "last": DateTime::from_timestamp_millis(e.last_attempt_at) },
-        "deadLetteredAt": DateTime::from_timestamp_millis(e.dead_lettered_at),
-        "traceId": e.trace_id,
-        "replays": item.replays(),
-        "disposition": disposition.map(|(action, reason)| json!({ "action": action, "reason": reason })),
-        "headers": headers,
-        "event": item.event,
-        "valueBytes": e.value.as_ref().map(Vec::len),
-    })
 }
 
 /// Warnings and errors of the libraries on stderr (more with `DLQ_REPLAYER_LOG=info`; the

@@ -9,7 +9,8 @@ use brain_events::{Codec, DeadLetter, topics::Namespace};
 use brain_runtime::{kafka, settings::KafkaSettings};
 use rdkafka::{
     Message, Offset, TopicPartitionList,
-    consumer::{Consumer, StreamConsumer},
+    consumer::{BaseConsumer, Consumer, StreamConsumer},
+    metadata::Metadata,
 };
 use serde_json::Value;
 
@@ -54,70 +55,89 @@ impl Item {
 
 /// The catalogue names of the namespace's dead-letter topics.
 pub fn dead_letter_topics(settings: &KafkaSettings) -> anyhow::Result<Vec<String>> {
-    let consumer: StreamConsumer = kafka::client_config(settings, "dlq-replayer").set("group.id", "dlq-replayer-scan").create()?;
-    let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
-    let prefix = settings.namespace.topic("deadletter.");
-    let mut names: Vec<String> = metadata
-        .topics()
-        .iter()
-        .filter_map(|t| t.name().strip_prefix(&prefix).map(|rest| format!("deadletter.{rest}")))
-        .collect();
+    let consumer: BaseConsumer = kafka::client_config(settings, "dlq-replayer").set("group.id", "dlq-replayer-scan").create()?;
+    topics_in(&consumer.fetch_metadata(None, TIMEOUT)?, &settings.namespace)
+}
+
+fn topics_in(metadata: &Metadata, namespace: &Namespace) -> anyhow::Result<Vec<String>> {
+    let prefix = namespace.topic("deadletter.");
+    let mut names: Vec<String> = metadata.topics().iter().filter_map(|t| t.name().strip_prefix(&prefix).map(|rest| format!("deadletter.{rest}"))).collect();
     names.sort();
     Ok(names)
 }
 
+/// What to read of one topic: each partition from its start offset to the end seen now.
+struct TopicPlan {
+    topic: String,
+    real: String,
+    starts: Vec<(i32, i64)>,
+    ends: HashMap<i32, i64>,
+}
+
 /// Every dead letter matching `filter`, in topic, partition and offset order.
 pub async fn scan(settings: &KafkaSettings, codec: &Codec, filter: &Filter) -> anyhow::Result<Vec<Item>> {
-    let topics = if filter.topics.is_empty() { dead_letter_topics(settings)? } else { filter.topics.clone() };
+    // One client finds the topics, their watermarks and the offsets for `since` (blocking calls);
+    // a consumer is made only for a topic with something to read.
+    let (planning, wanted) = (settings.clone(), filter.clone());
+    let plans = tokio::task::spawn_blocking(move || plan(&planning, &wanted)).await??;
     let mut items = Vec::new();
-    for topic in topics {
-        items.extend(scan_topic(settings, &settings.namespace, codec, &topic, filter).await?);
+    for plan in plans {
+        items.extend(scan_topic(settings, codec, plan, filter).await?);
     }
     Ok(items)
 }
 
-async fn scan_topic(settings: &KafkaSettings, namespace: &Namespace, codec: &Codec, topic: &str, filter: &Filter) -> anyhow::Result<Vec<Item>> {
-    let real = namespace.topic(topic);
+fn plan(settings: &KafkaSettings, filter: &Filter) -> anyhow::Result<Vec<TopicPlan>> {
+    let client: BaseConsumer = kafka::client_config(settings, "dlq-replayer").set("group.id", "dlq-replayer-scan").create()?;
+    let metadata = client.fetch_metadata(None, TIMEOUT)?;
+    let topics = if filter.topics.is_empty() { topics_in(&metadata, &settings.namespace)? } else { filter.topics.clone() };
+    let mut plans = Vec::new();
+    for topic in topics {
+        let real = settings.namespace.topic(&topic);
+        let Some(meta) = metadata.topics().iter().find(|t| t.name() == real) else { continue };
+        let mut wanted = TopicPartitionList::new();
+        let mut ends: HashMap<i32, i64> = HashMap::new();
+        for partition in meta.partitions() {
+            let (low, high) = client.fetch_watermarks(&real, partition.id(), TIMEOUT)?;
+            if high > low {
+                ends.insert(partition.id(), high);
+                let start = filter.since.map_or(low, |t| t.timestamp_millis());
+                wanted.add_partition_offset(&real, partition.id(), Offset::Offset(start))?;
+            }
+        }
+        if ends.is_empty() {
+            continue;
+        }
+        if filter.since.is_some() {
+            wanted = client.offsets_for_times(wanted, TIMEOUT)?;
+        }
+        // A partition with no message at or after `since` comes back with the end offset or none.
+        let mut starts = Vec::new();
+        for element in wanted.elements() {
+            match element.offset() {
+                Offset::Offset(o) if o < ends[&element.partition()] => starts.push((element.partition(), o)),
+                _ => {
+                    ends.remove(&element.partition());
+                }
+            }
+        }
+        if !ends.is_empty() {
+            plans.push(TopicPlan { topic, real, starts, ends });
+        }
+    }
+    Ok(plans)
+}
+
+async fn scan_topic(settings: &KafkaSettings, codec: &Codec, plan: TopicPlan, filter: &Filter) -> anyhow::Result<Vec<Item>> {
+    let TopicPlan { topic, real, starts, mut ends } = plan;
     let consumer: StreamConsumer = kafka::client_config(settings, "dlq-replayer")
         .set("group.id", format!("dlq-replayer-scan-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()?;
-    let metadata = consumer.fetch_metadata(Some(&real), TIMEOUT)?;
-    let Some(meta) = metadata.topics().iter().find(|t| t.name() == real) else {
-        return Ok(Vec::new());
-    };
-    // Where each partition starts (offsets-for-times with `since`) and the end seen now.
-    let mut starts = TopicPartitionList::new();
-    let mut ends: HashMap<i32, i64> = HashMap::new();
-    for partition in meta.partitions() {
-        let (low, high) = consumer.fetch_watermarks(&real, partition.id(), TIMEOUT)?;
-        if high > low {
-            ends.insert(partition.id(), high);
-            let start = filter.since.map_or(Offset::Offset(low), |t| Offset::Offset(t.timestamp_millis()));
-            starts.add_partition_offset(&real, partition.id(), start)?;
-        }
-    }
-    if ends.is_empty() {
-        return Ok(Vec::new());
-    }
-    if filter.since.is_some() {
-        starts = consumer.offsets_for_times(starts, TIMEOUT)?;
-    }
-    // A partition with no message at or after `since` comes back with the end offset or none.
     let mut assignment = TopicPartitionList::new();
-    for element in starts.elements() {
-        match element.offset() {
-            Offset::Offset(o) if o < ends[&element.partition()] => {
-                assignment.add_partition_offset(&real, element.partition(), Offset::Offset(o))?;
-            }
-            _ => {
-                ends.remove(&element.partition());
-            }
-        }
-    }
-    if ends.is_empty() {
-        return Ok(Vec::new());
+    for (partition, offset) in starts {
+        assignment.add_partition_offset(&real, partition, Offset::Offset(offset))?;
     }
     consumer.assign(&assignment)?;
     let mut items = Vec::new();
@@ -139,7 +159,7 @@ async fn scan_topic(settings: &KafkaSettings, namespace: &Namespace, codec: &Cod
             Some(value) => codec.decode_json(value).await.ok(),
             None => None,
         };
-        let item = Item { topic: topic.to_string(), partition, offset, envelope, event };
+        let item = Item { topic: topic.clone(), partition, offset, envelope, event };
         if filter.matches(&item) {
             items.push(item);
         }

@@ -12,12 +12,14 @@
 use std::{
     collections::HashSet,
     io::Write as _,
+    sync::atomic::{AtomicU8, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
 use brain_events::topics::Namespace;
 use brain_runtime::producer::{EventProducer, Outgoing};
 use futures::future::join_all;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
@@ -57,9 +59,51 @@ pub struct Report {
     pub skipped: Vec<(String, String)>,
     pub failed: Vec<(String, String)>,
     pub seconds: f64,
+    /// Stopped between two chunks (shutdown): resume the job to send the rest.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+/// How far a job is, for whoever watches it (the HTTP API), and a way to stop it between two
+/// chunks (what was sent is recorded, so the job resumes where it stopped).
+#[derive(Debug, Default)]
+pub struct Tracker {
+    /// 0 scanning, 1 sending, 2 done.
+    stage: AtomicU8,
+    total: AtomicU64,
+    done: AtomicU64,
+    stop: CancellationToken,
+}
+
+impl Tracker {
+    pub fn new(stop: CancellationToken) -> Self {
+        Self { stop, ..Self::default() }
+    }
+
+    pub fn snapshot(&self) -> dlq_api::JobProgress {
+        let stage = match self.stage.load(Ordering::Acquire) {
+            0 => "scanning",
+            1 => "sending",
+            _ => "done",
+        };
+        dlq_api::JobProgress { stage: stage.into(), total: self.total.load(Ordering::Acquire), done: self.done.load(Ordering::Acquire) }
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    pub fn finish(&self) {
+        self.stage.store(2, Ordering::Release);
+    }
 }
 
 pub async fn run(items: Vec<Item>, audit: &Audit, producer: &EventProducer, namespace: &Namespace, options: &Options) -> anyhow::Result<Report> {
+    run_tracked(items, audit, producer, namespace, options, &Tracker::default()).await
+}
+
+/// [`run`], reporting progress to `tracker` and stopping between chunks when it says so.
+pub async fn run_tracked(items: Vec<Item>, audit: &Audit, producer: &EventProducer, namespace: &Namespace, options: &Options, tracker: &Tracker) -> anyhow::Result<Report> {
     let started = Instant::now();
     let ids: Vec<String> = items.iter().map(|i| i.envelope.dead_letter_id.clone()).collect();
     let resumed: HashSet<String> = audit.sent_by(options.job_id).await?;
@@ -99,15 +143,27 @@ pub async fn run(items: Vec<Item>, audit: &Audit, producer: &EventProducer, name
     audit.record(options.job_id, &skipped_now.iter().map(|(id, r)| (id.clone(), Outcome::Skipped, Some(r.clone()))).collect::<Vec<_>>()).await?;
 
     let total = to_send.len();
+    tracker.total.store(total as u64, Ordering::Release);
+    tracker.stage.store(1, Ordering::Release);
     let mut progress = Progress::new(total, options.progress);
     let mut done = 0usize;
     for chunk in to_send.chunks(CHUNK) {
+        if tracker.stopping() {
+            report.interrupted = true;
+            break;
+        }
         if let Some(rate) = options.rate {
             // Keep the average at or below `rate`, chunk by chunk.
-            let due = Duration::from_secs_f64((done + chunk.len()) as f64 / rate);
+            let due = Duration::try_from_secs_f64((done + chunk.len()) as f64 / rate).unwrap_or(Duration::MAX);
             let elapsed = started.elapsed();
             if due > elapsed {
-                tokio::time::sleep(due - elapsed).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(due - elapsed) => {}
+                    _ = tracker.stop.cancelled() => {
+                        report.interrupted = true;
+                        break;
+                    }
+                }
             }
         }
         let sends = chunk.iter().map(|item| send(producer, namespace, item, options));
@@ -132,9 +188,11 @@ pub async fn run(items: Vec<Item>, audit: &Audit, producer: &EventProducer, name
         audit.record(options.job_id, &recorded).await?;
         audit.mark_handled(&handled).await?;
         done += chunk.len();
+        tracker.done.store(done as u64, Ordering::Release);
         progress.show(done);
     }
     progress.finish();
+    tracker.finish();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

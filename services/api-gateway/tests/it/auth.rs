@@ -41,6 +41,7 @@ async fn spawn(min_refetch: Duration) -> Gateway {
         schema_registry_url: SecretString::from("http://127.0.0.1:9"),
         schema_ids: SchemaIds::AutoRegister,
         sync_health_refresh: Duration::from_secs(60),
+        dlq_replayer: api_gateway::admin::DlqSettings::default(),
     };
     let app = Application::build(&settings).await.unwrap();
     let url = format!("http://{}", app.local_addr());
