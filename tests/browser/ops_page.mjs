@@ -1,6 +1,8 @@
 // Drives the gateway's ops page (/ops) in the system's headless Chromium, as an operator would:
 // opens it with a token, checks the sync health, filters the dead letters, opens one, dry-runs
-// it, replays it and waits for the job to finish. Run by tests/it/ops_page.rs:
+// it, replays it and waits for the job to finish; then switches the tenant's (FLAG_TENANT)
+// firestore capability off and clears it again, reads the history, and finds panic mode refused
+// to an ops token. Run by tests/it/ops_page.rs:
 //
 //   OPS_URL=http://127.0.0.1:8000/ops TOKEN=... CHROMIUM=/usr/bin/chromium \
 //   FILTER='{"topic":"deadletter.ventures-sync.commands.v1","kind":"http_5xx"}' \
@@ -18,6 +20,7 @@ const opsUrl = env("OPS_URL");
 const token = env("TOKEN");
 const filter = JSON.parse(env("FILTER", "{}"));
 const screenshots = env("SCREENSHOTS", ".");
+const flagTenant = env("FLAG_TENANT", "default");
 const STEP = 60_000;
 
 const browser = await chromium.launch({
@@ -75,8 +78,41 @@ try {
   await page.locator(`#jobs-table tr[data-job="${seen.jobId}"]`).waitFor();
   seen.message = await page.locator("#message").textContent();
 
+  step = "switch the tenant's firestore capability off from the page";
+  const firestoreRow = page.locator('#capabilities-table tr[data-integration="firestore"]');
+  await firestoreRow.waitFor();
+  await page.selectOption("#flag-integration", "firestore");
+  await page.fill("#flag-tenant", flagTenant);
+  await page.selectOption("#flag-state", "off");
+  await page.fill("#flag-reason", "ops page test");
+  await page.click("#flag-apply");
+  await firestoreRow.filter({ hasText: `${flagTenant}=off` }).waitFor();
+  seen.flagOff = await firestoreRow.textContent();
+
+  step = "see the change in the history";
+  for (let i = 0; i < 40 && !(await page.locator("#capability-history tbody tr").count()); i++) {
+    await page.waitForTimeout(250);
+    await page.click("#capabilities h2 button.refresh");
+  }
+  seen.history = await page.locator("#capability-history tbody tr").first().textContent();
+
+  step = "switch it back (clear) from the page";
+  await page.selectOption("#flag-state", "clear");
+  await page.fill("#flag-reason", "ops page test done");
+  await page.click("#flag-apply");
+  await page.locator("#message").filter({ hasText: "cleared" }).waitFor();
+  await firestoreRow.filter({ hasNotText: `${flagTenant}=off` }).waitFor();
+  seen.flagCleared = await firestoreRow.textContent();
+
+  // Everything so far without an error in the console; the refusal below logs one (a 403).
+  seen.consoleErrors = [...consoleErrors];
+
+  step = "try panic mode as ops (admin only)";
+  await page.click('button[data-panic="qbo"]');
+  await page.locator("#message").filter({ hasText: "forbidden" }).waitFor();
+  seen.panicAsOps = await page.locator("#message").textContent();
+
   step = "done";
-  seen.consoleErrors = consoleErrors;
   await page.screenshot({ path: `${screenshots}/ops-page.png`, fullPage: true });
   console.log(JSON.stringify(seen));
 } catch (e) {

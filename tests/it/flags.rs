@@ -1,6 +1,8 @@
 //! Capability flags: one tenant switched off is held (nothing lost, nothing dead-lettered) while
 //! the other tenants on the same partitions flow; switched back on, its events drain in order.
-//! The whole integration switched off pauses its partitions; switched on, they resume.
+//! The whole integration switched off pauses its partitions; switched on, they resume. The
+//! switches go through each of the operators' ways in: the gateway's admin API, the CLI and the
+//! runtime's writer; dlq-replayer audits every one.
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +11,10 @@ use brain_runtime::{
     flags::{FlagState, FlagWriter},
     producer::EventProducer,
 };
+use serde_json::{Value, json};
 use system_tests::{
     loan_event,
-    stack::{API_GATEWAY, PROJECTION_WRITER, Stack},
+    stack::{API_GATEWAY, DLQ_REPLAYER, PROJECTION_WRITER, Stack},
     topics::TopicReader,
     wait_for,
 };
@@ -24,7 +27,7 @@ const PROPAGATION: Duration = Duration::from_secs(5);
 async fn a_switched_off_tenant_is_held_while_others_flow_and_drains_in_order() -> anyhow::Result<()> {
     crate::init_logs();
     let mut stack = Stack::start("flags").await?;
-    stack.start_services(&[PROJECTION_WRITER, API_GATEWAY]).await?;
+    stack.start_services(&[PROJECTION_WRITER, API_GATEWAY, DLQ_REPLAYER]).await?;
     let pool = stack.db.connect().await?;
     let producer = EventProducer::new(&stack.kafka_settings(), stack.codec(), "flags-test")?;
     let flags = FlagWriter::new(producer.clone());
@@ -44,7 +47,13 @@ async fn a_switched_off_tenant_is_held_while_others_flow_and_drains_in_order() -
         }
     };
 
-    flags.set_flag("firestore", Some("t-held"), FlagState::Off, "ops@flags-test", "tenant t-held migrating").await?;
+    // The tenant's own ops switches it off through the gateway; another tenant's ops may not.
+    let admin_api = format!("{}/api/v1/admin/capabilities/firestore", stack.gateway_url);
+    let off = json!({ "state": "off", "tenant": "t-held", "reason": "tenant t-held migrating" });
+    let refused = stack.http.put(&admin_api).bearer_auth(stack.token("ops", "t-flow")).json(&off).send().await?;
+    assert_eq!(refused.status(), 403, "ops of another tenant");
+    let change: Value = stack.http.put(&admin_api).bearer_auth(stack.token("ops", "t-held")).json(&off).send().await?.error_for_status()?.json().await?;
+    assert_eq!((change["state"].as_str(), change["actor"].as_str()), (Some("off"), Some("test-ops")), "{change}");
     tokio::time::sleep(PROPAGATION).await;
     let held: Vec<String> = (1..=6).map(|i| format!("held-{i}")).collect();
     let flowing: Vec<String> = (1..=6).map(|i| format!("flow-{i}")).collect();
@@ -74,7 +83,7 @@ async fn a_switched_off_tenant_is_held_while_others_flow_and_drains_in_order() -
     println!("flags: health/sync firestore: {health}");
 
     let switched_on = Instant::now();
-    flags.set_flag("firestore", Some("t-held"), FlagState::Cleared, "ops@flags-test", "migration done").await?;
+    stack.dlq_replayer(&["flags", "set", "firestore", "clear", "--tenant", "t-held", "--reason", "migration done"]).await?;
     for app in &held {
         wait_for(&format!("{app} drained"), WAIT, || async { Ok(version_of(app.clone()).await?.filter(|v| *v == 3)) }).await?;
     }
@@ -93,8 +102,24 @@ async fn a_switched_off_tenant_is_held_while_others_flow_and_drains_in_order() -
     send(flowing[0].clone(), "t-flow", 4).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(version_of(flowing[0].clone()).await?, Some(3), "nothing projected while firestore is off");
-    flags.set_flag("firestore", None, FlagState::On, "ops@flags-test", "maintenance over").await?;
+    let on = json!({ "state": "on", "reason": "maintenance over" });
+    stack.http.put(&admin_api).bearer_auth(stack.token("admin", "t-flow")).json(&on).send().await?.error_for_status()?;
     wait_for("projection resumes", WAIT, || async { Ok(version_of(flowing[0].clone()).await?.filter(|v| *v == 4)) }).await?;
+
+    // Every change is audited, whoever made it and however: the history, newest first.
+    let history = wait_for("the audit to record all four changes", WAIT, || async {
+        let out = stack.dlq_replayer(&["flags", "history", "--json"]).await?;
+        let rows: Vec<Value> = out.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+        Ok((rows.len() == 4).then_some(rows))
+    })
+    .await?;
+    let audited: Vec<(&str, &str, &str)> =
+        history.iter().rev().map(|c| (c["tenant"].as_str().unwrap_or("*"), c["state"].as_str().unwrap_or_default(), c["actor"].as_str().unwrap_or_default())).collect();
+    assert_eq!(audited, vec![("t-held", "off", "test-ops"), ("t-held", "cleared", "test-operator"), ("*", "off", "ops@flags-test"), ("*", "on", "test-admin")]);
+    let api_history: Value = stack.http.get(format!("{}/api/v1/admin/capabilities/history", stack.gateway_url)).bearer_auth(stack.token("admin", "t-flow")).send().await?.error_for_status()?.json().await?;
+    assert_eq!(api_history["changes"].as_array().map(Vec::len), Some(4), "{api_history}");
+    let listed: Value = serde_json::from_str(stack.dlq_replayer(&["flags", "list", "--json"]).await?.trim())?;
+    println!("flags: dlq-replayer flags list: {listed}");
 
     let dead_letters = TopicReader::new(&stack, "deadletter.projection-writer.v1").await?;
     assert!(dead_letters.next::<DeadLetter>(Duration::from_secs(2)).await?.is_none(), "nothing dead-lettered for being switched off");

@@ -102,6 +102,7 @@ async fn drive_page(stack: &Stack, token: &str) -> anyhow::Result<Value> {
         .env("CHROMIUM", &chromium)
         .env("FILTER", filter.to_string())
         .env("SCREENSHOTS", &stack.logs)
+        .env("FLAG_TENANT", VENTURES_TENANT)
         .current_dir(&dir)
         .kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(240), command.output()).await.map_err(|_| anyhow::anyhow!("the browser script ran past 240 s"))??;
@@ -138,6 +139,11 @@ async fn a_dead_letter_is_replayed_from_the_ops_page_and_applied() -> anyhow::Re
     assert!(seen["jobCounts"].as_str().is_some_and(|c| c.contains("sent 1 · skipped 0 · failed 0")), "{seen}");
     assert_eq!((seen["progress"]["value"].as_f64(), seen["progress"]["max"].as_f64()), (Some(1.0), Some(1.0)), "the bar is full: {seen}");
     assert_eq!(seen["consoleErrors"], json!([]), "{seen}");
+    // Capabilities from the page: the tenant's flag set and cleared, audited; panic mode is admin's.
+    assert!(seen["flagOff"].as_str().is_some_and(|r| r.contains("default=off (test-ops)")), "{seen}");
+    assert!(seen["history"].as_str().is_some_and(|h| h.contains("firestore") && h.contains("test-ops")), "{seen}");
+    assert!(seen["flagCleared"].as_str().is_some_and(|r| !r.contains("default=off")), "{seen}");
+    assert!(seen["panicAsOps"].as_str().is_some_and(|m| m.starts_with("forbidden")), "{seen}");
 
     // Applied: in Ventures once, in the read model and in Firestore.
     let command = applied(&stack, &command_id).await?;

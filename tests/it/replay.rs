@@ -7,7 +7,6 @@ use brain_events::topics;
 use brain_runtime::producer::{EventProducer, Outgoing};
 use serde_json::{Value, json};
 use system_tests::{
-    process::binary,
     stack::{API_GATEWAY, PROJECTION_WRITER, Stack, VENTURES_SYNC, VENTURES_TENANT},
     wait_for,
 };
@@ -17,18 +16,7 @@ const DLQ: &str = "deadletter.ventures-sync.commands.v1";
 
 /// Runs `dlq-replayer <args>` against the test's broker, registry and database; its stdout.
 async fn replayer(stack: &Stack, args: &[&str]) -> anyhow::Result<String> {
-    let output = tokio::process::Command::new(binary("dlq-replayer"))
-        .args(args)
-        .env("BRAIN__KAFKA_BROKERS", &stack.broker.bootstrap)
-        .env("BRAIN__KAFKA_NAMESPACE", stack.broker.namespace.to_string())
-        .env("BRAIN__SCHEMA_REGISTRY_URL", &stack.registry_url)
-        .env("BRAIN__DATABASE_URL", stack.db.url(None))
-        .env("DLQ_OPERATOR", "test-operator")
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    anyhow::ensure!(output.status.success(), "dlq-replayer {args:?} failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-    Ok(stdout)
+    stack.dlq_replayer(args).await
 }
 
 async fn json_of(stack: &Stack, args: &[&str]) -> anyhow::Result<Value> {

@@ -199,6 +199,23 @@ impl Stack {
         projection_writer::firestore::Projections::connect(&self.project_id).await
     }
 
+    /// Runs the operator's CLI, `dlq-replayer <args>`, against this stack (operator
+    /// `test-operator`); its stdout, or an error with its output.
+    pub async fn dlq_replayer(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = tokio::process::Command::new(crate::process::binary("dlq-replayer"))
+            .args(args)
+            .env("BRAIN__KAFKA_BROKERS", &self.broker.bootstrap)
+            .env("BRAIN__KAFKA_NAMESPACE", self.broker.namespace.to_string())
+            .env("BRAIN__SCHEMA_REGISTRY_URL", &self.registry_url)
+            .env("BRAIN__DATABASE_URL", self.db.url(None))
+            .env("DLQ_OPERATOR", "test-operator")
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        anyhow::ensure!(output.status.success(), "dlq-replayer {args:?} failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+        Ok(stdout)
+    }
+
     pub async fn stop_all(&mut self) -> anyhow::Result<()> {
         for service in self.services.values_mut() {
             service.stop().await?;

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod applications;
 pub mod auth;
 pub mod body;
+pub mod capabilities;
 pub mod commands;
 pub mod error;
 pub mod openapi;
@@ -222,6 +223,10 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::dead_letters::discard))
         .routes(routes!(admin::replays::start, admin::replays::list))
         .routes(routes!(admin::replays::get))
+        .routes(routes!(capabilities::list))
+        .routes(routes!(capabilities::set))
+        .routes(routes!(capabilities::panic))
+        .routes(routes!(capabilities::history))
 }
 
 /// The token-free routes.

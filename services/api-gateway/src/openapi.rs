@@ -30,6 +30,7 @@ pub const TAG_APPLICATIONS: &str = "applications";
 pub const TAG_COMMANDS: &str = "commands";
 pub const TAG_OPERATIONS: &str = "operations";
 pub const TAG_ADMIN: &str = "admin";
+pub const TAG_CAPABILITIES: &str = "capabilities";
 
 // Descriptions shared by several answers.
 pub const UNAUTHORIZED: &str = "`unauthenticated` (no bearer token, or not a JWT), `token_expired` or `invalid_token`; with `WWW-Authenticate`";
@@ -65,6 +66,7 @@ const REQUEST_ID_HEADER: &str = "RequestId";
         (name = TAG_COMMANDS, description = "Status-change commands"),
         (name = TAG_OPERATIONS, description = "Health, readiness, metrics, this document and the ops page; no token needed"),
         (name = TAG_ADMIN, description = "Dead letters and their replay (flow 8), for roles ops (its tenant's) and admin; served by dlq-replayer behind the gateway"),
+        (name = TAG_CAPABILITIES, description = "Capability flags and panic mode, for roles ops (its tenant's flags) and admin (global flags, panic mode); published on the flags topic every service follows"),
     )
 )]
 pub struct ApiDoc;
@@ -193,7 +195,7 @@ mod tests {
     };
 
     /// Every route of the router, as (method, path).
-    const ROUTES: [(&str, &str); 21] = [
+    const ROUTES: [(&str, &str); 25] = [
         ("get", "/api/v1/applications/{id}"),
         ("post", "/api/v1/applications/{id}/status"),
         ("get", "/api/v1/commands/{id}"),
@@ -215,8 +217,12 @@ mod tests {
         ("post", "/api/v1/admin/replays"),
         ("get", "/api/v1/admin/replays"),
         ("get", "/api/v1/admin/replays/{id}"),
+        ("get", "/api/v1/admin/capabilities"),
+        ("put", "/api/v1/admin/capabilities/{integration}"),
+        ("put", "/api/v1/admin/capabilities/{integration}/panic"),
+        ("get", "/api/v1/admin/capabilities/history"),
     ];
-    const AUTHENTICATED: [&str; 11] = [
+    const AUTHENTICATED: [&str; 15] = [
         "/api/v1/applications/{id}",
         "/api/v1/applications/{id}/status",
         "/api/v1/commands/{id}",
@@ -228,6 +234,10 @@ mod tests {
         "/api/v1/admin/dead-letters/discard",
         "/api/v1/admin/replays",
         "/api/v1/admin/replays/{id}",
+        "/api/v1/admin/capabilities",
+        "/api/v1/admin/capabilities/{integration}",
+        "/api/v1/admin/capabilities/{integration}/panic",
+        "/api/v1/admin/capabilities/history",
     ];
 
     fn document() -> Value {

@@ -4,7 +4,7 @@
 use brain_runtime::{shutdown, telemetry};
 use clap::{Args, Parser, Subcommand};
 use dlq_replayer::{
-    Settings, Tools,
+    Settings, Tools, capabilities,
     dispose::{Action, Disposal, Scope},
     filter::{FieldMatch, Filter, parse_time},
     job::{self, JobRequest},
@@ -75,6 +75,12 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Capability flags: list, set or clear, history.
+    #[command(subcommand)]
+    Flags(capabilities::FlagsCommand),
+    /// Panic mode: status, enable, disable.
+    #[command(subcommand)]
+    Panic(capabilities::PanicCommand),
     /// Run as a service: the HTTP API the gateway's admin API and the ops page use
     /// (`DLQ_REPLAYER__HTTP_ADDR`, default 127.0.0.1:8085), with /health, /ready and /metrics.
     Serve,
@@ -153,6 +159,8 @@ async fn main() -> anyhow::Result<()> {
     let tools = Tools::connect(Settings::from_env()?).await?;
     match cli.command {
         Command::Serve => unreachable!("handled above"),
+        Command::Flags(command) => capabilities::run_flags(&tools, command, operator).await?,
+        Command::Panic(command) => capabilities::run_panic(&tools, command, operator).await?,
         Command::List { filter, json, limit } => {
             let items = read::scan(&tools.settings.kafka, &tools.codec, &filter.filter()?).await?;
             let set_aside = tools.audit.dispositions().await?;

@@ -11,6 +11,10 @@
 //! | `POST /replays` | a dry run (answered with its report) or a replay (202, runs in the background) |
 //! | `GET /replays/{id}`, `GET /replays?limit=` | a job with its progress, the recent jobs |
 //!
+//! It also follows the capability-flags topic (consumer group `dlq-replayer.flag-audit`) and records
+//! every change, automatic panic-mode switches included, in `flag_changes`
+//! ([`crate::capabilities`]).
+//!
 //! It also serves `/health`, `/ready` and `/metrics` on the same port. The API trusts its caller
 //! (it listens on loopback by default; expose it to the gateway only): the operator comes in the
 //! body, and a tenant scope in [`dlq_api::SCOPE_HEADER`] limits an answer to one tenant.
@@ -34,6 +38,9 @@ use axum::{
     routing::{get, post},
 };
 use brain_runtime::{
+    consumer::{self, ConsumerConfig},
+    events::topics,
+    kafka,
     ops::Readiness,
     producer::EventProducer,
     settings::{Env, SettingsError},
@@ -82,6 +89,14 @@ pub struct Service {
     jobs: replays::Jobs,
     readiness: Readiness,
     shutdown_grace: Duration,
+    audit: FlagAudit,
+}
+
+/// The consumer that records capability changes.
+struct FlagAudit {
+    config: ConsumerConfig,
+    tools: Arc<Tools>,
+    producer: EventProducer,
 }
 
 impl Service {
@@ -91,10 +106,15 @@ impl Service {
         let producer = tools.producer()?;
         let jobs = replays::Jobs::default();
         let readiness = Readiness::default();
-        let state = AppState { tools: Arc::new(tools), producer, jobs: jobs.clone() };
+        let tools = Arc::new(tools);
+        let config = ConsumerConfig::new(SERVICE, "dlq-replayer.flag-audit", &[topics::CAPABILITY_FLAGS]);
+        kafka::ensure_compacted_topics(&settings.tools.kafka, &[topics::CAPABILITY_FLAGS]).await?;
+        kafka::ensure_topics(&settings.tools.kafka, &[&config.dead_letter_topic()]).await?;
+        let audit = FlagAudit { config, tools: tools.clone(), producer: producer.clone() };
+        let state = AppState { tools, producer, jobs: jobs.clone() };
         let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
         tracing::info!(addr = %listener.local_addr()?, "listening");
-        Ok(Self { listener, router: router(state, readiness.clone()), jobs, readiness, shutdown_grace: settings.shutdown_grace })
+        Ok(Self { listener, router: router(state, readiness.clone()), jobs, readiness, shutdown_grace: settings.shutdown_grace, audit })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -103,7 +123,20 @@ impl Service {
 
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.readiness.set(true);
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        // The audit consumer stops with the server, whichever way the server ends.
+        let stop = shutdown.child_token();
+        let FlagAudit { config, tools, producer } = self.audit;
+        let handler = crate::capabilities::AuditHandler::new(tools.audit.pool.clone());
+        let auditing = consumer::run(config, tools.settings.kafka.clone(), tools.codec.clone(), producer, handler, self.readiness.clone(), stop.clone());
+        let serving = async {
+            let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+            stop.cancel();
+            served
+        };
+        let (served, audited) = tokio::join!(serving, auditing);
+        if let Err(e) = audited {
+            tracing::error!(error = %e, "the capability audit consumer failed");
+        }
         self.readiness.set(false);
         self.jobs.stop(self.shutdown_grace).await;
         served?;
