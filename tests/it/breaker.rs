@@ -51,8 +51,8 @@ async fn ventures_down_opens_its_breaker_and_commands_wait_instead_of_dead_lette
         wait_for(&format!("{app} projected"), WAIT, || projected(app.clone(), 1)).await?;
     }
 
-    // Ventures is down for 10 s.
-    stack.http.post(format!("{sim}/control/faults")).json(&json!({ "status": 503, "durationSecs": 10 })).send().await?.error_for_status()?;
+    // Ventures is down for 30 s (the acceptance scenario).
+    stack.http.post(format!("{sim}/control/faults")).json(&json!({ "status": 503, "durationSecs": 30 })).send().await?.error_for_status()?;
     let mut commands = Vec::new();
     for app in &apps {
         let reply: Value = stack
