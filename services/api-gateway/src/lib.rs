@@ -19,11 +19,11 @@ pub mod ops_page;
 pub mod status;
 pub mod sync_health;
 
-use std::{net::SocketAddr, str::FromStr, time::{Duration, Instant}};
+use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -34,7 +34,6 @@ use brain_runtime::{
     kafka,
     producer::EventProducer,
     settings::{self, Env, KafkaSettings, SettingsError},
-    telemetry::metric_name,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgPool, postgres::{PgConnectOptions, PgPoolOptions}};
@@ -258,7 +257,7 @@ pub fn router(state: AppState, timeout: Duration) -> Router {
     routes
         .with_state(state)
         .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(SERVICE, brain_runtime::ops::record_http_metrics))
         // Enforced where a body is read (`body::JsonBody`), which answers 413 `body_too_large`.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(timeout, time_limit))
@@ -282,13 +281,3 @@ async fn time_limit(State(timeout): State<Duration>, request: Request, next: Nex
     }
 }
 
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!(metric_name(SERVICE, "http_requests_total"), "route" => route.clone(), "method" => method, "status" => status).increment(1);
-    metrics::histogram!(metric_name(SERVICE, "http_request_duration_seconds"), "route" => route).record(started.elapsed().as_secs_f64());
-    response
-}

@@ -162,6 +162,24 @@ pub async fn serve(
     Ok((bound, handle))
 }
 
+/// Middleware for a service's HTTP API (`axum::middleware::from_fn_with_state(SERVICE, ...)`):
+/// `<service>_http_requests_total{route,method,status}` and
+/// `<service>_http_request_duration_seconds{route}`, by matched route (`unmatched` otherwise).
+pub async fn record_http_metrics(
+    axum::extract::State(service): axum::extract::State<&'static str>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(crate::telemetry::metric_name(service, "http_requests_total"), "route" => route.clone(), "method" => method, "status" => status).increment(1);
+    metrics::histogram!(crate::telemetry::metric_name(service, "http_request_duration_seconds"), "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

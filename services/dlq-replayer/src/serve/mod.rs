@@ -28,13 +28,10 @@ pub mod error;
 mod query;
 mod replays;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration, time::Instant};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    Router,
-    extract::{MatchedPath, Request},
-    middleware::{self, Next},
-    response::Response,
+    Router, middleware,
     routing::{get, post},
 };
 use brain_runtime::{
@@ -44,7 +41,6 @@ use brain_runtime::{
     ops::Readiness,
     producer::EventProducer,
     settings::{Env, SettingsError},
-    telemetry::metric_name,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -162,17 +158,7 @@ fn router(state: AppState, readiness: Readiness) -> Router {
         .route("/replays/{id}", get(replays::get))
         .with_state(state)
         .fallback(|| async { error::ServiceError::NotFound { code: "route_not_found", detail: "no such route".into() } })
-        .layer(middleware::from_fn(record_metrics));
+        .layer(middleware::from_fn_with_state(SERVICE, brain_runtime::ops::record_http_metrics));
     api.merge(brain_runtime::ops::routes(readiness))
 }
 
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!(metric_name(SERVICE, "http_requests_total"), "route" => route.clone(), "method" => method, "status" => status).increment(1);
-    metrics::histogram!(metric_name(SERVICE, "http_request_duration_seconds"), "route" => route).record(started.elapsed().as_secs_f64());
-    response
-}
