@@ -18,6 +18,13 @@ pub const DOCUMENT_CHANGED: &str = "firestore.document.changed.v1";
 /// Owner: projection-writer.
 pub const PROTECTED_FIELD_VIOLATION: &str = "projection.application.protected-field-violation.v1";
 
+/// A change qbo-mirror applied to its mirror of a QBO company. Key: `<realm>:<entity>:<id>`.
+/// Owner: qbo-mirror.
+pub const QBO_ENTITY_CHANGED: &str = "qbo.entity.changed.v1";
+
+/// A verified QBO webhook naming changes of one realm. Key: realm id. Owner: api-gateway.
+pub const QBO_WEBHOOK_RECEIVED: &str = "gateway.qbo.webhook-received.v1";
+
 /// Capability flags and panic mode (compacted: the latest record per key is the state). Key:
 /// `flag:<integration>:<tenant or *>` or `panic:<integration>`. Owner: the operators (dlq-replayer)
 /// and, for panic mode, every service.
