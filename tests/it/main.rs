@@ -17,6 +17,7 @@ mod openapi;
 mod ops_page;
 mod outage;
 mod poison;
+mod qbo;
 mod readiness;
 mod replay;
 mod rebalance;

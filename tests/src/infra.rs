@@ -343,6 +343,39 @@ impl VenturesCredentials {
     }
 }
 
+/// Credentials generated for one test's QBO simulator: the OAuth client, the webhook verifier and
+/// qbo-mirror's token key; never stored.
+#[derive(Debug, Clone)]
+pub struct QboCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub verifier: String,
+    /// 32 random bytes, base64.
+    pub token_key: String,
+}
+
+impl QboCredentials {
+    pub fn generate() -> Self {
+        use base64::Engine;
+        let random = || uuid::Uuid::new_v4().simple().to_string();
+        let key: Vec<u8> = [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat();
+        Self {
+            client_id: format!("qbo-client-{}", &random()[..8]),
+            client_secret: random(),
+            verifier: random(),
+            token_key: base64::engine::general_purpose::STANDARD.encode(key),
+        }
+    }
+}
+
+/// The QBO simulator, in this process, sending its webhooks to `webhook_url`.
+pub async fn qbo_simulator(credentials: &QboCredentials, webhook_url: String) -> anyhow::Result<qbo_simulator::RunningSimulator> {
+    let mut config = qbo_simulator::Config::new(&credentials.client_id, &credentials.client_secret, &credentials.verifier);
+    config.listen_addr = "127.0.0.1:0".parse()?;
+    config.webhook.url = Some(webhook_url);
+    Ok(qbo_simulator::Simulator::start(config).await?.spawn())
+}
+
 /// The Ventures simulator, in this process.
 pub async fn simulator(credentials: &VenturesCredentials) -> anyhow::Result<ventures_simulator::RunningSimulator> {
     let mut config = ventures_simulator::Config::new(&credentials.client, &credentials.username, &credentials.password);

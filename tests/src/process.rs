@@ -36,6 +36,11 @@ impl ServiceProcess {
         self
     }
 
+    /// The process's environment (for running its CLI with the same settings).
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        self.env.clone()
+    }
+
     /// The URL of the process's `/ready`.
     pub fn ready_url(&self) -> &str {
         &self.ready_url

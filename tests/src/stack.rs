@@ -8,7 +8,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{
     free_port,
-    infra::{self, Broker, Database, VenturesCredentials},
+    infra::{self, Broker, Database, QboCredentials, VenturesCredentials},
     process::ServiceProcess,
     repo_root,
 };
@@ -17,6 +17,8 @@ pub const VENTURES_SYNC: &str = "ventures-sync";
 pub const PROJECTION_WRITER: &str = "projection-writer";
 pub const API_GATEWAY: &str = "api-gateway";
 pub const CHANGE_LISTENER: &str = "firestore-change-listener";
+/// The QuickBooks Online mirror (flow 7).
+pub const QBO_MIRROR: &str = "qbo-mirror";
 /// `dlq-replayer serve`: the dead-letter API behind the gateway's `/api/v1/admin/...`.
 pub const DLQ_REPLAYER: &str = "dlq-replayer";
 /// The tenant ventures-sync stamps on the loans it reads from the simulator.
@@ -31,6 +33,9 @@ pub struct Stack {
     pub registry_url: String,
     pub sim: ventures_simulator::RunningSimulator,
     pub credentials: VenturesCredentials,
+    /// The QBO simulator; its webhooks go to the gateway.
+    pub qbo: qbo_simulator::RunningSimulator,
+    pub qbo_credentials: QboCredentials,
     pub project_id: String,
     pub gateway_url: String,
     /// dlq-replayer's internal API (`dlq-replayer serve`), which the gateway forwards to.
@@ -63,6 +68,8 @@ impl Stack {
         let project_id = format!("brain-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let gateway_port = free_port();
         let dlq_replayer_port = free_port();
+        let qbo_credentials = QboCredentials::generate();
+        let qbo = infra::qbo_simulator(&qbo_credentials, format!("http://127.0.0.1:{gateway_port}/api/v1/webhooks/qbo")).await?;
         let mut stack = Self {
             logs,
             broker,
@@ -70,6 +77,8 @@ impl Stack {
             registry_url,
             sim,
             credentials,
+            qbo,
+            qbo_credentials,
             project_id,
             gateway_url: format!("http://127.0.0.1:{gateway_port}"),
             dlq_replayer_url: format!("http://127.0.0.1:{dlq_replayer_port}"),
@@ -78,7 +87,7 @@ impl Stack {
             http: reqwest::Client::new(),
             _shutdown: shutdown.drop_guard(),
         };
-        for name in [VENTURES_SYNC, PROJECTION_WRITER, CHANGE_LISTENER, API_GATEWAY] {
+        for name in [VENTURES_SYNC, PROJECTION_WRITER, CHANGE_LISTENER, API_GATEWAY, QBO_MIRROR] {
             let process = stack.process(name, gateway_port, name);
             stack.services.insert(name, process);
         }
@@ -121,6 +130,14 @@ impl Stack {
                 (format!("{prefix}__TENANT_ID"), VENTURES_TENANT.into()),
             ]),
             PROJECTION_WRITER | CHANGE_LISTENER => env.push((format!("{prefix}__FIRESTORE_PROJECT_ID"), self.project_id.clone())),
+            QBO_MIRROR => env.extend([
+                (format!("{prefix}__QBO_API_BASE"), self.qbo.base_url()),
+                (format!("{prefix}__QBO_TOKEN_URL"), format!("{}/oauth2/v1/tokens/bearer", self.qbo.base_url())),
+                (format!("{prefix}__QBO_CLIENT_ID"), self.qbo_credentials.client_id.clone()),
+                (format!("{prefix}__QBO_CLIENT_SECRET"), self.qbo_credentials.client_secret.clone()),
+                (format!("{prefix}__TOKEN_KEY"), self.qbo_credentials.token_key.clone()),
+                (format!("{prefix}__SYNC_INTERVAL_MS"), "3000".into()),
+            ]),
             // `port`: its API, where it also serves /ready.
             DLQ_REPLAYER => {
                 env.push((format!("{prefix}__HTTP_ADDR"), format!("127.0.0.1:{port}")));
@@ -135,6 +152,7 @@ impl Stack {
                 env.push((format!("{prefix}__JWKS_MIN_REFETCH_INTERVAL_MS"), "1000".into()));
                 env.push((format!("{prefix}__SYNC_HEALTH_REFRESH_MS"), "1000".into()));
                 env.push((format!("{prefix}__DLQ_REPLAYER_URL"), self.dlq_replayer_url.clone()));
+                env.push((format!("{prefix}__QBO_WEBHOOK_VERIFIER"), self.qbo_credentials.verifier.clone()));
                 ready = format!("http://127.0.0.1:{port}/ready");
             }
         }
@@ -197,6 +215,15 @@ impl Stack {
     /// Firestore, as projection-writer sees it.
     pub async fn projections(&self) -> anyhow::Result<projection_writer::firestore::Projections> {
         projection_writer::firestore::Projections::connect(&self.project_id).await
+    }
+
+    /// Runs `qbo-mirror <args>` (e.g. `connect`) against this stack; its stdout.
+    pub async fn qbo_mirror_cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let process = self.services.get(QBO_MIRROR).ok_or_else(|| anyhow::anyhow!("no qbo-mirror"))?;
+        let output = tokio::process::Command::new(crate::process::binary("qbo-mirror")).args(args).envs(process.env_pairs()).output().await?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        anyhow::ensure!(output.status.success(), "qbo-mirror {args:?} failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+        Ok(stdout)
     }
 
     /// Runs the operator's CLI, `dlq-replayer <args>`, against this stack (operator
