@@ -22,12 +22,15 @@ pub enum TokenError {
     Realm(#[from] RealmError),
 }
 
+/// Access token and its expiry, per realm.
+type Cache = Arc<Mutex<HashMap<String, (String, DateTime<Utc>)>>>;
+
 #[derive(Clone)]
 pub struct Tokens {
     client: QboClient,
     realms: Realms,
     vault: Arc<Vault>,
-    cache: Arc<Mutex<HashMap<String, (String, DateTime<Utc>)>>>,
+    cache: Cache,
 }
 
 impl Tokens {
