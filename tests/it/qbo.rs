@@ -1,6 +1,7 @@
 //! Flow 7: qbo-mirror mirrors QBO companies (the simulator) into PostgreSQL: an initial sync of
 //! every realm, interrupted by a SIGKILL, then changes made "inside QuickBooks" arriving by
-//! webhook (10 % dropped, 10 % repeated, both formats) and by the periodic CDC. The mirror ends
+//! webhook (10 % dropped, 10 % repeated, both formats) and by the periodic CDC, with a
+//! PostgreSQL restart between two rounds. The mirror ends
 //! equal to QBO, each change logged once, within the rate limits (no 429), and the advisor's views
 //! on the gateway answer from it.
 
@@ -8,6 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde_json::{Value, json};
 use system_tests::{
+    postgres::PrivatePostgres,
     stack::{API_GATEWAY, QBO_MIRROR, Stack},
     wait_for,
 };
@@ -42,9 +44,9 @@ async fn mirror_counts(pool: &sqlx::PgPool, realm: &str) -> anyhow::Result<BTree
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qbo_companies_are_mirrored_exactly_through_a_crash_and_lossy_webhooks() -> anyhow::Result<()> {
     crate::init_logs();
-    let mut stack = Stack::start("qbo").await?;
+    let pg = PrivatePostgres::start().await?;
+    let mut stack = Stack::start_on("qbo", &pg.url()).await?;
     let qbo = stack.qbo.base_url();
-    stack.start_services(&[API_GATEWAY]).await?;
     let seeded: Value = stack
         .http
         .post(format!("{qbo}/control/seed"))
@@ -67,6 +69,8 @@ async fn qbo_companies_are_mirrored_exactly_through_a_crash_and_lossy_webhooks()
     for (realm, company, token) in &realms {
         stack.qbo_mirror_cli(&["connect", "--realm", realm, "--tenant", TENANT, "--advisor", "test-staff", "--company", company, "--refresh-token", token]).await?;
     }
+    // The gateway (webhooks, the advisor's views) once qbo-mirror's migration made its role.
+    stack.start_services(&[API_GATEWAY]).await?;
     let pool = stack.db.connect().await?;
     let logged = |pool: sqlx::PgPool| async move { anyhow::Ok(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM qbo_mirror.transaction_log").fetch_one(&pool).await?) };
 
@@ -104,6 +108,10 @@ async fn qbo_companies_are_mirrored_exactly_through_a_crash_and_lossy_webhooks()
             .json()
             .await?;
         changes.extend(made["changes"].as_array().cloned().unwrap_or_default());
+        if round == 1 {
+            // PostgreSQL goes away under the mirror and comes back.
+            pg.restart().await?;
+        }
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
     // The newest version of each changed entity.
