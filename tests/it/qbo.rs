@@ -167,6 +167,33 @@ async fn qbo_companies_are_mirrored_exactly_through_a_crash_and_lossy_webhooks()
     .fetch_all(&pool)
     .await?;
     let p95 = lag.get(lag.len().saturating_sub(1) * 95 / 100).copied().unwrap_or_default();
+    // Reconciliation: a corrupted row, a lost one and a stray one are found and repaired.
+    let realm = realms[0].0.clone();
+    let (bill, balance): (String, i64) =
+        sqlx::query_as("SELECT id, balance_cents FROM qbo_mirror.bills WHERE realm_id = $1 AND NOT deleted AND balance_cents > 0 ORDER BY id LIMIT 1").bind(&realm).fetch_one(&pool).await?;
+    let open_before: i64 = sqlx::query_scalar("SELECT sum(balance_cents)::int8 FROM qbo_mirror.open_by_due WHERE realm_id = $1 AND entity = 'Bill'").bind(&realm).fetch_one(&pool).await?;
+    sqlx::query("UPDATE qbo_mirror.bills SET balance_cents = balance_cents + 12345 WHERE realm_id = $1 AND id = $2").bind(&realm).bind(&bill).execute(&pool).await?;
+    let invoice: String = sqlx::query_scalar("SELECT id FROM qbo_mirror.invoices WHERE realm_id = $1 AND NOT deleted ORDER BY id LIMIT 1").bind(&realm).fetch_one(&pool).await?;
+    sqlx::query("DELETE FROM qbo_mirror.invoices WHERE realm_id = $1 AND id = $2").bind(&realm).bind(&invoice).execute(&pool).await?;
+    sqlx::query("INSERT INTO qbo_mirror.bills (realm_id, id, sync_token, last_updated, raw, balance_cents, due_date) VALUES ($1, 'stray-1', 0, now() - interval '1 hour', '{}', 999, current_date)")
+        .bind(&realm)
+        .execute(&pool)
+        .await?;
+    let out = stack.qbo_mirror_cli(&["reconcile", "--realm", &realm, "--json"]).await?;
+    let drift: Value = serde_json::from_str(out.lines().next().unwrap_or_default())?;
+    println!("qbo: reconciliation of {realm}: {drift}");
+    assert_eq!((drift["missing"].as_i64(), drift["differs"].as_i64(), drift["extra"].as_i64()), (Some(1), Some(1), Some(1)), "{drift}");
+    let repaired: i64 = sqlx::query_scalar("SELECT balance_cents FROM qbo_mirror.bills WHERE realm_id = $1 AND id = $2").bind(&realm).bind(&bill).fetch_one(&pool).await?;
+    assert_eq!(repaired, balance, "the corrupted balance is QBO's again");
+    let back: bool = sqlx::query_scalar("SELECT NOT deleted FROM qbo_mirror.invoices WHERE realm_id = $1 AND id = $2").bind(&realm).bind(&invoice).fetch_one(&pool).await?;
+    assert!(back, "the lost invoice is mirrored again");
+    let stray: bool = sqlx::query_scalar("SELECT deleted FROM qbo_mirror.bills WHERE realm_id = $1 AND id = 'stray-1'").bind(&realm).fetch_one(&pool).await?;
+    assert!(stray, "the stray bill is marked deleted");
+    let open_after: i64 = sqlx::query_scalar("SELECT sum(balance_cents)::int8 FROM qbo_mirror.open_by_due WHERE realm_id = $1 AND entity = 'Bill'").bind(&realm).fetch_one(&pool).await?;
+    assert_eq!(open_after, open_before, "the aggregates match the rows again");
+    let again: Value = serde_json::from_str(stack.qbo_mirror_cli(&["reconcile", "--realm", &realm, "--json"]).await?.lines().next().unwrap_or_default())?;
+    assert_eq!((again["missing"].as_i64(), again["differs"].as_i64(), again["extra"].as_i64()), (Some(0), Some(0), Some(0)), "nothing left to repair: {again}");
+
     let stats: Value = stack.http.get(format!("{qbo}/control/stats")).send().await?.json().await?;
     let throttled: i64 = stats["realms"].as_object().into_iter().flatten().map(|(_, r)| r["throttled"].as_i64().unwrap_or_default()).sum();
     let deliveries: Value = stack.http.get(format!("{qbo}/control/webhooks")).send().await?.json().await?;

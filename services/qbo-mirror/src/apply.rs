@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// The namespace of entity-changed event ids (v5 of realm, entity, id, time, sync token).
-const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x5f0c_6f2e_4b7a_4f0e_9d1c_3a2b_1c0d_9e8f);
+pub(crate) const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x5f0c_6f2e_4b7a_4f0e_9d1c_3a2b_1c0d_9e8f);
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
@@ -116,7 +116,7 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, tenant: &str, realm: &str
     Ok(true)
 }
 
-fn table(kind: &str) -> &'static str {
+pub(crate) fn table(kind: &str) -> &'static str {
     match kind {
         "Bill" => "bills",
         "Invoice" => "invoices",
@@ -172,7 +172,7 @@ async fn add_open(tx: &mut Transaction<'_, Postgres>, realm: &str, kind: &str, d
     Ok(())
 }
 
-async fn upsert(tx: &mut Transaction<'_, Postgres>, realm: &str, e: &Entity) -> Result<(), sqlx::Error> {
+pub(crate) async fn upsert(tx: &mut Transaction<'_, Postgres>, realm: &str, e: &Entity) -> Result<(), sqlx::Error> {
     match e.kind {
         "Bill" => {
             let b = if e.deleted { Bill::default() } else { Bill::from(&e.raw) };

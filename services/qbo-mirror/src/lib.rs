@@ -8,6 +8,8 @@
 //!   `transaction_log` (old and new values), the digest's aggregates and an outbox event;
 //!   monotonic by `LastUpdatedTime` then `SyncToken`; deletions mirrored.
 //! - **Events** ([`outbox`]): `qbo.entity.changed.v1` per applied change, published from the outbox.
+//! - **Reconciliation** ([`reconcile`]): every `RECONCILE_INTERVAL_MS` (1 h; 0 = off) and on
+//!   `qbo-mirror reconcile`, the mirror is compared with QBO and what drifted is repaired.
 //! - **QBO's limits** ([`limiter`], [`client`]): at most `RATE_PER_MINUTE` (400 of QBO's 500)
 //!   requests a minute per realm, one request at a time per realm; a 429 waits 60 s; refresh
 //!   tokens rotate and are stored sealed ([`vault`], key `TOKEN_KEY`) before use; a revoked one
@@ -19,6 +21,7 @@ pub mod fields;
 pub mod limiter;
 pub mod outbox;
 pub mod realms;
+pub mod reconcile;
 pub mod scheduler;
 pub mod sync;
 pub mod tokens;
@@ -54,6 +57,8 @@ pub struct Settings {
     pub max_pages: usize,
     /// Webhook-triggered syncs (group `<GROUP_ID>`, default `qbo-mirror.webhooks`).
     pub webhooks: ConsumerConfig,
+    /// `RECONCILE_INTERVAL_MS`: how often the mirror is compared with QBO (0: never by itself).
+    pub reconcile_every: std::time::Duration,
 }
 
 impl Settings {
@@ -75,6 +80,7 @@ impl Settings {
             },
             rate_per_minute: env.ranged("RATE_PER_MINUTE", 400, 1..=500)?,
             max_pages: env.ranged("MAX_PAGES_PER_TURN", 20, 1..=10_000)?,
+            reconcile_every: env.millis_in("RECONCILE_INTERVAL", 3_600_000, 0..=604_800_000)?,
             webhooks: ConsumerConfig::from_env(&env, SERVICE, env.or("GROUP_ID", format!("{SERVICE}.webhooks"))?, &[topics::QBO_WEBHOOK_RECEIVED])?,
         })
     }
@@ -93,6 +99,57 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Parts> {
     Ok(Parts { realms: realms::Realms { pool: pool.clone() }, vault, pool })
 }
 
+/// The syncer (QBO client, tokens, per-realm limiter) over `parts`.
+pub fn syncer(settings: &Settings, parts: &Parts) -> anyhow::Result<sync::Syncer> {
+    let client = client::QboClient::new(settings.client.clone())?;
+    let tokens = tokens::Tokens::new(client.clone(), parts.realms.clone(), parts.vault.clone());
+    Ok(sync::Syncer { client, tokens, limiter: limiter::RealmLimiter::new(settings.rate_per_minute), pool: parts.pool.clone(), max_pages: settings.max_pages })
+}
+
+/// Reconciles every active realm (or `only`) once: what drifted, and the realms that could not
+/// be reconciled with why.
+pub async fn reconcile_all(syncer: &sync::Syncer, realms: &realms::Realms, only: Option<&str>) -> anyhow::Result<(Vec<reconcile::Drift>, Vec<(String, String)>)> {
+    let mut drifts = Vec::new();
+    let mut failed = Vec::new();
+    for realm in realms.active().await? {
+        if only.is_some_and(|o| o != realm.realm_id) {
+            continue;
+        }
+        match reconcile::realm(syncer, &realm).await {
+            Ok(drift) => drifts.push(drift),
+            Err(e) => {
+                tracing::warn!(realm = %realm.realm_id, error = %e, "could not reconcile the realm");
+                failed.push((realm.realm_id.clone(), chain(&e)));
+            }
+        }
+    }
+    Ok((drifts, failed))
+}
+
+/// An error with its sources, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+async fn reconcile_periodically(syncer: Arc<sync::Syncer>, realms: realms::Realms, every: std::time::Duration, stop: CancellationToken) {
+    if every.is_zero() {
+        return;
+    }
+    while brain_runtime::retry::sleep_or_cancel(every, &stop).await {
+        match reconcile_all(&syncer, &realms, None).await {
+            Ok((drifts, failed)) => tracing::info!(realms = drifts.len(), drifted = drifts.iter().filter(|d| d.total() > 0).count(), failed = failed.len(), "reconciled the mirror with QBO"),
+            Err(e) => tracing::warn!(error = %e, "reconciliation failed"),
+        }
+    }
+}
+
 /// Starts the service and runs it until `shutdown` fires.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let readiness = ops::Readiness::default();
@@ -103,19 +160,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     kafka::ensure_topics(&settings.common.kafka, &[topics::QBO_ENTITY_CHANGED, topics::QBO_WEBHOOK_RECEIVED, &webhooks.dead_letter_topic()]).await?;
     let codec = Codec::new(RegistryClient::new(settings.common.schema_registry_url.expose_secret())?, settings.common.schema_ids);
     let producer = EventProducer::new(&settings.common.kafka, codec.clone(), SERVICE)?;
-    let client = client::QboClient::new(settings.client.clone())?;
-    let tokens = tokens::Tokens::new(client.clone(), parts.realms.clone(), parts.vault.clone());
-    let syncer = Arc::new(sync::Syncer {
-        client,
-        tokens,
-        limiter: limiter::RealmLimiter::new(settings.rate_per_minute),
-        pool: parts.pool.clone(),
-        max_pages: settings.max_pages,
-    });
+    let syncer = Arc::new(syncer(&settings, &parts)?);
     let wake = Arc::new(Notify::new());
     let relay_wake = Arc::new(Notify::new());
     let mut background = tokio::task::JoinSet::new();
-    background.spawn(scheduler::run(syncer, parts.realms.clone(), settings.schedule, wake.clone(), shutdown.clone()));
+    background.spawn(scheduler::run(syncer.clone(), parts.realms.clone(), settings.schedule, wake.clone(), shutdown.clone()));
+    background.spawn(reconcile_periodically(syncer, parts.realms.clone(), settings.reconcile_every, shutdown.clone()));
     background.spawn(outbox::relay(parts.pool.clone(), producer.clone(), relay_wake, shutdown.clone()));
     readiness.set(true);
     tracing::info!("ready");

@@ -29,6 +29,13 @@ enum Command {
         #[arg(long, env = "QBO_REFRESH_TOKEN", hide_env_values = true)]
         refresh_token: String,
     },
+    /// Compare the mirror with QBO now and repair what drifted (every realm, or one).
+    Reconcile {
+        #[arg(long)]
+        realm: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -45,6 +52,24 @@ async fn main() -> anyhow::Result<()> {
             let parts = qbo_mirror::connect(&settings).await?;
             parts.realms.connect(&parts.vault, &realm, &tenant, &advisor, company.as_deref(), &refresh_token).await?;
             println!("realm {realm} connected for tenant {tenant}, advisor {advisor}; it syncs at once");
+            Ok(())
+        }
+        Command::Reconcile { realm, json } => {
+            let parts = qbo_mirror::connect(&settings).await?;
+            let syncer = qbo_mirror::syncer(&settings, &parts)?;
+            let (drifts, failed) = qbo_mirror::reconcile_all(&syncer, &parts.realms, realm.as_deref()).await?;
+            for d in &drifts {
+                if json {
+                    println!("{}", serde_json::to_string(d)?);
+                } else {
+                    println!("{}  compared {} · missing {} · differs {} · extra {}{}", d.realm_id, d.compared, d.missing, d.differs, d.extra, if d.total() > 0 { " (repaired)" } else { "" });
+                }
+            }
+            for (realm, error) in &failed {
+                eprintln!("{realm}: could not reconcile: {error}");
+            }
+            anyhow::ensure!(failed.is_empty(), "{} realm(s) could not be reconciled", failed.len());
+            anyhow::ensure!(realm.is_none() || !drifts.is_empty(), "no active realm {}", realm.unwrap_or_default());
             Ok(())
         }
     }

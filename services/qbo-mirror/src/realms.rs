@@ -63,17 +63,30 @@ impl Realms {
         .await
     }
 
-    pub async fn refresh_token(&self, vault: &Vault, realm: &str) -> Result<secrecy::SecretString, RealmError> {
-        let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT refresh_token FROM realms WHERE realm_id = $1").bind(realm).fetch_optional(&self.pool).await?;
-        let sealed = sealed.ok_or_else(|| RealmError::Unknown(realm.to_string()))?;
-        Ok(vault.open(realm, &sealed)?)
+    /// Every active realm.
+    pub async fn active(&self) -> Result<Vec<Realm>, sqlx::Error> {
+        sqlx::query_as("SELECT realm_id, tenant_id, cdc_since, sync_requested_at FROM realms WHERE state = 'active' ORDER BY realm_id").fetch_all(&self.pool).await
     }
 
-    /// Stores a rotated refresh token (before the new access token is used).
-    pub async fn store_refresh_token(&self, vault: &Vault, realm: &str, token: &str) -> Result<(), RealmError> {
-        let sealed = vault.seal(realm, token)?;
-        sqlx::query("UPDATE realms SET refresh_token = $2, updated_at = now() WHERE realm_id = $1").bind(realm).bind(sealed).execute(&self.pool).await?;
-        Ok(())
+    /// Rotates the realm's refresh token: under the realm row's lock (so two processes never
+    /// spend the same refresh token), `exchange` trades the stored token for a new pair, whose
+    /// refresh token is stored before the lock is released. Returns what `exchange` returned.
+    pub async fn rotate<T, E, F, Fut>(&self, vault: &Vault, realm: &str, exchange: F) -> Result<T, E>
+    where
+        F: FnOnce(secrecy::SecretString) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, String), E>>,
+        E: From<RealmError>,
+    {
+        let mut tx = self.pool.begin().await.map_err(RealmError::from)?;
+        let sealed: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT refresh_token FROM realms WHERE realm_id = $1 FOR UPDATE").bind(realm).fetch_optional(&mut *tx).await.map_err(RealmError::from)?;
+        let sealed = sealed.ok_or_else(|| RealmError::Unknown(realm.to_string()))?;
+        let current = vault.open(realm, &sealed).map_err(RealmError::from)?;
+        let (out, next) = exchange(current).await?;
+        let resealed = vault.seal(realm, &next).map_err(RealmError::from)?;
+        sqlx::query("UPDATE realms SET refresh_token = $2, updated_at = now() WHERE realm_id = $1").bind(realm).bind(resealed).execute(&mut *tx).await.map_err(RealmError::from)?;
+        tx.commit().await.map_err(RealmError::from)?;
+        Ok(out)
     }
 
     /// The realm's consent is gone: it pauses until reconnected; the others carry on.

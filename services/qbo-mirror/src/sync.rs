@@ -135,6 +135,11 @@ impl Syncer {
         Ok(Turn::More { cdc_since: Some(since), applied })
     }
 
+    /// One page of every active `kind` of `realm`, from `start` (reconciliation reads these).
+    pub async fn query_page(&self, realm: &Realm, kind: &'static str, start: usize) -> Result<Vec<Entity>, SyncError> {
+        self.query(realm, kind, None, start).await
+    }
+
     async fn query(&self, realm: &Realm, kind: &'static str, since: Option<DateTime<Utc>>, start: usize) -> Result<Vec<Entity>, SyncError> {
         let mut renewed = false;
         loop {

@@ -1,6 +1,8 @@
 //! Access tokens per realm: kept in memory until a minute before they expire; renewed with the
 //! realm's refresh token, whose rotated successor is stored (sealed) **before** the new access
-//! token is used, so a crash never leaves the realm with a dead refresh token in the database.
+//! token is used (a crash in the one round trip between QBO's answer and the commit loses the new
+//! token: the realm must then be reconnected); the exchange happens under the realm row's lock, so two processes (the service and
+//! `qbo-mirror reconcile`) never spend the same refresh token.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -51,9 +53,15 @@ impl Tokens {
     /// Drops the cached token (QBO answered 401) and renews it.
     pub async fn renew(&self, realm: &str) -> Result<String, TokenError> {
         self.cache.lock().await.remove(realm);
-        let refresh = self.realms.refresh_token(&self.vault, realm).await?;
-        let fresh = self.client.refresh(refresh.expose_secret()).await?;
-        self.realms.store_refresh_token(&self.vault, realm, &fresh.refresh_token).await?;
+        let client = &self.client;
+        let fresh = self
+            .realms
+            .rotate(&self.vault, realm, |current| async move {
+                let fresh = client.refresh(current.expose_secret()).await.map_err(TokenError::Qbo)?;
+                let next = fresh.refresh_token.clone();
+                Ok::<_, TokenError>((fresh, next))
+            })
+            .await?;
         metrics::counter!(brain_runtime::telemetry::metric_name(crate::SERVICE, "token_refreshes_total")).increment(1);
         let expires = Utc::now() + Duration::seconds(fresh.expires_in.max(60));
         self.cache.lock().await.insert(realm.to_string(), (fresh.access_token.clone(), expires));
