@@ -19,6 +19,7 @@ mod outage;
 mod poison;
 mod qbo;
 mod readiness;
+mod reconcile;
 mod replay;
 mod rebalance;
 mod runtime;

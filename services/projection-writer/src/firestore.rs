@@ -84,6 +84,12 @@ impl Projections {
         self.commit(vec![self.merge_write(collection, id, fields, None)], Duration::from_secs(30)).await.map(drop)
     }
 
+    /// Deletes `collection/id` (tools and tests: projection-writer never deletes a projection).
+    pub async fn delete(&self, collection: &str, id: &str) -> Result<(), Status> {
+        let write = Write { operation: Some(Operation::Delete(self.document_name(collection, id))), ..Default::default() };
+        self.commit(vec![write], Duration::from_secs(30)).await.map(drop)
+    }
+
     /// A write of `fields` (and no other field) of `collection/id`, applied only if the document
     /// is still as `seen` (its update time, or its absence) when given.
     pub fn merge_write(&self, collection: &str, id: &str, fields: Vec<(&'static str, Value)>, seen: Option<&Seen>) -> Write {

@@ -80,20 +80,53 @@ impl Handler for ProtectedFieldGuard {
         }
         check_application_id(&change.application_id)?;
         tracing::Span::current().record("correlation_id", change.correlation_id.as_str());
-        let id = change.application_id.as_str();
+        let check = Check {
+            application_id: &change.application_id,
+            tenant_id: &change.tenant_id,
+            correlation_id: &change.correlation_id,
+            cause: &change.event_id,
+            attempt: source.attempt,
+            create_missing: false,
+        };
+        self.check(check).await.map(|_| Applied::Processed)
+    }
+}
+
+/// One application to check against the read model.
+pub struct Check<'a> {
+    pub application_id: &'a str,
+    pub tenant_id: &'a str,
+    pub correlation_id: &'a str,
+    /// What caused the check (a change event's id, or a reconciliation's): the violation's id is
+    /// derived from it.
+    pub cause: &'a str,
+    /// 1 on the first try: a document ahead of the read model is at first a projection in flight.
+    pub attempt: u32,
+    /// Write Brain's fields into a document that does not exist (reconciliation); the guard
+    /// leaves a deleted document alone.
+    pub create_missing: bool,
+}
+
+impl ProtectedFieldGuard {
+    /// Checks `applications/{id}` against the read model; restores and reports what differs.
+    /// Returns the fields that were restored (empty: the document was right).
+    pub async fn check(&self, check: Check<'_>) -> Result<Vec<&'static str>, HandlerError> {
+        let id = check.application_id;
         let truth: Option<Truth> = sqlx::query_as("SELECT ventures_status, loan_id, version, status_changed_at, correlation_id FROM applications WHERE application_id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(db::classify)?;
-        let Some((update_time, fields)) = self.projections.read(COLLECTION, id, self.firestore_deadline).await.map_err(firestore_error)? else {
-            return Ok(Applied::Processed);
+            .map_err(db::classify)?;        let read = self.projections.read(COLLECTION, id, self.firestore_deadline).await.map_err(firestore_error)?;
+        let (update_time, fields) = match read {
+            Some(found) => (Some(found.0), found.1),
+            None if check.create_missing && truth.is_some() => (None, Default::default()),
+            None => return Ok(Vec::new()),
         };
         // Firestore ahead of the read model is, at first, Brain's own projection whose
         // transaction has not committed yet; only if it stays ahead is it someone else's.
         let current_version = fields.get(VERSION_FIELD).and_then(firestore::as_i64);
         let ahead = current_version.is_some_and(|current| truth.as_ref().is_none_or(|t| current > t.version));
-        if ahead && source.attempt < IN_FLIGHT_ATTEMPTS {
+        if ahead && check.attempt < IN_FLIGHT_ATTEMPTS {
             let known = truth.as_ref().map_or_else(|| "none".to_string(), |t| t.version.to_string());
             return Err(HandlerError::transient("projection_in_flight", format!("{id} is at version {current_version:?} in Firestore, {known} in the read model")));
         }
@@ -122,7 +155,7 @@ impl Handler for ProtectedFieldGuard {
             wrong.push(COMMAND_FIELD);
         }
         if wrong.is_empty() {
-            return Ok(Applied::Processed);
+            return Ok(Vec::new());
         }
         expected.push((COMMAND_FIELD, command_value));
         if truth.is_some() {
@@ -130,13 +163,13 @@ impl Handler for ProtectedFieldGuard {
         }
         let restore: Vec<_> = expected.into_iter().filter(|(name, _)| wrong.contains(name) || *name == "lastVenturesSyncAt").collect();
         let restored_values: BTreeMap<String, String> = restore.iter().map(|(name, value)| (name.to_string(), json_of(value).to_string())).collect();
-        let write = self.projections.merge_write(COLLECTION, id, restore, Some(&Seen { update_time: Some(update_time), version: current_version }));
+        let write = self.projections.merge_write(COLLECTION, id, restore, Some(&Seen { update_time, version: current_version }));
         let committed = self.projections.commit(vec![write], self.firestore_deadline).await;
         self.seen.forget(&[id]);
         committed.map_err(firestore_error)?;
 
         // What the document held (it may be a later write than the change that woke the guard).
-        let written_at = update_time.seconds * 1000 + i64::from(update_time.nanos) / 1_000_000;
+        let written_at = update_time.map_or_else(|| Utc::now().timestamp_millis(), |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
         let detected_after_ms = (Utc::now().timestamp_millis() - written_at).max(0);
         let actor = fields.get("lastEditedBy").and_then(firestore::as_str).map(str::to_string);
         for field in &wrong {
@@ -145,11 +178,11 @@ impl Handler for ProtectedFieldGuard {
         tracing::warn!(application_id = id, fields = ?wrong, ?actor, detected_after_ms, "a client wrote Brain-owned fields; Brain's values restored");
         let written_values = wrong.iter().map(|f| (f.to_string(), fields.get(*f).map_or(serde_json::Value::Null, json_of).to_string())).collect();
         let violation = ProtectedFieldViolation {
-            event_id: Uuid::new_v5(&VIOLATION_NAMESPACE, change.event_id.as_bytes()).to_string(),
+            event_id: Uuid::new_v5(&VIOLATION_NAMESPACE, check.cause.as_bytes()).to_string(),
             occurred_at: written_at,
-            tenant_id: change.tenant_id.clone(),
-            correlation_id: change.correlation_id.clone(),
-            causation_id: Some(change.event_id.clone()),
+            tenant_id: check.tenant_id.to_string(),
+            correlation_id: check.correlation_id.to_string(),
+            causation_id: Some(check.cause.to_string()),
             producer: SERVICE.to_string(),
             application_id: id.to_string(),
             fields: wrong.iter().map(|f| f.to_string()).collect(),
@@ -162,7 +195,7 @@ impl Handler for ProtectedFieldGuard {
             .send(topics::PROTECTED_FIELD_VIOLATION, id, &violation)
             .await
             .map_err(|e| HandlerError::unavailable("kafka", e.to_string()))?;
-        Ok(Applied::Processed)
+        Ok(wrong)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod firestore;
 pub mod guard;
 pub mod handler;
+pub mod reconcile;
 pub mod seen;
 
 use std::{sync::Arc, time::Duration};
@@ -53,6 +54,8 @@ pub struct Settings {
     pub panic: PanicConfig,
     /// `CAPABILITY_OVERRIDES`: the environment's emergency overrides of the flags.
     pub capability_overrides: Overrides,
+    /// `RECONCILE_INTERVAL_MS`: how often the projections are compared with the read model (0: never).
+    pub reconcile_every: Duration,
 }
 
 impl Settings {
@@ -71,6 +74,7 @@ impl Settings {
             breaker: BreakerConfig::from_env(&env)?,
             panic: PanicConfig::from_env(&env)?,
             capability_overrides: Flags::overrides_from_env(&env)?,
+            reconcile_every: env.millis_in("RECONCILE_INTERVAL", 600_000, 0..=86_400_000)?,
         })
     }
 }
@@ -127,6 +131,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         firestore_deadline: settings.firestore_deadline,
         seen: seen.clone(),
     });
+    background.spawn(reconcile::run(guard.clone(), pool.clone(), projections.clone(), settings.reconcile_every, shutdown.clone()));
     let projector = Arc::new(commands::CommandProjector { pool, projections, firestore_deadline: settings.firestore_deadline, seen });
     let requested = Arc::new(commands::RequestedHandler { projector: projector.clone(), consumer: requests.group_id.clone() });
     let resolved = Arc::new(commands::ResolvedHandler { projector, consumer: outcomes.group_id.clone() });
