@@ -32,7 +32,7 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --workspace --bins --recipe-path recipe.json
 COPY . .
 # The binaries the image ships; each one must be built by the workspace.
-ARG BINARIES="ventures-sync projection-writer firestore-change-listener dlq-replayer api-gateway schema-registry ventures-simulator dev-oidc"
+ARG BINARIES="ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror api-gateway schema-registry ventures-simulator qbo-simulator dev-oidc"
 RUN cargo build --release --locked --workspace --bins \
     && mkdir -p /out \
     && for bin in ${BINARIES}; do install -m 0755 "target/release/${bin}" /out/; done
@@ -50,7 +50,7 @@ COPY --from=builder /out/ /usr/local/bin/
 USER 10001:10001
 ENV RUST_LOG=info
 # api-gateway 8000, dlq-replayer serve 8085, schema-registry 8081, ventures-simulator 8090,
-# ops ports 9101/9102/9103.
-EXPOSE 8000 8081 8085 8090 9101 9102 9103
+# qbo-simulator 8091, ops ports 9101/9102/9103 and 9106 (qbo-mirror).
+EXPOSE 8000 8081 8085 8090 8091 9101 9102 9103 9106
 # No default service: the command names the binary (see docker-compose.yml).
-CMD ["sh", "-c", "echo 'brain image: run one of: ventures-sync projection-writer firestore-change-listener dlq-replayer api-gateway schema-registry ventures-simulator dev-oidc' >&2; exit 64"]
+CMD ["sh", "-c", "echo 'brain image: run one of: ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror api-gateway schema-registry ventures-simulator qbo-simulator dev-oidc' >&2; exit 64"]

@@ -135,9 +135,11 @@ BRAIN = {
     "projection-writer": "PROJECTION_WRITER__OPS_ADDR",
     "firestore-change-listener": "FIRESTORE_CHANGE_LISTENER__OPS_ADDR",
     "dlq-replayer": "DLQ_REPLAYER__HTTP_ADDR",
+    "qbo-mirror": "QBO_MIRROR__OPS_ADDR",
     "api-gateway": "API_GATEWAY__LISTEN_ADDR",
 }
-SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|_CLIENT$|USERNAME$)")
+# Where a secret goes (..._TOKEN_URL), not a secret: a name ending in _URL or _ADDR.
+SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|VERIFIER|_CLIENT$|USERNAME$)(?!.*_(URL|ADDR)$)")
 REQUIRED_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*:\?[^}]*\}$")
 
 def env_of(svc):

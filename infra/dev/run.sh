@@ -18,6 +18,73 @@ export SCENARIO_OIDC_URL="http://127.0.0.1:$OIDC_PORT"
 export SCENARIO_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/brain"
 echo
 target/debug/scenario "$@"
+
+# --- QuickBooks (flow 7): one change inside QuickBooks → webhook → qbo-mirror → the advisor's digest
+psql_bin="$(command -v psql || find /usr/lib/postgresql -path '*/bin/psql' 2>/dev/null | sort -V | tail -n1)"
+sql() { "$psql_bin" -X -w -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d brain -tA -F $'\t' -v ON_ERROR_STOP=1 -c "$1"; }
+get() { curl --noproxy '*' -sS --fail-with-body --max-time 10 "$@"; }
+dollars() { jq -r --arg k "$2" 'if .[$k] == null then "?" else (.[$k] / 100 | round | tostring) end' <<<"$1"; }
+
+qbo_step() {
+  local sim="http://127.0.0.1:$QBO_PORT" gw="http://127.0.0.1:$GATEWAY_PORT" realm company token
+  local client before after answer entity id sync_token op t0 recorded="" webhook seq delivery deadline
+  IFS=$'\t' read -r realm company < <(sql "SELECT realm_id, company_name FROM qbo_mirror.realms
+    WHERE state = 'active' AND tenant_id = 'default' AND advisor_id = 'dev-staff' ORDER BY realm_id LIMIT 1") || true
+  [[ -n "$realm" ]] || { echo "  QuickBooks: no company connected to qbo-mirror (see infra/dev/stack.sh up)"; return 1; }
+  token="$(target/debug/dev-oidc mint --role staff --tenant default --url "http://127.0.0.1:$OIDC_PORT")"
+  digest_client() {
+    local body
+    body="$(get -H "Authorization: Bearer $token" "$gw/api/v1/advisor/digest")" \
+      || { echo "  QuickBooks: GET /api/v1/advisor/digest failed: ${body:0:300}" >&2; return 1; }
+    jq -ce --arg r "$realm" '.since as $since | .clients[]? | select(.realmId == $r) | . + {digestSince: $since}' <<<"$body" \
+      || { echo "  QuickBooks: the digest of dev-staff has no client $realm: ${body:0:300}" >&2; return 1; }
+  }
+  client="$(digest_client)" || return 1
+  before="$(jq -r '.changesSince' <<<"$client")"
+
+  seq="$(get "$sim/control/webhooks" | jq -r '.counts.deliveries // 0')" || seq=0
+  t0="$(now_ms)"
+  answer="$(get -X POST -H 'Content-Type: application/json' -d '{"updates": 1}' "$sim/control/realms/$realm/changes")" \
+    || { echo "  QuickBooks: POST /control/realms/$realm/changes failed: $answer"; return 1; }
+  IFS=$'\t' read -r entity id sync_token op < <(jq -r '.changes[0] | [.entity, .id, .syncToken, .operation] | @tsv' <<<"$answer")
+
+  # The mirror has it when its transaction_log holds that version (recorded after the change: the
+  # simulator forgets its changes when it restarts, so an older row may carry the same SyncToken).
+  deadline=$((SECONDS + 30))
+  until [[ -n "$recorded" ]]; do
+    recorded="$(sql "SELECT (extract(epoch FROM recorded_at) * 1000)::bigint FROM qbo_mirror.transaction_log
+      WHERE realm_id = '$realm' AND entity = '$entity' AND entity_id = '$id' AND sync_token = $sync_token
+        AND recorded_at >= to_timestamp($t0 / 1000.0) ORDER BY id DESC LIMIT 1")"
+    if [[ -z "$recorded" ]] && ((SECONDS >= deadline)); then
+      echo "  QuickBooks: $entity $id of $company ($op, SyncToken $sync_token) did not reach qbo-mirror within 30 s (.dev/logs/qbo-mirror.log)"
+      return 1
+    fi
+    [[ -n "$recorded" ]] || sleep 0.05
+  done
+  # Webhook or schedule: a webhook makes the gateway publish and the mirror set sync_requested_at.
+  webhook="$(sql "SELECT coalesce(sync_requested_at >= to_timestamp($t0 / 1000.0), false) FROM qbo_mirror.realms WHERE realm_id = '$realm'")"
+  delivery="$(get "$sim/control/webhooks/deliveries?after=$seq" | jq -r --arg r "$realm" --arg id "$id" --arg st "$sync_token" \
+    '[.deliveries[] | select(any(.events[]; .realmId == $r and .id == $id and .syncToken == $st))] | last
+     | if . == null then "not sent yet" else "\(.outcome), HTTP \(.lastStatus // "-")" end' || echo "?")"
+
+  # The digest shows it once the gateway reads the new aggregates.
+  deadline=$((SECONDS + 10))
+  while :; do
+    client="$(digest_client)" || return 1
+    after="$(jq -r '.changesSince' <<<"$client")"
+    [[ "$after" != "$before" ]] || ((SECONDS >= deadline)) || { sleep 0.1; continue; }
+    break
+  done
+  printf '  QuickBooks: %s %s of "%s" changed (%s, SyncToken %s) → qbo-mirror in %s s (%s; webhook %s)\n' \
+    "$entity" "$id" "$company" "$op" "$sync_token" "$(awk -v ms="$((recorded - t0))" 'BEGIN { printf "%.2f", ms / 1000 }')" \
+    "$([[ "$webhook" == t ]] && echo "sync asked by the webhook" || echo "scheduled sync, not the webhook")" "$delivery"
+  printf '  advisor digest (dev-staff): "%s" changesSince %s → %s (since %s) · cash $%s · AP due 7 d $%s · AP overdue $%s · AR overdue $%s · runway %s weeks\n' \
+    "$company" "$before" "$after" "$(jq -r '.digestSince // "?" | .[0:16]' <<<"$client")" \
+    "$(dollars "$client" cashCents)" "$(dollars "$client" apDue7Cents)" "$(dollars "$client" apOverdueCents)" \
+    "$(dollars "$client" arOverdueCents)" "$(jq -r 'if .runwayWeeks == null then "-" else (.runwayWeeks * 10 | round / 10 | tostring) end' <<<"$client")"
+}
+qbo_status=0
+qbo_step || qbo_status=1
 echo
 bash infra/dev/stack.sh status
 cat <<TXT
@@ -29,6 +96,9 @@ The stack is still running. Try (the gateway wants a token from the dev issuer):
   curl -s http://127.0.0.1:$PROJECTION_WRITER_OPS_PORT/metrics | grep projection_writer_
   target/debug/dev-oidc mint --role ops --tenant default --url http://127.0.0.1:$OIDC_PORT   # then paste it into:
   http://127.0.0.1:$GATEWAY_PORT/ops     # the ops page: sync health, dead letters, dry runs and replays
+  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$GATEWAY_PORT/api/v1/advisor/digest   # dev-staff's QuickBooks companies
+  curl -s -X POST -d '{"updates": 3}' http://127.0.0.1:$QBO_PORT/control/changes   # changes inside QuickBooks (every company)
   make logs      # every component's log tail (.dev/logs/)
   make down      # stop everything make run started
 TXT
+exit "$qbo_status"

@@ -18,8 +18,9 @@ started=$SECONDS
 
 # --- Debian packages ------------------------------------------------------------------------
 # build-essential/pkg-config/libssl-dev: rdkafka-sys and openssl-sys; curl: readiness checks;
+# jq: seeding the QuickBooks simulator and `make run`'s QuickBooks step;
 # chromium: the ops page's system test (tests/it/ops_page.rs), headless.
-apt_packages=(build-essential pkg-config libssl-dev curl chromium)
+apt_packages=(build-essential pkg-config libssl-dev curl jq chromium)
 # A Debian-packaged python3 needs python3-venv for `python3 -m venv`; pyenv builds do not.
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then

@@ -7,12 +7,18 @@
 #   stack.sh env                 `export` lines: eval "$(infra/dev/stack.sh env)"
 #   stack.sh logs [-f] [component...]
 #
-# Components, in start order: postgres broker registry emulator ventures-sim oidc services
-# (services = ventures-sync projection-writer firestore-change-listener dlq-replayer api-gateway; dlq-replayer runs
+# Components, in start order: postgres broker registry emulator ventures-sim qbo-sim oidc services
+# (services = ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror api-gateway; dlq-replayer runs
 # `dlq-replayer serve`, the dead-letter API behind the gateway's /api/v1/admin and /ops; oidc = the dev OIDC issuer the gateway
-# trusts: `target/debug/dev-oidc mint --role staff --tenant default` prints a token). Ports: infra/dev/ports.env, each
+# trusts: `target/debug/dev-oidc mint --role staff --tenant default` prints a token; qbo-sim = the QuickBooks Online
+# simulator, whose webhooks go to the gateway's /api/v1/webhooks/qbo). Ports: infra/dev/ports.env, each
 # overridable from the environment. State lives in .dev/: run/<component>.pid ("pid starttime",
 # so a recycled pid is never signalled), logs/<component>.log, secrets.env (mode 600).
+# QuickBooks: once qbo-sim (and qbo-mirror) answer, `up` seeds an empty simulator with QBO_DEV_REALMS
+# (3) companies of QBO_DEV_DOCUMENTS (200) bills and invoices, always the same ones (seed and asOf
+# kept in .dev/qbo-seed.env; delete it for new ones), and connects each to qbo-mirror for tenant
+# `default`, advisor `dev-staff` (the subject of `dev-oidc mint --role staff`); a realm the mirror
+# already has active is left alone, so a second `up` adds nothing.
 # A PostgreSQL already answering on PG_PORT is used as it is and never stopped; otherwise a
 # project-local cluster (trust auth, data in .cache/pg/data) is started and owned by this script.
 # The broker is Apache Kafka: cluster `dev` of infra/kafka/kafka.sh, KAFKA_NODES nodes (default 1,
@@ -22,8 +28,8 @@ set -euo pipefail
 # shellcheck source=infra/dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_COMPONENTS=(postgres broker registry emulator ventures-sim oidc ventures-sync projection-writer firestore-change-listener dlq-replayer api-gateway)
-SERVICES=(ventures-sync projection-writer firestore-change-listener dlq-replayer api-gateway)
+ALL_COMPONENTS=(postgres broker registry emulator ventures-sim qbo-sim oidc ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror api-gateway)
+SERVICES=(ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror api-gateway)
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 PG_DATA="${PG_DATA_DIR:-$CACHE_DIR/pg/data}"
 PG_BIN=""
@@ -76,11 +82,13 @@ port_of() {
     registry) echo "$REGISTRY_PORT" ;;
     emulator) echo "$EMULATOR_PORT" ;;
     ventures-sim) echo "$VENTURES_PORT" ;;
+    qbo-sim) echo "$QBO_PORT" ;;
     oidc) echo "$OIDC_PORT" ;;
     ventures-sync) echo "$VENTURES_SYNC_OPS_PORT" ;;
     projection-writer) echo "$PROJECTION_WRITER_OPS_PORT" ;;
     firestore-change-listener) echo "$CHANGE_LISTENER_OPS_PORT" ;;
     dlq-replayer) echo "$DLQ_REPLAYER_PORT" ;;
+    qbo-mirror) echo "$QBO_MIRROR_OPS_PORT" ;;
     api-gateway) echo "$GATEWAY_PORT" ;;
   esac
 }
@@ -106,7 +114,7 @@ timeout_of() {
   fi
   case "$1" in
     postgres | registry) echo 60 ;;
-    broker | emulator | ventures-sim | oidc) echo 30 ;;
+    broker | emulator | ventures-sim | qbo-sim | oidc) echo 30 ;;
     *) echo 120 ;;
   esac
 }
@@ -119,6 +127,7 @@ deps_of() {
     projection-writer) echo postgres broker registry emulator ;;
     firestore-change-listener) echo postgres broker registry emulator ;;
     dlq-replayer) echo postgres broker registry ;;
+    qbo-mirror) echo postgres broker registry qbo-sim ;;
     api-gateway) echo postgres broker registry oidc ;;
   esac
 }
@@ -127,8 +136,9 @@ binary_of() {
   case "$1" in
     registry) echo "$BIN_DIR/schema-registry" ;;
     ventures-sim) echo "$BIN_DIR/ventures-simulator" ;;
+    qbo-sim) echo "$BIN_DIR/qbo-simulator" ;;
     oidc) echo "$BIN_DIR/dev-oidc" ;;
-    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | api-gateway) echo "$BIN_DIR/$1" ;;
+    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | qbo-mirror | api-gateway) echo "$BIN_DIR/$1" ;;
   esac
 }
 
@@ -148,13 +158,23 @@ component_env() {
       echo "VENTURES_SIM__PASSWORD=$DEV_VENTURES_PASSWORD"
       echo "RUST_LOG=${RUST_LOG:-info}"
       ;;
+    qbo-sim)
+      # Webhooks go to the gateway (retried, then `failed` while it is down; qbo-mirror's
+      # scheduled sync catches up with whatever a lost webhook announced).
+      echo "QBO_SIM__LISTEN_ADDR=127.0.0.1:$QBO_PORT"
+      echo "QBO_SIM__CLIENT_ID=$DEV_QBO_CLIENT_ID"
+      echo "QBO_SIM__CLIENT_SECRET=$DEV_QBO_CLIENT_SECRET"
+      echo "QBO_SIM__WEBHOOK_VERIFIER_TOKEN=$DEV_QBO_WEBHOOK_VERIFIER"
+      echo "QBO_SIM__WEBHOOK_URL=http://127.0.0.1:$GATEWAY_PORT/api/v1/webhooks/qbo"
+      echo "RUST_LOG=${RUST_LOG:-info}"
+      ;;
     oidc)
       # Keys are generated in memory at start-up: a restart invalidates every token it minted.
       echo "DEV_OIDC__LISTEN_ADDR=127.0.0.1:$OIDC_PORT"
       echo "DEV_OIDC__AUDIENCE=brain"
       echo "RUST_LOG=${RUST_LOG:-info}"
       ;;
-    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | api-gateway)
+    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | qbo-mirror | api-gateway)
       local nodes=1
       [[ "$(broker_kind)" == kafka ]] && nodes="$(kafka_nodes)"
       echo "BRAIN__KAFKA_BROKERS=$(broker_bootstrap)"
@@ -183,11 +203,21 @@ component_env() {
     dlq-replayer)
       echo "DLQ_REPLAYER__HTTP_ADDR=127.0.0.1:$DLQ_REPLAYER_PORT"
       ;;
+    qbo-mirror)
+      echo "QBO_MIRROR__OPS_ADDR=127.0.0.1:$QBO_MIRROR_OPS_PORT"
+      echo "QBO_MIRROR__QBO_API_BASE=http://127.0.0.1:$QBO_PORT"
+      echo "QBO_MIRROR__QBO_TOKEN_URL=http://127.0.0.1:$QBO_PORT/oauth2/v1/tokens/bearer"
+      echo "QBO_MIRROR__QBO_CLIENT_ID=$DEV_QBO_CLIENT_ID"
+      echo "QBO_MIRROR__QBO_CLIENT_SECRET=$DEV_QBO_CLIENT_SECRET"
+      echo "QBO_MIRROR__TOKEN_KEY=$DEV_QBO_TOKEN_KEY"
+      echo "QBO_MIRROR__SYNC_INTERVAL_MS=${QBO_MIRROR_SYNC_INTERVAL_MS:-5000}"
+      ;;
     api-gateway)
       echo "API_GATEWAY__LISTEN_ADDR=127.0.0.1:$GATEWAY_PORT"
       echo "API_GATEWAY__DLQ_REPLAYER_URL=http://127.0.0.1:$DLQ_REPLAYER_PORT"
       echo "API_GATEWAY__DATABASE_URL=postgres://brain_gateway_reader@127.0.0.1:$PG_PORT/brain"
       echo "API_GATEWAY__OIDC_ISSUERS=[{\"name\":\"dev\",\"issuer\":\"http://127.0.0.1:$OIDC_PORT\",\"audience\":\"brain\"}]"
+      echo "API_GATEWAY__QBO_WEBHOOK_VERIFIER=$DEV_QBO_WEBHOOK_VERIFIER"
       ;;
   esac
 }
@@ -230,6 +260,7 @@ ready_check() {
     emulator) port_open "$port" ;;
     registry) http_ok "http://127.0.0.1:$port/subjects" ;;
     ventures-sim) http_ok "http://127.0.0.1:$port/control/stats" ;;
+    qbo-sim) http_ok "http://127.0.0.1:$port/control/health" ;;
     oidc) http_ok "http://127.0.0.1:$port/.well-known/openid-configuration" ;;
     *) http_ok "http://127.0.0.1:$port/ready" ;;
   esac
@@ -338,30 +369,56 @@ require_port_free() {
 
 # --- secrets ------------------------------------------------------------------------------------
 
+# Development-only credentials: generated once into .dev/secrets.env (mode 600, gitignored), kept
+# across down/up (qbo-mirror's stored refresh tokens are sealed with DEV_QBO_TOKEN_KEY), never
+# committed. One missing from an older file is generated and added to it.
+SECRET_NAMES=(DEV_VENTURES_CLIENT DEV_VENTURES_USERNAME DEV_VENTURES_PASSWORD
+  DEV_QBO_CLIENT_ID DEV_QBO_CLIENT_SECRET DEV_QBO_WEBHOOK_VERIFIER DEV_QBO_TOKEN_KEY)
+
+new_secret() {
+  rand() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+  case "$1" in
+    DEV_VENTURES_CLIENT) echo "dev-$(rand 4)" ;;
+    DEV_VENTURES_USERNAME) echo "dev-user-$(rand 3)" ;;
+    DEV_VENTURES_PASSWORD) rand 16 ;;
+    # The QuickBooks app's OAuth client (qbo-sim accepts it, qbo-mirror presents it) and the
+    # webhook verifier token (qbo-sim signs with it, the gateway checks).
+    DEV_QBO_CLIENT_ID) echo "dev-qbo-$(rand 8)" ;;
+    DEV_QBO_CLIENT_SECRET) rand 20 ;;
+    DEV_QBO_WEBHOOK_VERIFIER) rand 16 ;;
+    # qbo-mirror's TOKEN_KEY: 32 random bytes, base64.
+    DEV_QBO_TOKEN_KEY) head -c 32 /dev/urandom | base64 -w0 ;;
+    *) die "no generator for $1" ;;
+  esac
+}
+
 load_secrets() {
+  local name line added=()
+  local -A have=()
+  mkdir -p "$STATE_DIR" "$RUN_DIR"
+  exec 8>"$RUN_DIR/secrets.lock"
+  flock 8
   if [[ ! -f "$SECRETS_FILE" ]]; then
-    rand() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
-    mkdir -p "$STATE_DIR"
-    (
-      umask 077
-      {
-        echo "# Development-only credentials, generated by infra/dev/stack.sh. Never commit."
-        echo "DEV_VENTURES_CLIENT=dev-$(rand 4)"
-        echo "DEV_VENTURES_USERNAME=dev-user-$(rand 3)"
-        echo "DEV_VENTURES_PASSWORD=$(rand 16)"
-      } >"$SECRETS_FILE"
-    )
-    log "generated development credentials in ${SECRETS_FILE#"$REPO_ROOT"/}"
+    (umask 077 && echo "# Development-only credentials, generated by infra/dev/stack.sh. Never commit." >"$SECRETS_FILE")
   fi
   chmod 600 "$SECRETS_FILE"
-  local key value
-  while IFS='=' read -r key value; do
-    case "$key" in
-      DEV_VENTURES_CLIENT | DEV_VENTURES_USERNAME | DEV_VENTURES_PASSWORD) printf -v "$key" '%s' "$value" ;;
-    esac
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    name="${line%%=*}"
+    [[ "$line" == *=* && " ${SECRET_NAMES[*]} " == *" $name "* ]] || continue
+    printf -v "$name" '%s' "${line#*=}"
+    have[$name]=1
   done <"$SECRETS_FILE"
-  [[ -n "${DEV_VENTURES_CLIENT:-}" && -n "${DEV_VENTURES_USERNAME:-}" && -n "${DEV_VENTURES_PASSWORD:-}" ]] \
-    || die "$SECRETS_FILE is incomplete; delete it to regenerate"
+  for name in "${SECRET_NAMES[@]}"; do
+    [[ -n "${have[$name]:-}" ]] && continue
+    printf -v "$name" '%s' "$(new_secret "$name")"
+    printf '%s=%s\n' "$name" "${!name}" >>"$SECRETS_FILE"
+    added+=("$name")
+  done
+  exec 8>&-
+  ((${#added[@]} == 0)) || log "generated development credentials in ${SECRETS_FILE#"$REPO_ROOT"/}: ${added[*]}"
+  for name in "${SECRET_NAMES[@]}"; do
+    [[ -n "${!name}" ]] || die "$SECRETS_FILE: $name is empty; delete that line (or the file) to regenerate it"
+  done
 }
 
 # --- postgres -----------------------------------------------------------------------------------
@@ -540,6 +597,138 @@ up_component() {
   log "$c: ready in $(since "$started") s (pid $pid, $(url_of "$c"))"
 }
 
+# --- QuickBooks: the dev companies (qbo-sim) and their connection to qbo-mirror -------------------
+
+QBO_SEED_FILE="$STATE_DIR/qbo-seed.env"
+QBO_DEV_TENANT=default
+# The `sub` of `dev-oidc mint --role staff` (dev-<role>, infra/dev-oidc/src/main.rs): the digest of
+# a dev staff token lists these companies.
+QBO_DEV_ADVISOR=dev-staff
+
+# curl to a component of ours; fails on a non-2xx answer and prints its body.
+local_curl() { curl --noproxy '*' -sS --fail-with-body --max-time 60 "$@"; }
+
+# psql on the brain database, unaligned tuples only.
+brain_sql() {
+  [[ -n "$PG_BIN" ]] || find_pg_bin || die "no PostgreSQL client binaries under /usr/lib/postgresql (make setup)"
+  pg_psql -d brain -tA -F $'\t' -c "$1"
+}
+
+# KEY=VALUE lines of .dev/qbo-seed.env (not secret): QBO_SEED, QBO_AS_OF, QBO_CONNECTED_KEY.
+qbo_seed_get() {
+  [[ -f "$QBO_SEED_FILE" ]] || return 0
+  sed -n "s/^$1=//p" "$QBO_SEED_FILE" | tail -n1
+}
+qbo_seed_set() {
+  local tmp="$QBO_SEED_FILE.tmp"
+  { grep -v "^$1=" "$QBO_SEED_FILE" 2>/dev/null || true; echo "$1=$2"; } >"$tmp"
+  mv "$tmp" "$QBO_SEED_FILE"
+}
+
+# qbo_connect REALM COMPANY REFRESH_TOKEN: `qbo-mirror connect` (an upsert: never a second row).
+qbo_connect() {
+  local envs=() out
+  mapfile -t envs < <(component_env qbo-mirror)
+  # The refresh token goes through the environment, never the command line.
+  if ! out="$(env "${envs[@]}" RUST_LOG=warn QBO_REFRESH_TOKEN="$3" NO_PROXY='127.0.0.1,localhost' \
+    "$(binary_of qbo-mirror)" connect --realm "$1" --tenant "$QBO_DEV_TENANT" \
+    --advisor "$QBO_DEV_ADVISOR" --company "$2" 2>&1)"; then
+    log "$out"
+    die "qbo-mirror connect --realm $1 failed"
+  fi
+}
+
+# The realm's current refresh token in qbo-sim (a new one if it has none, e.g. after a revoke).
+qbo_sim_token() {
+  local sim="http://127.0.0.1:$QBO_PORT" token
+  token="$(local_curl "$sim/control/realms/$1" | jq -r '.refreshToken // empty')" || return 1
+  [[ -n "$token" ]] || token="$(local_curl -X POST "$sim/control/realms/$1/reconnect" | jq -r '.refreshToken')" || return 1
+  echo "$token"
+}
+
+# An empty simulator (it keeps everything in memory) gets the dev companies: QBO_DEV_REALMS (3) ×
+# QBO_DEV_DOCUMENTS (200), always the same ones (seed and asOf from .dev/qbo-seed.env; asOf is
+# renewed after QBO_DEV_SEED_MAX_DAYS (7) days so that due dates stay current). Then each company
+# the mirror does not have active is connected for tenant default, advisor dev-staff; after a
+# fresh seed (the old refresh tokens are dead) or a new TOKEN_KEY, all of them.
+provision_qbo() {
+  ready_check qbo-sim || return 0
+  command -v jq >/dev/null 2>&1 || apt_ensure jq || die "jq is needed to seed the QuickBooks simulator (make setup)"
+  local sim="http://127.0.0.1:$QBO_PORT" realms answer fresh=0 seed as_of age_days body started
+  mkdir -p "$STATE_DIR"
+  realms="$(local_curl "$sim/control/realms")" || die "qbo-sim: GET /control/realms failed: $realms"
+  if [[ "$(jq 'length' <<<"$realms")" == 0 ]]; then
+    seed="$(qbo_seed_get QBO_SEED)" as_of="$(qbo_seed_get QBO_AS_OF)"
+    if [[ -n "$as_of" ]]; then
+      age_days=$((($(date +%s) - $(date -d "$as_of" +%s 2>/dev/null || echo 0)) / 86400))
+      if ((age_days > ${QBO_DEV_SEED_MAX_DAYS:-7})); then
+        log "qbo-sim: the dev companies were generated as of $as_of ($age_days days ago); generating them as of now (qbo-mirror records each document as updated once)"
+        as_of=""
+      fi
+    fi
+    [[ -n "$seed" ]] || { seed=42; qbo_seed_set QBO_SEED "$seed"; }
+    [[ -n "$as_of" ]] || { as_of="$(date -u +%Y-%m-%dT%H:%M:%SZ)"; qbo_seed_set QBO_AS_OF "$as_of"; }
+    body="$(jq -nc --argjson realms "${QBO_DEV_REALMS:-3}" --argjson docs "${QBO_DEV_DOCUMENTS:-200}" \
+      --argjson seed "$seed" --arg asOf "$as_of" \
+      '{realms: $realms, documentsPerRealm: $docs, seed: $seed, asOf: $asOf}')"
+    answer="$(local_curl -X POST -H 'Content-Type: application/json' -d "$body" "$sim/control/seed")" \
+      || die "qbo-sim: POST /control/seed failed: $answer"
+    log "qbo-sim: seeded $(jq '.realms | length' <<<"$answer") companies × ${QBO_DEV_DOCUMENTS:-200} documents in $(jq .elapsedMs <<<"$answer") ms (seed $seed, as of $as_of)"
+    fresh=1
+    realms="$(local_curl "$sim/control/realms")" || die "qbo-sim: GET /control/realms failed: $realms"
+  fi
+  if ! ready_check qbo-mirror; then
+    log "qbo-sim: $(jq length <<<"$realms") companies; not connected to qbo-mirror, which is not running (stack.sh up qbo-mirror)"
+    return 0
+  fi
+
+  local key_fp active id name token ids=() connected=() list revoked tries=0 deadline
+  key_fp="$(printf '%s' "$DEV_QBO_TOKEN_KEY" | sha256sum | cut -c1-16)"
+  active="$(brain_sql "SELECT realm_id FROM qbo_mirror.realms WHERE state = 'active'
+    AND tenant_id = '$QBO_DEV_TENANT' AND advisor_id = '$QBO_DEV_ADVISOR'")" \
+    || die "qbo-mirror: cannot read qbo_mirror.realms"
+  [[ "$(qbo_seed_get QBO_CONNECTED_KEY)" == "$key_fp" ]] || fresh=1
+  started="$(brain_sql 'SELECT clock_timestamp()')"
+  while IFS=$'\t' read -r id name; do
+    [[ "$id" =~ ^[0-9A-Za-z_-]+$ ]] || die "qbo-sim: unexpected realm id '$id'"
+    ids+=("$id")
+    if ((fresh == 0)) && grep -qxF "$id" <<<"$active"; then continue; fi
+    token="$(qbo_sim_token "$id")" || die "qbo-sim: no refresh token for realm $id"
+    qbo_connect "$id" "$name" "$token"
+    connected+=("$id")
+  done < <(jq -r 'sort_by(.realmId)[] | [.realmId, .companyName] | @tsv' <<<"$realms")
+  qbo_seed_set QBO_CONNECTED_KEY "$key_fp"
+  if ((${#connected[@]} == 0)); then
+    log "qbo-mirror: all ${#ids[@]} dev companies already connected (tenant $QBO_DEV_TENANT, advisor $QBO_DEV_ADVISOR)"
+    return 0
+  fi
+  # Wait for their first sync. A mirror that started before the simulator was seeded may still
+  # be failing with a dead token and mark a realm revoked after the connect: connect it again.
+  list="$(printf "'%s'," "${connected[@]}")" list="${list%,}"
+  deadline=$((SECONDS + ${QBO_CONNECT_TIMEOUT:-60}))
+  while :; do
+    revoked="$(brain_sql "SELECT realm_id, company_name FROM qbo_mirror.realms WHERE realm_id IN ($list) AND state = 'revoked'")"
+    if [[ -n "$revoked" ]] && ((tries < 3)); then
+      tries=$((tries + 1))
+      while IFS=$'\t' read -r id name; do
+        token="$(qbo_sim_token "$id")" || die "qbo-sim: no refresh token for realm $id"
+        qbo_connect "$id" "$name" "$token"
+      done <<<"$revoked"
+    fi
+    [[ "$(brain_sql "SELECT count(*) FROM qbo_mirror.realms WHERE realm_id IN ($list)
+      AND state = 'active' AND last_synced_at >= '$started'")" == "${#connected[@]}" ]] && break
+    if ((SECONDS >= deadline)); then
+      log "warning: qbo-mirror: not every connected company has synced within ${QBO_CONNECT_TIMEOUT:-60} s; see .dev/logs/qbo-mirror.log and:"
+      log "  psql -h 127.0.0.1 -p $PG_PORT -U postgres brain -c 'SELECT realm_id, state, last_synced_at, last_error FROM qbo_mirror.realms'"
+      return 0
+    fi
+    sleep 0.5
+  done
+  log "qbo-mirror: connected ${#connected[@]} of ${#ids[@]} dev companies (tenant $QBO_DEV_TENANT, advisor $QBO_DEV_ADVISOR), synced: $(brain_sql "SELECT
+    (SELECT count(*) FROM qbo_mirror.bills WHERE realm_id IN ($list) AND NOT deleted) || ' bills, ' ||
+    (SELECT count(*) FROM qbo_mirror.invoices WHERE realm_id IN ($list) AND NOT deleted) || ' invoices'")"
+}
+
 # --- the broker as Apache Kafka (infra/kafka/kafka.sh, cluster dev) -------------------------------
 
 # True when kafka.sh runs a node of the dev cluster.
@@ -637,6 +826,9 @@ cmd_up() {
       up_component "$c"
     fi
   done
+  if [[ " ${components[*]} " == *" qbo-sim "* || " ${components[*]} " == *" qbo-mirror "* ]]; then
+    provision_qbo
+  fi
   log "stack: up (${components[*]}); see: infra/dev/stack.sh status"
 }
 
@@ -693,9 +885,25 @@ cmd_status() {
     echo "broker: Apache Kafka (infra/kafka/kafka.sh status $KAFKA_CLUSTER); data in ${STATE_DIR#"$REPO_ROOT"/}/kafka/$KAFKA_CLUSTER, kept across down/up (KAFKA_FRESH=1 starts it empty)."
   fi
   echo "emulator: in-memory, all documents are lost when it restarts."
+  status_qbo
   echo "external = something stack.sh did not start answers on that port (left alone by down);"
   echo "crashed = started by stack.sh but gone (see stack.sh logs <component>)."
   echo "logs: ${LOG_DIR#"$REPO_ROOT"/}/<component>.log (Kafka: kafka-$KAFKA_CLUSTER-node<k>.log)"
+}
+
+# One line on the QuickBooks companies: in the simulator, and connected to / synced by the mirror.
+status_qbo() {
+  local line="qbo-sim: in-memory; \`up\` seeds the same dev companies again (${QBO_SEED_FILE#"$REPO_ROOT"/}) and connects them to qbo-mirror."
+  if ready_check qbo-sim && command -v jq >/dev/null 2>&1; then
+    line+=" Now: $(local_curl "http://127.0.0.1:$QBO_PORT/control/realms" 2>/dev/null | jq length 2>/dev/null || echo '?') companies"
+    if ready_check qbo-mirror && [[ -n "$PG_BIN" ]]; then
+      line+=", $(brain_sql "SELECT count(*) FILTER (WHERE state = 'active') || ' active in qbo-mirror (' ||
+        count(*) FILTER (WHERE state = 'revoked') || ' revoked), last sync ' ||
+        coalesce(to_char(max(last_synced_at), 'HH24:MI:SS'), 'never') FROM qbo_mirror.realms" 2>/dev/null || echo '?')"
+    fi
+    line+="."
+  fi
+  echo "$line"
 }
 
 cmd_env() {
@@ -708,7 +916,8 @@ cmd_env() {
     "VENTURES_SYNC_OPS_PORT=$VENTURES_SYNC_OPS_PORT" \
     "PROJECTION_WRITER_OPS_PORT=$PROJECTION_WRITER_OPS_PORT" \
     "CHANGE_LISTENER_OPS_PORT=$CHANGE_LISTENER_OPS_PORT" \
-    "DLQ_REPLAYER_PORT=$DLQ_REPLAYER_PORT"; do
+    "DLQ_REPLAYER_PORT=$DLQ_REPLAYER_PORT" \
+    "QBO_PORT=$QBO_PORT" "QBO_MIRROR_OPS_PORT=$QBO_MIRROR_OPS_PORT"; do
     printf 'export %s=%q\n' "${line%%=*}" "${line#*=}"
   done
   for c in "${ALL_COMPONENTS[@]}"; do
