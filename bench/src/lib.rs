@@ -9,6 +9,7 @@
 //! Every figure is as measured in this run, and every ratio is computed within it: the machine is
 //! shared, so figures from different runs are not comparable.
 
+pub mod advisor;
 pub mod codec;
 pub mod connect;
 pub mod footprint;
@@ -397,6 +398,12 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     say!(started, "(5) gateway");
     let gateway_runs =
         gateway::measure(&stack, &pool, options.gateway_rps, gateway_secs).await?;
+    let (clients, documents) = if options.smoke { (20, 500) } else { (100, 5_000) };
+    say!(started, "(9) the advisor's views: {clients} companies × {documents} documents");
+    let advisor = advisor::measure(&stack, clients, documents, gateway_secs).await?;
+    for run in &advisor.runs {
+        say!(started, "    {}: p95 {:.2} ms · {:.0} req/s", run.target, run.p95_ms, run.requests_per_sec);
+    }
     pool.close().await;
     stack.stop_all().await?;
     let stack_db = stack.db.name.clone();
@@ -408,6 +415,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         &throughput,
         &fixed,
         &gateway_runs,
+        &advisor,
         pipeline_rate,
         options.gateway_rps,
     );
@@ -441,6 +449,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         footprint,
         codec: codec_figures,
         replay: replay_figures,
+        advisor,
         targets,
         total_seconds: started.elapsed().as_secs_f64(),
     };

@@ -210,6 +210,7 @@ pub struct Report {
     pub footprint: Vec<Footprint>,
     pub codec: CodecFigures,
     pub replay: crate::replay::ReplayFigures,
+    pub advisor: crate::advisor::AdvisorFigures,
     pub targets: Vec<Target>,
     pub total_seconds: f64,
 }

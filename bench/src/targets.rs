@@ -12,6 +12,7 @@ pub fn of(
     throughput: &ThroughputFigures,
     fixed: &RateRun,
     gateway_runs: &[LoadRun],
+    advisor: &crate::advisor::AdvisorFigures,
     pipeline_rate: u32,
     gateway_rps: u32,
 ) -> Vec<Target> {
@@ -27,7 +28,12 @@ pub fn of(
         _ => 0.0,
     };
     let gateway_fixed_p99 = run_of("api-gateway", true).map_or(f64::INFINITY, |g| g.p99_ms);
-    vec![
+    let mut targets: Vec<Target> = advisor
+        .runs
+        .iter()
+        .map(|run| Target::at_most(&format!("(9) {} p95, {} companies, 50 concurrent", run.target, advisor.realms), run.p95_ms, 50.0, "ms"))
+        .collect();
+    targets.extend(vec![
         Target::at_least("(8) dlq-replayer replay rate", replay.replay_per_sec, 5_000.0, "/s"),
         Target::at_least(
             "(2) Brain ÷ per-record Python peer",
@@ -89,5 +95,6 @@ pub fn of(
             2.0,
             "ms",
         ),
-    ]
+    ]);
+    targets
 }

@@ -204,6 +204,20 @@ impl Report {
             p.messages, p.scan_seconds, p.replay_seconds, p.replay_per_sec, p.replay_vs_produce, p.produce_per_sec
         );
         println!();
+        let a = &self.advisor;
+        println!(
+            "Advisor views (9): {} companies × {} documents (mirror filled in {:.1} s), 50 connections at saturation",
+            a.realms, a.documents_per_realm, a.seed_seconds
+        );
+        for g in &a.runs {
+            row(&g.target, &format!("{:.0} req/s · p50 {:.2} ms · p95 {:.2} ms · p99 {:.2} ms", g.requests_per_sec, g.p50_ms, g.p95_ms, g.p99_ms));
+        }
+        let n = &a.naive_digest;
+        row(
+            "naive digest query (no aggregates), 50 at a time",
+            &format!("{:.0} q/s · p50 {:.2} ms · p95 {:.2} ms · p99 {:.2} ms · {:.1} × the gateway digest's p95", n.queries_per_sec, n.p50_ms, n.p95_ms, n.p99_ms, a.digest_p95_vs_naive),
+        );
+        println!();
         let c = &self.codec;
         println!(
             "Codec: decoding {} records of {} B into LoanStatusChanged (median of {} rounds)",
