@@ -167,6 +167,25 @@ async fn qbo_companies_are_mirrored_exactly_through_a_crash_and_lossy_webhooks()
     .fetch_all(&pool)
     .await?;
     let p95 = lag.get(lag.len().saturating_sub(1) * 95 / 100).copied().unwrap_or_default();
+    // The advisor's views, from the mirror.
+    let staff = stack.token("staff", TENANT);
+    let view = |path: &'static str| {
+        let (http, url, staff) = (stack.http.clone(), format!("{}/api/v1/advisor/{path}", stack.gateway_url), staff.clone());
+        async move { anyhow::Ok(http.get(url).bearer_auth(staff).send().await?.error_for_status()?.json::<Value>().await?) }
+    };
+    let digest = view("digest").await?;
+    let clients = digest["clients"].as_array().cloned().unwrap_or_default();
+    assert_eq!(clients.len(), REALMS, "one digest row per company: {digest}");
+    assert!(clients.iter().all(|c| c["cashCents"].as_i64().is_some() && c["changesSince"].as_i64().is_some_and(|n| n > 0)), "{digest}");
+    let hygiene = view("hygiene").await?;
+    assert!(hygiene["bills"].as_array().is_some_and(|b| !b.is_empty() && b.iter().all(|b| b["issues"].as_array().is_some_and(|i| !i.is_empty()))), "{hygiene}");
+    let decisions = view("decisions").await?;
+    let due: Vec<&str> = decisions["bills"].as_array().into_iter().flatten().filter_map(|b| b["dueDate"].as_str()).collect();
+    assert!(!due.is_empty() && due.windows(2).all(|w| w[0] <= w[1]), "decisions by due date: {decisions}");
+    let borrower = stack.http.get(format!("{}/api/v1/advisor/digest", stack.gateway_url)).bearer_auth(stack.token("borrower", TENANT)).send().await?;
+    assert_eq!(borrower.status(), 403, "the advisor's views are not a borrower's");
+    println!("qbo: digest of {} companies; {} bills in the hygiene tray; {} ready for a decision", clients.len(), hygiene["bills"].as_array().map_or(0, Vec::len), due.len());
+
     // Reconciliation: a corrupted row, a lost one and a stray one are found and repaired.
     let realm = realms[0].0.clone();
     let (bill, balance): (String, i64) =
@@ -197,6 +216,7 @@ async fn qbo_companies_are_mirrored_exactly_through_a_crash_and_lossy_webhooks()
     let stats: Value = stack.http.get(format!("{qbo}/control/stats")).send().await?.json().await?;
     let throttled: i64 = stats["realms"].as_object().into_iter().flatten().map(|(_, r)| r["throttled"].as_i64().unwrap_or_default()).sum();
     let deliveries: Value = stack.http.get(format!("{qbo}/control/webhooks")).send().await?.json().await?;
+    assert!(deliveries["counts"]["delivered"].as_i64().is_some_and(|n| n > 0), "webhooks reached the gateway: {deliveries}");
     println!("qbo: {} changes, newest versions of {} entities mirrored; change → mirror P95 {p95:.2} s; 429s {throttled}; webhooks {}", changes.len(), newest.len(), deliveries["counts"]);
     assert_eq!(throttled, 0, "within the rate limits");
     stack.stop_all().await?;

@@ -19,7 +19,7 @@ pub struct ErrorBody {
     pub detail: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,

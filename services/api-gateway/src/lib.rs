@@ -1,8 +1,9 @@
 //! api-gateway: the HTTP API for the apps and operators.
 //!
 //! Every route but `/health*`, `/ready`, `/metrics`, the API's description
-//! (`/api/v1/openapi.json`, `/api/v1/docs`; see [`openapi`]) and the ops page (`/ops`, whose
-//! calls carry the operator's token; see [`ops_page`]) needs a bearer token from a
+//! (`/api/v1/openapi.json`, `/api/v1/docs`; see [`openapi`]), the ops page (`/ops`, whose
+//! calls carry the operator's token; see [`ops_page`]) and QBO's webhook (signed by Intuit; see
+//! [`qbo::webhook`]) needs a bearer token from a
 //! configured OIDC issuer ([`auth`]). Without issuers the gateway does not start, unless
 //! authentication is explicitly disabled, which it allows on a loopback address only.
 
@@ -16,6 +17,7 @@ pub mod error;
 pub mod openapi;
 pub mod ops;
 pub mod ops_page;
+pub mod qbo;
 pub mod status;
 pub mod sync_health;
 
@@ -72,6 +74,8 @@ pub struct Settings {
     pub sync_health_refresh: Duration,
     /// dlq-replayer's API, behind `/api/v1/admin/...`.
     pub dlq_replayer: admin::DlqSettings,
+    /// `POST /api/v1/webhooks/qbo` (`QBO_WEBHOOK_*`) and the advisor's views (`ADVISOR_VIEWS_*`).
+    pub qbo: qbo::QboSettings,
 }
 
 impl Settings {
@@ -89,6 +93,7 @@ impl Settings {
             schema_ids: settings::schema_ids(&env)?,
             sync_health_refresh: env.millis_in("SYNC_HEALTH_REFRESH", 15_000, 1_000..=600_000)?,
             dlq_replayer: admin::DlqSettings::from_env(&env)?,
+            qbo: qbo::QboSettings::from_env(&env)?,
         };
         settings.check_auth(settings.listen_addr)?;
         Ok(settings)
@@ -121,6 +126,8 @@ pub struct AppState {
     pub dlq: admin::DlqClient,
     /// Capability flags and panic mode as the flags topic holds them (followed from start-up).
     pub flags: Flags,
+    /// QBO's webhook: the verifier's key and the CloudEvents already published.
+    pub qbo: qbo::QboState,
 }
 
 pub struct Application {
@@ -158,7 +165,7 @@ impl Application {
         }
         let sync_health = sync_health::SyncHealthCache::default();
         let dlq = admin::DlqClient::new(&settings.dlq_replayer)?;
-        let state = AppState { pool: pool.clone(), auth: auth.clone(), producer, recent: Default::default(), sync_health: sync_health.clone(), dlq, flags: flags.clone() };
+        let state = AppState { pool: pool.clone(), auth: auth.clone(), producer, recent: Default::default(), sync_health: sync_health.clone(), dlq, flags: flags.clone(), qbo: qbo::QboState::new(&settings.qbo) };
         Ok(Self {
             listener,
             router: router(state, settings.request_timeout),
@@ -182,7 +189,7 @@ impl Application {
         let mut refreshers = self.auth.keep_keys_fresh(&stop_refreshing);
         refreshers.spawn(brain_runtime::flags::reader::follow(self.flags.clone(), self.kafka.clone(), self.codec, stop_refreshing.clone()));
         refreshers.spawn(sync_health::refresh(self.sync_health, self.pool, self.kafka.clone(), self.flags, self.sync_health_refresh, stop_refreshing.clone()));
-        refreshers.spawn(ensure_command_topic(self.kafka, stop_refreshing.clone()));
+        refreshers.spawn(ensure_topics(self.kafka, stop_refreshing.clone()));
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         stop_refreshing.cancel();
         refreshers.join_all().await;
@@ -191,14 +198,15 @@ impl Application {
     }
 }
 
-/// Creates the command topic if it is missing (the workers do too), retrying while Kafka is
-/// unreachable: the gateway serves reads meanwhile, and status changes answer 503.
-async fn ensure_command_topic(kafka: KafkaSettings, stop: CancellationToken) {
+/// Creates the topics the gateway publishes to if they are missing (the workers do too), retrying
+/// while Kafka is unreachable: the gateway serves reads meanwhile, and status changes and QBO
+/// webhooks answer 503.
+async fn ensure_topics(kafka: KafkaSettings, stop: CancellationToken) {
     loop {
-        match tokio::time::timeout(Duration::from_secs(20), kafka::ensure_topics(&kafka, &[topics::STATUS_CHANGE_REQUESTED])).await {
+        match tokio::time::timeout(Duration::from_secs(20), kafka::ensure_topics(&kafka, &[topics::STATUS_CHANGE_REQUESTED, topics::QBO_WEBHOOK_RECEIVED])).await {
             Ok(Ok(())) => return,
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not create the command topic; retrying"),
-            Err(_) => tracing::warn!("Kafka did not answer; retrying to create the command topic"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not create the gateway's topics; retrying"),
+            Err(_) => tracing::warn!("Kafka did not answer; retrying to create the gateway's topics"),
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -226,6 +234,9 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(capabilities::set))
         .routes(routes!(capabilities::panic))
         .routes(routes!(capabilities::history))
+        .routes(routes!(qbo::digest::get))
+        .routes(routes!(qbo::trays::hygiene))
+        .routes(routes!(qbo::trays::decisions))
 }
 
 /// The token-free routes.
@@ -240,6 +251,7 @@ fn open_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::document))
         .routes(routes!(openapi::docs))
         .routes(routes!(ops_page::page))
+        .routes(routes!(qbo::webhook::receive))
 }
 
 /// The gateway's OpenAPI 3.1 document (served at `/api/v1/openapi.json`).
@@ -281,3 +293,45 @@ async fn time_limit(State(timeout): State<Duration>, request: Request, next: Nex
     }
 }
 
+
+/// What unit tests of the routes share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::{str::FromStr, time::Duration};
+
+    use brain_runtime::{
+        events::{Codec, RegistryClient, codec::SchemaIds},
+        producer::EventProducer,
+        settings::KafkaSettings,
+    };
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+    use crate::{
+        AppState,
+        auth::{Auth, AuthSettings},
+    };
+
+    /// A state whose dependencies are all unreachable (authentication disabled): reads answer
+    /// 503, publishing fails.
+    pub fn state() -> AppState {
+        let auth = Auth::new(&AuthSettings { disabled: true, ..AuthSettings::default() }).unwrap();
+        // Nothing listens there: reads fail, which is an answer the document declares too.
+        let options = PgConnectOptions::from_str("postgres://nobody@127.0.0.1:9/none").unwrap();
+        let pool = PgPoolOptions::new().acquire_timeout(Duration::from_millis(200)).connect_lazy_with(options);
+        let codec = Codec::new(RegistryClient::new("http://127.0.0.1:9").unwrap(), SchemaIds::AutoRegister);
+        let producer = EventProducer::new(&KafkaSettings::new("127.0.0.1:9"), codec, crate::SERVICE).unwrap();
+        // Nothing listens there either: admin requests answer 503 `dlq_replayer_unavailable`.
+        let dlq_settings = crate::admin::DlqSettings { url: "http://127.0.0.1:9".parse().unwrap(), timeout: Duration::from_millis(500) };
+        let dlq = crate::admin::DlqClient::new(&dlq_settings).unwrap();
+        AppState {
+            pool,
+            auth,
+            producer,
+            recent: Default::default(),
+            sync_health: Default::default(),
+            dlq,
+            flags: brain_runtime::flags::Flags::new("api-gateway", Default::default()),
+            qbo: Default::default(),
+        }
+    }
+}

@@ -31,6 +31,7 @@ pub const TAG_COMMANDS: &str = "commands";
 pub const TAG_OPERATIONS: &str = "operations";
 pub const TAG_ADMIN: &str = "admin";
 pub const TAG_CAPABILITIES: &str = "capabilities";
+pub const TAG_QBO: &str = "qbo";
 
 // Descriptions shared by several answers.
 pub const UNAUTHORIZED: &str = "`unauthenticated` (no bearer token, or not a JWT), `token_expired` or `invalid_token`; with `WWW-Authenticate`";
@@ -38,6 +39,8 @@ pub const FORBIDDEN: &str = "`forbidden`: the token is valid but grants nothing 
 pub const INTERNAL: &str = "`internal`: see the gateway's log for the request id";
 pub const UNAVAILABLE_READ: &str = "`dependency_unavailable` (the read model), `issuer_unavailable` (the token's issuer cannot be reached and none of its keys are cached) or `request_timeout`";
 pub const TIMEOUT: &str = "`request_timeout`: the request took longer than `API_GATEWAY__REQUEST_TIMEOUT_MS`";
+pub const ADVISOR_FORBIDDEN: &str = "`forbidden`: a borrower (the advisor's views are for staff, ops and admin), a staff caller naming another `advisor`, or a token that grants nothing here";
+pub const UNAVAILABLE_QBO: &str = "`dependency_unavailable` (the QBO mirror's read model is unreachable, or not there yet), `issuer_unavailable` or `request_timeout`";
 pub const ADMIN_FORBIDDEN: &str = "`forbidden`: not an `ops` or `admin` token, or (for `ops`) a filter naming another tenant";
 pub const ADMIN_BAD_FILTER: &str = "`invalid_filter` (an unknown or repeated parameter, a topic that is not a dead-letter topic, an id that is not a UUID, a time that does not parse, a field that is not `path=value`) or `invalid_limit`";
 pub const ADMIN_BAD_DISPOSITION: &str = "`invalid_body` (not JSON, an unknown field such as `operator`, a missing one), `invalid_dead_letter_id` or `invalid_disposition` (1-500 ids; a reason of 1-500 characters)";
@@ -67,12 +70,14 @@ const REQUEST_ID_HEADER: &str = "RequestId";
         (name = TAG_OPERATIONS, description = "Health, readiness, metrics, this document and the ops page; no token needed"),
         (name = TAG_ADMIN, description = "Dead letters and their replay (flow 8), for roles ops (its tenant's) and admin; served by dlq-replayer behind the gateway"),
         (name = TAG_CAPABILITIES, description = "Capability flags and panic mode, for roles ops (its tenant's flags) and admin (global flags, panic mode); published on the flags topic every service follows"),
+        (name = TAG_QBO, description = "QuickBooks Online (flow 7): Intuit's webhooks (signed, no token), and the advisor's portfolio digest, hygiene tray and decision console from the QBO mirror, for roles staff, ops and admin"),
     )
 )]
 pub struct ApiDoc;
 
 /// What holds for every operation, added once the routes are in: the bearer scheme, the
-/// `x-request-id` header on every answer and `WWW-Authenticate` on every 401.
+/// `x-request-id` header on every answer and `WWW-Authenticate` on every 401 of an operation that
+/// takes a bearer token (QBO's webhook answers a bad signature without a challenge).
 pub fn complete(doc: &mut openapi::OpenApi) {
     let bearer = HttpBuilder::new()
         .scheme(HttpAuthScheme::Bearer)
@@ -85,10 +90,11 @@ pub fn complete(doc: &mut openapi::OpenApi) {
     for (path, item) in doc.paths.paths.iter_mut() {
         let location = if path.starts_with("/api/v1/admin/") { "^/api/v1/admin/replays/" } else { "^/api/v1/commands/" };
         for operation in operations(item) {
+            let bearer = operation.security.as_ref().is_some_and(|s| !s.is_empty());
             for (status, response) in &mut operation.responses.responses {
                 let RefOr::T(response) = response else { continue };
                 response.headers.insert(REQUEST_ID.into(), RefOr::Ref(Ref::new(format!("#/components/headers/{REQUEST_ID_HEADER}"))));
-                if status == "401" {
+                if status == "401" && bearer {
                     let challenge = string(Some(r#"^Bearer realm="brain"(, error="invalid_token")?$"#));
                     response.headers.insert("WWW-Authenticate".into(), required_header(challenge, "RFC 6750: `Bearer realm=\"brain\"`, with `error=\"invalid_token\"` when a token came but was refused"));
                 }
@@ -179,23 +185,14 @@ mod tests {
         body::Body,
         http::{Method, Request, StatusCode},
     };
-    use brain_runtime::{
-        events::{Codec, RegistryClient, codec::SchemaIds},
-        producer::EventProducer,
-        settings::KafkaSettings,
-    };
     use serde_json::{Value, json};
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{
-        AppState, MAX_BODY_BYTES,
-        auth::{Auth, AuthSettings},
-    };
+    use crate::{AppState, MAX_BODY_BYTES};
 
     /// Every route of the router, as (method, path).
-    const ROUTES: [(&str, &str); 25] = [
+    const ROUTES: [(&str, &str); 29] = [
         ("get", "/api/v1/applications/{id}"),
         ("post", "/api/v1/applications/{id}/status"),
         ("get", "/api/v1/commands/{id}"),
@@ -221,8 +218,12 @@ mod tests {
         ("put", "/api/v1/admin/capabilities/{integration}"),
         ("put", "/api/v1/admin/capabilities/{integration}/panic"),
         ("get", "/api/v1/admin/capabilities/history"),
+        ("post", "/api/v1/webhooks/qbo"),
+        ("get", "/api/v1/advisor/digest"),
+        ("get", "/api/v1/advisor/hygiene"),
+        ("get", "/api/v1/advisor/decisions"),
     ];
-    const AUTHENTICATED: [&str; 15] = [
+    const AUTHENTICATED: [&str; 18] = [
         "/api/v1/applications/{id}",
         "/api/v1/applications/{id}/status",
         "/api/v1/commands/{id}",
@@ -238,6 +239,9 @@ mod tests {
         "/api/v1/admin/capabilities/{integration}",
         "/api/v1/admin/capabilities/{integration}/panic",
         "/api/v1/admin/capabilities/history",
+        "/api/v1/advisor/digest",
+        "/api/v1/advisor/hygiene",
+        "/api/v1/advisor/decisions",
     ];
 
     fn document() -> Value {
@@ -317,16 +321,7 @@ mod tests {
     }
 
     async fn state() -> AppState {
-        let auth = Auth::new(&AuthSettings { disabled: true, ..AuthSettings::default() }).unwrap();
-        // Nothing listens there: reads fail, which is an answer the document declares too.
-        let options = PgConnectOptions::from_str("postgres://nobody@127.0.0.1:9/none").unwrap();
-        let pool = PgPoolOptions::new().acquire_timeout(Duration::from_millis(200)).connect_lazy_with(options);
-        let codec = Codec::new(RegistryClient::new("http://127.0.0.1:9").unwrap(), SchemaIds::AutoRegister);
-        let producer = EventProducer::new(&KafkaSettings::new("127.0.0.1:9"), codec, crate::SERVICE).unwrap();
-        // Nothing listens there either: admin requests answer 503 `dlq_replayer_unavailable`.
-        let dlq_settings = crate::admin::DlqSettings { url: "http://127.0.0.1:9".parse().unwrap(), timeout: Duration::from_millis(500) };
-        let dlq = crate::admin::DlqClient::new(&dlq_settings).unwrap();
-        AppState { pool, auth, producer, recent: Default::default(), sync_health: Default::default(), dlq, flags: brain_runtime::flags::Flags::new("api-gateway", Default::default()) }
+        crate::testing::state()
     }
 
     async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, Value) {
