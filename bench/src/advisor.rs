@@ -69,7 +69,7 @@ async fn seed(pool: &sqlx::PgPool, realms: usize, documents: usize) -> anyhow::R
     let statements = [
         "TRUNCATE realms, bills, invoices, accounts, open_by_due, bill_doc_numbers, outbox",
         "INSERT INTO realms (realm_id, tenant_id, advisor_id, company_name, refresh_token, next_sync_at)
-         SELECT 'bench-' || r, $4, $5, 'Company ' || lpad(r::text, 3, '0'), '\\x00', now() + interval '1 year' FROM generate_series(1, $1) r",
+         SELECT 'bench-' || r, $2, $3, 'Company ' || lpad(r::text, 3, '0'), '\\x00', now() + interval '1 year' FROM generate_series(1, $1) r",
         "INSERT INTO bills (realm_id, id, sync_token, last_updated, vendor_id, vendor_name, doc_number, txn_date, due_date, total_cents, balance_cents, account_ids, account_names, issues, raw)
          SELECT 'bench-' || r, b::text, 1, now() - interval '2 days', 'v' || (b % 50), 'Vendor ' || (b % 50), 'D-' || (b % ($2 - 20)), current_date - 40,
                 current_date + ((b * 7919) % 120 - 30), 1000 + (b * 37) % 100000,
@@ -79,11 +79,11 @@ async fn seed(pool: &sqlx::PgPool, realms: usize, documents: usize) -> anyhow::R
         "INSERT INTO invoices (realm_id, id, sync_token, last_updated, customer_id, customer_name, doc_number, due_date, total_cents, balance_cents, raw)
          SELECT 'bench-' || r, i::text, 1, now() - interval '2 days', 'c' || (i % 40), 'Customer ' || (i % 40), 'I-' || i,
                 current_date + ((i * 104729) % 120 - 30), 2000 + (i * 53) % 90000, CASE WHEN i % 4 = 0 THEN 0 ELSE 2000 + (i * 53) % 90000 END, '{}'::jsonb
-         FROM generate_series(1, $1) r, generate_series(1, $3) i",
+         FROM generate_series(1, $1) r, generate_series(1, $2) i",
         "INSERT INTO accounts (realm_id, id, sync_token, last_updated, name, account_type, current_balance_cents, active, raw)
          SELECT 'bench-' || r, a::text, 1, now() - interval '2 days', 'Account ' || a, CASE WHEN a <= 2 THEN 'Bank' ELSE 'Expense' END,
                 500000 + (a * r * 31) % 1000000, true, '{}'::jsonb
-         FROM generate_series(1, $1) r, generate_series(1, $6) a",
+         FROM generate_series(1, $1) r, generate_series(1, $2) a",
         "INSERT INTO open_by_due (realm_id, entity, due_date, balance_cents, documents)
          SELECT realm_id, 'Bill', due_date, sum(balance_cents), count(*) FROM bills WHERE balance_cents > 0 AND NOT deleted AND due_date IS NOT NULL GROUP BY realm_id, due_date
          UNION ALL
@@ -94,23 +94,29 @@ async fn seed(pool: &sqlx::PgPool, realms: usize, documents: usize) -> anyhow::R
          SELECT 'bench-' || r, 'Bill', c::text, 100 + c, now() - interval '1 minute', 'update', '{}'::jsonb FROM generate_series(1, $1) r, generate_series(1, 20) c",
         "ANALYZE",
     ];
-    for sql in statements {
+    // Each statement's parameters, in order.
+    enum P {
+        Int(i32),
+        Text(&'static str),
+    }
+    let params: [&[P]; 9] = [
+        &[],
+        &[P::Int(realms), P::Text(TENANT), P::Text(ADVISOR)],
+        &[P::Int(realms), P::Int(bills)],
+        &[P::Int(realms), P::Int(invoices)],
+        &[P::Int(realms), P::Int(accounts)],
+        &[],
+        &[],
+        &[P::Int(realms)],
+        &[],
+    ];
+    for (sql, params) in statements.into_iter().zip(params) {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        // Every statement gets the same parameters; each uses the ones it names.
-        if sql.contains("$1") {
-            query = query.bind(realms);
-        }
-        if sql.contains("$2") {
-            query = query.bind(bills);
-        }
-        if sql.contains("$3") {
-            query = query.bind(invoices);
-        }
-        if sql.contains("$4") {
-            query = query.bind(TENANT).bind(ADVISOR);
-        }
-        if sql.contains("$6") {
-            query = query.bind(accounts);
+        for p in params {
+            query = match p {
+                P::Int(n) => query.bind(*n),
+                P::Text(t) => query.bind(*t),
+            };
         }
         query.execute(pool).await?;
     }
