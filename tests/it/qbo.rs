@@ -213,6 +213,25 @@ async fn qbo_companies_are_mirrored_exactly_through_a_crash_and_lossy_webhooks()
     let again: Value = serde_json::from_str(stack.qbo_mirror_cli(&["reconcile", "--realm", &realm, "--json"]).await?.lines().next().unwrap_or_default())?;
     assert_eq!((again["missing"].as_i64(), again["differs"].as_i64(), again["extra"].as_i64()), (Some(0), Some(0), Some(0)), "nothing left to repair: {again}");
 
+    // A company whose consent is revoked pauses alone, visibly; the others keep syncing.
+    let revoked = realms[1].0.clone();
+    stack.http.post(format!("{qbo}/control/realms/{revoked}/revoke")).send().await?.error_for_status()?;
+    stack.http.post(format!("{qbo}/control/changes")).json(&json!({ "updates": 1, "seed": 900 })).send().await?.error_for_status()?;
+    let health = wait_for("health/sync to show the revoked company", WAIT, || async {
+        let h: Value = stack.http.get(format!("{}/api/v1/health/sync", stack.gateway_url)).send().await?.json().await?;
+        let qbo = h["integrations"].as_array().into_iter().flatten().find(|i| i["name"] == "qbo").cloned();
+        Ok(qbo.filter(|q| q["realms"]["revoked"] == json!([revoked.clone()]) && q["realms"]["active"] == (REALMS - 1) as i64))
+    })
+    .await?;
+    println!("qbo: health/sync with a revoked company: {}", health["realms"]);
+    let other = realms[2].0.clone();
+    let synced_after = chrono::Utc::now();
+    wait_for("the other companies to keep syncing", WAIT, || async {
+        let at: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar("SELECT last_synced_at FROM qbo_mirror.realms WHERE realm_id = $1").bind(&other).fetch_one(&pool).await?;
+        Ok(at.filter(|t| *t > synced_after).map(|_| ()))
+    })
+    .await?;
+
     let stats: Value = stack.http.get(format!("{qbo}/control/stats")).send().await?.json().await?;
     let throttled: i64 = stats["realms"].as_object().into_iter().flatten().map(|(_, r)| r["throttled"].as_i64().unwrap_or_default()).sum();
     let deliveries: Value = stack.http.get(format!("{qbo}/control/webhooks")).send().await?.json().await?;

@@ -3,6 +3,8 @@
 //! - per consumer group of the integration: consumer lag in messages (high watermark minus the
 //!   committed offset, summed over partitions) and in seconds (the age of the oldest message not
 //!   yet processed);
+//! - for QBO, the client companies: active, revoked (paused until reconnected) and the stalest
+//!   sync (`read_api.qbo_realms`);
 //! - the capability: on or off and why (flags, panic mode, the environment; from the flags topic,
 //!   which the gateway follows), the tenants switched off or on apart from the rest, and the events
 //!   held for switched-off tenants (`read_api.<service>_held_events`);
@@ -49,9 +51,10 @@ const ERROR_WINDOW: Duration = Duration::from_secs(300);
 const OLD: chrono::Duration = chrono::Duration::minutes(15);
 
 /// The integrations and the consumer groups (catalogue names) that carry their work.
-const INTEGRATIONS: [(&str, &[&str]); 2] = [
+const INTEGRATIONS: [(&str, &[&str]); 3] = [
     ("ventures", &["ventures-sync.commands", "ventures-sync.drafts"]),
     ("firestore", &["projection-writer", "projection-writer.command-requests", "projection-writer.command-outcomes", "projection-writer.document-changes"]),
+    ("qbo", &["qbo-mirror.webhooks"]),
 ];
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -81,7 +84,22 @@ pub struct Integration {
     pub capability: Capability,
     /// Events held for switched-off tenants, per tenant.
     pub held: Vec<HeldTenant>,
+    /// QBO only: the client companies qbo-mirror keeps (`read_api.qbo_realms`).
+    pub realms: Option<RealmHealth>,
 }
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RealmHealth {
+    pub active: i64,
+    /// The realm ids of the companies paused because their refresh token was revoked (reconnect
+    /// them: `qbo-mirror connect`; the reason is in qbo-mirror's log and `qbo_mirror.realms`).
+    pub revoked: Vec<String>,
+    /// The longest time since an active company's last completed sync.
+    pub oldest_sync_age_seconds: Option<f64>,
+}
+
+
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -261,6 +279,7 @@ async fn gather(pool: &PgPool, kafka: &KafkaSettings, flags: &Flags) -> (SyncHea
             Err(e) => problems.push(format!("held events: {e}")),
         }
     }
+    let realms = realm_health(pool).await.map_err(|e| problems.push(format!("qbo realms: {e}"))).ok();
     let projection = sqlx::query_as::<_, (i64, Option<f64>, Option<f64>)>(
         "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.95) WITHIN GROUP (ORDER BY d)
          FROM (SELECT extract(epoch FROM projected_at - source_occurred_at)::float8 AS d FROM read_api.applications
@@ -293,6 +312,7 @@ async fn gather(pool: &PgPool, kafka: &KafkaSettings, flags: &Flags) -> (SyncHea
             error_rate: None,
             capability: capability(flags, name),
             held: held.iter().filter(|(i, _)| i == name).map(|(_, h)| h.clone()).collect(),
+            realms: (*name == "qbo").then(|| realms.clone().unwrap_or_default()),
         })
         .collect();
     (SyncHealth { checked_at: Utc::now(), integrations, projection, dead_letters, problems }, counters)
@@ -448,6 +468,7 @@ fn topics_of(group: &str) -> &'static [&'static str] {
         "ventures-sync.drafts" | "projection-writer.document-changes" => &[DOCUMENT_CHANGED],
         "projection-writer" => &[LOAN_STATUS_CHANGED],
         "projection-writer.command-outcomes" => &[STATUS_CHANGE_RESOLVED],
+        "qbo-mirror.webhooks" => &[QBO_WEBHOOK_RECEIVED],
         _ => &[],
     }
 }
@@ -479,6 +500,17 @@ fn first_timestamps(settings: &KafkaSettings, at: &[(String, i32, i64)]) -> anyh
         }
     }
     Ok(found)
+}
+
+/// The QBO companies: how many are active, which are revoked, and the stalest sync.
+async fn realm_health(pool: &PgPool) -> Result<RealmHealth, sqlx::Error> {
+    let (active, oldest): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), max(extract(epoch FROM now() - last_synced_at))::float8 FROM read_api.qbo_realms WHERE state = 'active'",
+    )
+    .fetch_one(pool)
+    .await?;
+    let revoked: Vec<String> = sqlx::query_scalar("SELECT realm_id FROM read_api.qbo_realms WHERE state = 'revoked' ORDER BY realm_id LIMIT 100").fetch_all(pool).await?;
+    Ok(RealmHealth { active, revoked, oldest_sync_age_seconds: oldest })
 }
 
 /// Held events per integration and tenant, one query per service that holds.
