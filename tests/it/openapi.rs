@@ -15,7 +15,7 @@ use std::{
 use serde_json::{Value, json};
 use system_tests::{
     repo_root,
-    stack::{API_GATEWAY, DLQ_REPLAYER, PROJECTION_WRITER, Stack, VENTURES_SYNC, VENTURES_TENANT},
+    stack::{API_GATEWAY, DLQ_REPLAYER, PROJECTION_WRITER, QBO_MIRROR, Stack, VENTURES_SYNC, VENTURES_TENANT},
     wait_for,
 };
 
@@ -60,7 +60,7 @@ async fn every_role_gets_only_answers_the_openapi_document_declares() -> anyhow:
     anyhow::ensure!(schemathesis.exists(), "{} is missing: run `make setup` (it installs infra/dev/requirements.txt into .cache/venv)", schemathesis.display());
     let started = Instant::now();
     let mut stack = Stack::start("openapi").await?;
-    stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, API_GATEWAY, DLQ_REPLAYER]).await?;
+    stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, QBO_MIRROR, API_GATEWAY, DLQ_REPLAYER]).await?;
 
     // The document and its page need no token.
     let spec_url = format!("{}/api/v1/openapi.json", stack.gateway_url);
