@@ -3,7 +3,8 @@
 //! `kafka-consumer-perf-test`), Brain's runtime with its batched PostgreSQL effect beside the
 //! effect-only limit and two Python peers on the same records; pipeline latency and the maximum
 //! sustained rate through the real services; the gateway beside a bare axum handler; each
-//! service's footprint; and the codec beside `schema_registry_converter`. Method and caveats:
+//! service's footprint; the codec beside `schema_registry_converter`; and qbo-mirror's initial
+//! sync of the QBO simulator's companies beside fetching their pages. Method and caveats:
 //! `docs/benchmarks.md`.
 //!
 //! Every figure is as measured in this run, and every ratio is computed within it: the machine is
@@ -17,6 +18,7 @@ pub mod gateway;
 pub mod options;
 pub mod perf_test;
 pub mod pipeline;
+pub mod qbo_sync;
 pub mod records;
 pub mod replay;
 pub mod report;
@@ -404,13 +406,27 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     for run in &advisor.runs {
         say!(started, "    {}: p95 {:.2} ms · {:.0} req/s", run.target, run.p95_ms, run.requests_per_sec);
     }
+    let (qbo_realms, qbo_documents) = if options.smoke { (10, 500) } else { (100, 5_000) };
+    say!(started, "(10) qbo-mirror initial sync: {qbo_realms} realms × {qbo_documents} documents");
+    let qbo_timeout = Duration::from_secs(if options.smoke { 300 } else { 1_800 });
+    let qbo_sync = qbo_sync::measure(&mut stack, qbo_realms, qbo_documents, qbo_timeout).await?;
+    say!(
+        started,
+        "    {:.0} documents/s ({} in {:.1} s) · {} QBO requests · {} 429s · fetch {:.0} documents/s",
+        qbo_sync.documents_per_sec,
+        qbo_sync.documents,
+        qbo_sync.sync_seconds,
+        qbo_sync.qbo_requests,
+        qbo_sync.throttled,
+        qbo_sync.fetch.documents_per_sec
+    );
     pool.close().await;
     stack.stop_all().await?;
     let stack_db = stack.db.name.clone();
     drop(stack);
     drop_database(&stack_db).await?;
 
-    let targets = targets::of(
+    let mut targets = targets::of(
         &replay_figures,
         &throughput,
         &fixed,
@@ -419,6 +435,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         pipeline_rate,
         options.gateway_rps,
     );
+    targets.push(targets::qbo_sync(&qbo_sync));
     machine.load_average_at_end = report::load_average();
     let report = Report {
         commit: report::commit(&repo),
@@ -450,6 +467,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         codec: codec_figures,
         replay: replay_figures,
         advisor,
+        qbo_sync,
         targets,
         total_seconds: started.elapsed().as_secs_f64(),
     };

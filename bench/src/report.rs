@@ -211,6 +211,8 @@ pub struct Report {
     pub codec: CodecFigures,
     pub replay: crate::replay::ReplayFigures,
     pub advisor: crate::advisor::AdvisorFigures,
+    /// Figure (10): qbo-mirror's initial sync.
+    pub qbo_sync: crate::qbo_sync::QboSyncFigures,
     pub targets: Vec<Target>,
     pub total_seconds: f64,
 }

@@ -98,3 +98,16 @@ pub fn of(
     ]);
     targets
 }
+
+/// Figure (10)'s target: the initial sync within QBO's limits, not one 429.
+pub fn qbo_sync(qbo_sync: &crate::qbo_sync::QboSyncFigures) -> Target {
+    Target::at_most(
+        &format!(
+            "(10) qbo-mirror initial sync, {} realms × {} documents: 429 responses",
+            qbo_sync.realms, qbo_sync.documents_per_realm
+        ),
+        qbo_sync.throttled as f64,
+        0.0,
+        "429s",
+    )
+}

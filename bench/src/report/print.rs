@@ -218,6 +218,38 @@ impl Report {
             &format!("{:.0} q/s · p50 {:.2} ms · p95 {:.2} ms · p99 {:.2} ms · {:.1} × the gateway digest's p95", n.queries_per_sec, n.p50_ms, n.p95_ms, n.p99_ms, a.digest_p95_vs_naive),
         );
         println!();
+        let q = &self.qbo_sync;
+        println!(
+            "qbo-mirror initial sync (10): {} realms × {} documents seeded in the QBO simulator ({:.1} s), connected with the CLI ({:.1} s)",
+            q.realms, q.documents_per_realm, q.seed_seconds, q.connect_seconds
+        );
+        row(
+            "qbo-mirror start → every realm mirrored (counts equal QBO's)",
+            &format!(
+                "{:.0} documents/s · {} documents in {:.1} s (start-up {:.2} s) · {} log rows",
+                q.documents_per_sec, q.documents, q.sync_seconds, q.startup_seconds, q.log_rows
+            ),
+        );
+        row(
+            "    QBO requests · token refreshes · 429 responses",
+            &format!("{} · {} · {}", q.qbo_requests, q.token_refreshes, q.throttled),
+        );
+        row(
+            "    CPU: qbo-mirror · PostgreSQL · simulator (bench process)",
+            &format!(
+                "{:.1} s · {:.1} s · {:.1} s",
+                q.mirror_cpu_seconds, q.database_cpu_seconds, q.simulator_cpu_seconds
+            ),
+        );
+        let f = &q.fetch;
+        row(
+            "reference: one realm's query pages fetched by the bench",
+            &format!(
+                "{:.0} documents/s ({} documents, {} requests, {:.2} s) · mirror {:.3} × fetch",
+                f.documents_per_sec, f.documents, f.requests, f.seconds, q.mirror_vs_fetch
+            ),
+        );
+        println!();
         let c = &self.codec;
         println!(
             "Codec: decoding {} records of {} B into LoanStatusChanged (median of {} rounds)",

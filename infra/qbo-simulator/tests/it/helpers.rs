@@ -45,7 +45,7 @@ pub async fn spawn_sim_with(tweak: impl FnOnce(&mut Config)) -> TestSim {
         .expect("simulator starts")
         .spawn();
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
+        .timeout(Duration::from_secs(120))
         .build()
         .unwrap();
     TestSim { sim, http }
