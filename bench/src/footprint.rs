@@ -190,3 +190,30 @@ pub async fn sample_max_rss(pids: Vec<u32>, stop: tokio_util::sync::Cancellation
         }
     }
 }
+
+/// CPU seconds of this process (with its waited-for children), of the broker and of PostgreSQL.
+pub struct CpuMeter {
+    pub broker: Option<u32>,
+}
+
+impl CpuMeter {
+    pub fn start(&self) -> crate::report::Cpu {
+        crate::report::Cpu {
+            consumer_seconds: cpu_seconds(std::process::id(), true).unwrap_or(0.0),
+            broker_seconds: self
+                .broker
+                .and_then(|pid| cpu_seconds(pid, false))
+                .unwrap_or(0.0),
+            database_seconds: postgres_cpu_seconds(),
+        }
+    }
+
+    pub fn since(&self, start: crate::report::Cpu) -> crate::report::Cpu {
+        let now = self.start();
+        crate::report::Cpu {
+            consumer_seconds: now.consumer_seconds - start.consumer_seconds,
+            broker_seconds: now.broker_seconds - start.broker_seconds,
+            database_seconds: (now.database_seconds - start.database_seconds).max(0.0),
+        }
+    }
+}

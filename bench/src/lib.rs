@@ -104,7 +104,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     let produced = records::produce(&settings, &codec, records, options.record_bytes, keys).await?;
     say!(started, "producing the same records as JSON for Kafka Connect");
     let json = connect::produce_json(&settings, records, options.record_bytes, keys).await?;
-    let meter = CpuMeter {
+    let meter = footprint::CpuMeter {
         broker: footprint::kafka_pid(),
     };
     if meter.broker.is_none() {
@@ -481,33 +481,6 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     )?;
     println!("figures written to {}", path.display());
     Ok((report, path))
-}
-
-/// CPU seconds of this process (with its waited-for children), of the broker and of PostgreSQL.
-struct CpuMeter {
-    broker: Option<u32>,
-}
-
-impl CpuMeter {
-    fn start(&self) -> report::Cpu {
-        report::Cpu {
-            consumer_seconds: footprint::cpu_seconds(std::process::id(), true).unwrap_or(0.0),
-            broker_seconds: self
-                .broker
-                .and_then(|pid| footprint::cpu_seconds(pid, false))
-                .unwrap_or(0.0),
-            database_seconds: footprint::postgres_cpu_seconds(),
-        }
-    }
-
-    fn since(&self, start: report::Cpu) -> report::Cpu {
-        let now = self.start();
-        report::Cpu {
-            consumer_seconds: now.consumer_seconds - start.consumer_seconds,
-            broker_seconds: now.broker_seconds - start.broker_seconds,
-            database_seconds: (now.database_seconds - start.database_seconds).max(0.0),
-        }
-    }
 }
 
 /// Drops a database the bench created (they hold hundreds of thousands of rows).
