@@ -121,6 +121,15 @@ async fn a_switched_off_tenant_is_held_while_others_flow_and_drains_in_order() -
     let listed: Value = serde_json::from_str(stack.dlq_replayer(&["flags", "list", "--json"]).await?.trim())?;
     println!("flags: dlq-replayer flags list: {listed}");
 
+    // Panic mode by hand, from the CLI: on, seen by `panic status`, off again.
+    stack.dlq_replayer(&["panic", "enable", "qbo", "--reason", "QBO answers wrongly"]).await?;
+    let status: Value = serde_json::from_str(stack.dlq_replayer(&["panic", "status", "--json"]).await?.trim())?;
+    let qbo = status.as_array().into_iter().flatten().find(|p| p["integration"] == "qbo").cloned().unwrap_or_default();
+    assert_eq!((qbo["on"].as_bool(), qbo["actor"].as_str()), (Some(true), Some("test-operator")), "{status}");
+    stack.dlq_replayer(&["panic", "disable", "qbo", "--reason", "fixed upstream"]).await?;
+    let status: Value = serde_json::from_str(stack.dlq_replayer(&["panic", "status", "--json"]).await?.trim())?;
+    assert!(status.as_array().into_iter().flatten().any(|p| p["integration"] == "qbo" && p["on"] == false), "{status}");
+
     let dead_letters = TopicReader::new(&stack, "deadletter.projection-writer.v1").await?;
     assert!(dead_letters.next::<DeadLetter>(Duration::from_secs(2)).await?.is_none(), "nothing dead-lettered for being switched off");
     stack.stop_all().await?;
