@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod options;
 pub mod perf_test;
 pub mod pipeline;
+pub mod qbo_stream;
 pub mod qbo_sync;
 pub mod records;
 pub mod replay;
@@ -420,6 +421,20 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         qbo_sync.throttled,
         qbo_sync.fetch.documents_per_sec
     );
+    let stream_secs = Duration::from_secs(if options.smoke { 10 } else { 60 });
+    say!(started, "(11) qbo-mirror under a webhook stream for {} s (10 % dropped, 10 % twice)", stream_secs.as_secs());
+    let qbo_stream = qbo_stream::measure(&mut stack, stream_secs, qbo_stream::BACKSTOP + Duration::from_secs(180)).await?;
+    say!(
+        started,
+        "    {} changes ({:.1}/s): lag p50 {:.1} s · p95 {:.1} s · max {:.1} s · {} lost · {} extra log rows",
+        qbo_stream.changes,
+        qbo_stream.changes_per_sec,
+        qbo_stream.lag_p50_s,
+        qbo_stream.lag_p95_s,
+        qbo_stream.lag_max_s,
+        qbo_stream.lost,
+        qbo_stream.extra_rows
+    );
     pool.close().await;
     stack.stop_all().await?;
     let stack_db = stack.db.name.clone();
@@ -436,6 +451,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         options.gateway_rps,
     );
     targets.push(targets::qbo_sync(&qbo_sync));
+    targets.extend(targets::qbo_stream(&qbo_stream));
     machine.load_average_at_end = report::load_average();
     let report = Report {
         commit: report::commit(&repo),
@@ -468,6 +484,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         replay: replay_figures,
         advisor,
         qbo_sync,
+        qbo_stream,
         targets,
         total_seconds: started.elapsed().as_secs_f64(),
     };

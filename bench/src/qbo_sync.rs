@@ -76,7 +76,8 @@ pub struct QboSyncFigures {
     pub mirror_vs_fetch: f64,
 }
 
-/// Seeds, connects, syncs and checks; `timeout` bounds the sync.
+/// Seeds, connects, syncs and checks; `timeout` bounds the sync. The companies stay in the
+/// simulator for figure (11), which resets it.
 pub async fn measure(stack: &mut Stack, realms: usize, documents: usize, timeout: Duration) -> anyhow::Result<QboSyncFigures> {
     let url = SecretString::from(stack.db.url(None));
     let pool = db::connect(&url, "qbo_mirror", &qbo_mirror::MIGRATOR, None, 4).await?;
@@ -168,8 +169,6 @@ pub async fn measure(stack: &mut Stack, realms: usize, documents: usize, timeout
     let log_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM transaction_log WHERE realm_id = ANY($1)").bind(&ids).fetch_one(&pool).await?;
     anyhow::ensure!(log_rows == total, "{log_rows} transaction_log rows for {total} documents: one per document expected");
     pool.close().await;
-    // The simulator's companies take ~0.7 GB at full size.
-    stack.http.post(format!("{qbo}/control/reset")).send().await?.error_for_status()?;
     let documents_per_sec = total as f64 / sync_seconds;
     Ok(QboSyncFigures {
         realms,

@@ -213,6 +213,7 @@ pub struct Report {
     pub advisor: crate::advisor::AdvisorFigures,
     /// Figure (10): qbo-mirror's initial sync.
     pub qbo_sync: crate::qbo_sync::QboSyncFigures,
+    pub qbo_stream: crate::qbo_stream::QboStreamFigures,
     pub targets: Vec<Target>,
     pub total_seconds: f64,
 }

@@ -111,3 +111,13 @@ pub fn qbo_sync(qbo_sync: &crate::qbo_sync::QboSyncFigures) -> Target {
         "429s",
     )
 }
+
+/// Figure (11): P95 of change → mirror under lossy webhooks; nothing lost, one row per change.
+pub fn qbo_stream(stream: &crate::qbo_stream::QboStreamFigures) -> Vec<Target> {
+    let of = format!("{} realms, 10 % of webhooks dropped, 10 % twice", stream.realms);
+    vec![
+        Target::at_most(&format!("(11) change → mirror p95, {of}"), stream.lag_p95_s, 60.0, "s"),
+        Target::at_most(&format!("(11) changes lost, {of}"), stream.lost as f64, 0.0, "changes"),
+        Target::at_most(&format!("(11) log rows that are no change, {of}"), stream.extra_rows as f64, 0.0, "rows"),
+    ]
+}

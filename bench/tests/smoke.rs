@@ -181,5 +181,16 @@ fn the_smoke_bench_reports_every_figure() {
         services,
         ["ventures-sync", "projection-writer", "api-gateway"]
     );
+    // Figure (11): the webhook stream reached the mirror, every change accounted for.
+    let stream = &report["qbo_stream"];
+    assert!(stream["changes"].as_u64().is_some_and(|n| n > 0), "the stream made changes: {stream}");
+    assert_eq!(stream["lost"], 0, "no change lost: {stream}");
+    assert_eq!(stream["extra_rows"], 0, "no log row that is no change: {stream}");
+    assert_eq!(
+        stream["logged_changes"].as_u64().zip(stream["superseded"].as_u64()).map(|(a, b)| a + b),
+        stream["changes"].as_u64(),
+        "every change logged or superseded: {stream}"
+    );
+    assert!(stream["lag_p95_s"].as_f64().is_some_and(f64::is_finite), "{stream}");
     let _ = std::fs::remove_dir_all(&out);
 }

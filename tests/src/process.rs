@@ -105,6 +105,11 @@ impl ServiceProcess {
         Ok(())
     }
 
+    /// Started by this harness and not stopped or killed since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// SIGKILL: no shutdown hooks, no final commit, no flush.
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {

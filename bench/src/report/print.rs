@@ -250,6 +250,28 @@ impl Report {
             ),
         );
         println!();
+        let s = &self.qbo_stream;
+        println!(
+            "qbo-mirror under a webhook stream (11): {} changes ({:.1}/s for {:.0} s) to {} documents of {} realms; scheduled CDC every {:.0} s",
+            s.changes, s.changes_per_sec, s.stream_seconds, s.documents, s.realms, s.backstop_seconds
+        );
+        row(
+            "    webhook deliveries · dropped · sent twice",
+            &format!("{} · {} · {}", s.webhook_deliveries, s.webhooks_dropped, s.webhooks_repeated),
+        );
+        row(
+            "change → transaction_log row: p50 · p95 · p99 · max",
+            &format!("{:.2} s · {:.2} s · {:.2} s · {:.2} s ({} over 10 s)", s.lag_p50_s, s.lag_p95_s, s.lag_p99_s, s.lag_max_s, s.over_10_s),
+        );
+        row(
+            "    log rows · changes with their row · superseded · extra rows · lost",
+            &format!("{} · {} · {} · {} · {}", s.log_rows, s.logged_changes, s.superseded, s.extra_rows, s.lost),
+        );
+        row(
+            "    stream end → converged · QBO requests · 429s",
+            &format!("{:.1} s · {} · {}", s.converged_seconds, s.qbo_requests, s.throttled),
+        );
+        println!();
         let c = &self.codec;
         println!(
             "Codec: decoding {} records of {} B into LoanStatusChanged (median of {} rounds)",

@@ -124,6 +124,19 @@ impl Realms {
         Ok(())
     }
 
+    /// The interval may have been shortened since the realms were last scheduled: no realm waits
+    /// longer than `every` after its last sync (the spread of their times is kept).
+    pub async fn cap_next_sync(&self, every: chrono::Duration) -> Result<u64, sqlx::Error> {
+        let capped = sqlx::query(
+            "UPDATE realms SET next_sync_at = GREATEST(now(), COALESCE(last_synced_at, now()) + $1)
+             WHERE state = 'active' AND next_sync_at > now() + $1",
+        )
+        .bind(every)
+        .execute(&self.pool)
+        .await?;
+        Ok(capped.rows_affected())
+    }
+
     /// A webhook said the realm changed: sync it now (many webhooks, one sync).
     pub async fn request_sync(&self, realm: &str) -> Result<bool, sqlx::Error> {
         let updated = sqlx::query("UPDATE realms SET sync_requested_at = now(), next_sync_at = LEAST(next_sync_at, now()) WHERE realm_id = $1 AND state = 'active'")

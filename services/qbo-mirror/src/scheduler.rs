@@ -27,6 +27,12 @@ pub struct ScheduleConfig {
 pub async fn run(syncer: Arc<Syncer>, realms: Realms, config: ScheduleConfig, wake: Arc<Notify>, stop: CancellationToken) {
     let mut running: JoinSet<String> = JoinSet::new();
     let mut busy: HashSet<String> = HashSet::new();
+    let every = chrono::Duration::from_std(config.interval).unwrap_or(chrono::Duration::minutes(15));
+    match realms.cap_next_sync(every).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(realms = n, interval_ms = config.interval.as_millis() as u64, "realms scheduled beyond the sync interval brought forward"),
+        Err(e) => tracing::warn!(error = %e, "could not bring the realms' next syncs within the interval"),
+    }
     loop {
         let free = config.concurrency.saturating_sub(running.len());
         if free > 0 {
