@@ -7,6 +7,7 @@ mod breaker;
 mod chaos;
 mod commands;
 mod crash;
+mod documents;
 mod fairness;
 mod firestore_guard;
 mod flags;

@@ -343,6 +343,42 @@ impl VenturesCredentials {
     }
 }
 
+/// Credentials generated for one test's ShareFile simulator (API client and service account);
+/// never stored.
+#[derive(Debug, Clone)]
+pub struct ShareFileCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl ShareFileCredentials {
+    pub fn generate() -> Self {
+        let random = || uuid::Uuid::new_v4().simple().to_string();
+        Self { client_id: format!("sf-client-{}", &random()[..8]), client_secret: random(), username: format!("brain-{}@example.com", &random()[..8]), password: random() }
+    }
+}
+
+/// The bucket the tests' apps upload into (the gateway's default `UPLOAD_BUCKETS`).
+pub const UPLOAD_BUCKET: &str = "brain-uploads";
+/// The ShareFile folder the applications' folders are made in.
+pub const SHAREFILE_ROOT: &str = "/Clients";
+
+/// The ShareFile simulator, in this process, with `/Clients`.
+pub async fn sharefile_simulator(credentials: &ShareFileCredentials) -> anyhow::Result<sharefile_simulator::RunningSimulator> {
+    let mut config = sharefile_simulator::Config::new(&credentials.client_id, &credentials.client_secret, &credentials.username, &credentials.password);
+    config.listen_addr = "127.0.0.1:0".parse()?;
+    config.root_folders = vec![SHAREFILE_ROOT.to_string()];
+    Ok(sharefile_simulator::Simulator::start(config).await?.spawn())
+}
+
+/// The Cloud Storage simulator, in this process, with the upload bucket.
+pub async fn storage_simulator() -> anyhow::Result<storage_simulator::RunningSimulator> {
+    let config = storage_simulator::Config { listen_addr: "127.0.0.1:0".parse()?, buckets: vec![UPLOAD_BUCKET.to_string()], ..storage_simulator::Config::default() };
+    Ok(storage_simulator::Simulator::start(config).await?.spawn())
+}
+
 /// Credentials generated for one test's QBO simulator: the OAuth client, the webhook verifier and
 /// qbo-mirror's token key; never stored.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{
     free_port,
-    infra::{self, Broker, Database, QboCredentials, VenturesCredentials},
+    infra::{self, Broker, Database, QboCredentials, ShareFileCredentials, VenturesCredentials},
     process::ServiceProcess,
     repo_root,
 };
@@ -19,6 +19,8 @@ pub const API_GATEWAY: &str = "api-gateway";
 pub const CHANGE_LISTENER: &str = "firestore-change-listener";
 /// The QuickBooks Online mirror (flow 7).
 pub const QBO_MIRROR: &str = "qbo-mirror";
+/// Copies uploads from Cloud Storage into ShareFile (flow 4).
+pub const SHAREFILE_SYNC: &str = "sharefile-sync";
 /// `dlq-replayer serve`: the dead-letter API behind the gateway's `/api/v1/admin/...`.
 pub const DLQ_REPLAYER: &str = "dlq-replayer";
 /// The tenant ventures-sync stamps on the loans it reads from the simulator.
@@ -36,6 +38,10 @@ pub struct Stack {
     /// The QBO simulator; its webhooks go to the gateway.
     pub qbo: qbo_simulator::RunningSimulator,
     pub qbo_credentials: QboCredentials,
+    /// Where the apps upload (Cloud Storage), and ShareFile.
+    pub storage: storage_simulator::RunningSimulator,
+    pub sharefile: sharefile_simulator::RunningSimulator,
+    pub sharefile_credentials: ShareFileCredentials,
     pub project_id: String,
     pub gateway_url: String,
     /// dlq-replayer's internal API (`dlq-replayer serve`), which the gateway forwards to.
@@ -70,6 +76,9 @@ impl Stack {
         let dlq_replayer_port = free_port();
         let qbo_credentials = QboCredentials::generate();
         let qbo = infra::qbo_simulator(&qbo_credentials, format!("http://127.0.0.1:{gateway_port}/api/v1/webhooks/qbo")).await?;
+        let storage = infra::storage_simulator().await?;
+        let sharefile_credentials = ShareFileCredentials::generate();
+        let sharefile = infra::sharefile_simulator(&sharefile_credentials).await?;
         let mut stack = Self {
             logs,
             broker,
@@ -79,6 +88,9 @@ impl Stack {
             credentials,
             qbo,
             qbo_credentials,
+            storage,
+            sharefile,
+            sharefile_credentials,
             project_id,
             gateway_url: format!("http://127.0.0.1:{gateway_port}"),
             dlq_replayer_url: format!("http://127.0.0.1:{dlq_replayer_port}"),
@@ -87,7 +99,7 @@ impl Stack {
             http: reqwest::Client::new(),
             _shutdown: shutdown.drop_guard(),
         };
-        for name in [VENTURES_SYNC, PROJECTION_WRITER, CHANGE_LISTENER, API_GATEWAY, QBO_MIRROR] {
+        for name in [VENTURES_SYNC, PROJECTION_WRITER, CHANGE_LISTENER, API_GATEWAY, QBO_MIRROR, SHAREFILE_SYNC] {
             let process = stack.process(name, gateway_port, name);
             stack.services.insert(name, process);
         }
@@ -138,6 +150,16 @@ impl Stack {
                 (format!("{prefix}__TOKEN_KEY"), self.qbo_credentials.token_key.clone()),
                 (format!("{prefix}__SYNC_INTERVAL_MS"), "3000".into()),
             ]),
+            SHAREFILE_SYNC => env.extend([
+                (format!("{prefix}__SHAREFILE_API_BASE"), format!("{}/sf/v3", self.sharefile.base_url())),
+                (format!("{prefix}__SHAREFILE_TOKEN_URL"), format!("{}/oauth/token", self.sharefile.base_url())),
+                (format!("{prefix}__SHAREFILE_CLIENT_ID"), self.sharefile_credentials.client_id.clone()),
+                (format!("{prefix}__SHAREFILE_CLIENT_SECRET"), self.sharefile_credentials.client_secret.clone()),
+                (format!("{prefix}__SHAREFILE_USERNAME"), self.sharefile_credentials.username.clone()),
+                (format!("{prefix}__SHAREFILE_PASSWORD"), self.sharefile_credentials.password.clone()),
+                (format!("{prefix}__ROOT_FOLDER"), infra::SHAREFILE_ROOT.into()),
+                (format!("{prefix}__STORAGE_BASE_URL"), self.storage.base_url()),
+            ]),
             // `port`: its API, where it also serves /ready.
             DLQ_REPLAYER => {
                 env.push((format!("{prefix}__HTTP_ADDR"), format!("127.0.0.1:{port}")));
@@ -153,6 +175,7 @@ impl Stack {
                 env.push((format!("{prefix}__SYNC_HEALTH_REFRESH_MS"), "1000".into()));
                 env.push((format!("{prefix}__DLQ_REPLAYER_URL"), self.dlq_replayer_url.clone()));
                 env.push((format!("{prefix}__QBO_WEBHOOK_VERIFIER"), self.qbo_credentials.verifier.clone()));
+                env.push((format!("{prefix}__STORAGE_BASE_URL"), self.storage.base_url()));
                 ready = format!("http://127.0.0.1:{port}/ready");
             }
         }

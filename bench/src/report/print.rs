@@ -214,7 +214,7 @@ impl Report {
         }
         let n = &a.naive_digest;
         row(
-            "naive digest query (no aggregates), 50 at a time",
+            "naive digest query (no aggregates), 50 clients on 16 connections",
             &format!("{:.0} q/s · p50 {:.2} ms · p95 {:.2} ms · p99 {:.2} ms · {:.1} × the gateway digest's p95", n.queries_per_sec, n.p50_ms, n.p95_ms, n.p99_ms, a.digest_p95_vs_naive),
         );
         println!();

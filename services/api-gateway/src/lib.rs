@@ -13,6 +13,7 @@ pub mod auth;
 pub mod body;
 pub mod capabilities;
 pub mod commands;
+pub mod documents;
 pub mod error;
 pub mod openapi;
 pub mod ops;
@@ -76,6 +77,8 @@ pub struct Settings {
     pub dlq_replayer: admin::DlqSettings,
     /// `POST /api/v1/webhooks/qbo` (`QBO_WEBHOOK_*`) and the advisor's views (`ADVISOR_VIEWS_*`).
     pub qbo: qbo::QboSettings,
+    /// `POST /api/v1/documents/ingest`: Cloud Storage and what an upload may be.
+    pub documents: documents::DocumentSettings,
 }
 
 impl Settings {
@@ -94,6 +97,7 @@ impl Settings {
             sync_health_refresh: env.millis_in("SYNC_HEALTH_REFRESH", 15_000, 1_000..=600_000)?,
             dlq_replayer: admin::DlqSettings::from_env(&env)?,
             qbo: qbo::QboSettings::from_env(&env)?,
+            documents: documents::DocumentSettings::from_env(&env)?,
         };
         settings.check_auth(settings.listen_addr)?;
         Ok(settings)
@@ -128,6 +132,8 @@ pub struct AppState {
     pub flags: Flags,
     /// QBO's webhook: the verifier's key and the CloudEvents already published.
     pub qbo: qbo::QboState,
+    /// The ingest endpoint's Cloud Storage client and limits.
+    pub documents: documents::DocumentState,
 }
 
 pub struct Application {
@@ -165,7 +171,7 @@ impl Application {
         }
         let sync_health = sync_health::SyncHealthCache::default();
         let dlq = admin::DlqClient::new(&settings.dlq_replayer)?;
-        let state = AppState { pool: pool.clone(), auth: auth.clone(), producer, recent: Default::default(), sync_health: sync_health.clone(), dlq, flags: flags.clone(), qbo: qbo::QboState::new(&settings.qbo) };
+        let state = AppState { pool: pool.clone(), auth: auth.clone(), producer, recent: Default::default(), sync_health: sync_health.clone(), dlq, flags: flags.clone(), qbo: qbo::QboState::new(&settings.qbo), documents: documents::DocumentState::new(&settings.documents)? };
         Ok(Self {
             listener,
             router: router(state, settings.request_timeout),
@@ -203,7 +209,7 @@ impl Application {
 /// webhooks answer 503.
 async fn ensure_topics(kafka: KafkaSettings, stop: CancellationToken) {
     loop {
-        match tokio::time::timeout(Duration::from_secs(20), kafka::ensure_topics(&kafka, &[topics::STATUS_CHANGE_REQUESTED, topics::QBO_WEBHOOK_RECEIVED])).await {
+        match tokio::time::timeout(Duration::from_secs(20), kafka::ensure_topics(&kafka, &[topics::STATUS_CHANGE_REQUESTED, topics::QBO_WEBHOOK_RECEIVED, topics::DOCUMENT_UPLOADED])).await {
             Ok(Ok(())) => return,
             Ok(Err(e)) => tracing::warn!(error = %e, "could not create the gateway's topics; retrying"),
             Err(_) => tracing::warn!("Kafka did not answer; retrying to create the gateway's topics"),
@@ -237,6 +243,8 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(qbo::digest::get))
         .routes(routes!(qbo::trays::hygiene))
         .routes(routes!(qbo::trays::decisions))
+        .routes(routes!(documents::ingest::post))
+        .routes(routes!(documents::tasks::list))
 }
 
 /// The token-free routes.
@@ -332,6 +340,7 @@ pub(crate) mod testing {
             dlq,
             flags: brain_runtime::flags::Flags::new("api-gateway", Default::default()),
             qbo: Default::default(),
+            documents: crate::documents::DocumentState::new(&Default::default()).unwrap(),
         }
     }
 }

@@ -32,6 +32,7 @@ pub const TAG_OPERATIONS: &str = "operations";
 pub const TAG_ADMIN: &str = "admin";
 pub const TAG_CAPABILITIES: &str = "capabilities";
 pub const TAG_QBO: &str = "qbo";
+pub const TAG_DOCUMENTS: &str = "documents";
 
 // Descriptions shared by several answers.
 pub const UNAUTHORIZED: &str = "`unauthenticated` (no bearer token, or not a JWT), `token_expired` or `invalid_token`; with `WWW-Authenticate`";
@@ -71,6 +72,7 @@ const REQUEST_ID_HEADER: &str = "RequestId";
         (name = TAG_ADMIN, description = "Dead letters and their replay (flow 8), for roles ops (its tenant's) and admin; served by dlq-replayer behind the gateway"),
         (name = TAG_CAPABILITIES, description = "Capability flags and panic mode, for roles ops (its tenant's flags) and admin (global flags, panic mode); published on the flags topic every service follows"),
         (name = TAG_QBO, description = "QuickBooks Online (flow 7): Intuit's webhooks (signed, no token), and the advisor's portfolio digest, hygiene tray and decision console from the QBO mirror, for roles staff, ops and admin"),
+        (name = TAG_DOCUMENTS, description = "Documents and tasks (flow 4): uploads verified in Cloud Storage and copied into ShareFile, and the tasks that follow each Ventures condition"),
     )
 )]
 pub struct ApiDoc;
@@ -192,7 +194,7 @@ mod tests {
     use crate::{AppState, MAX_BODY_BYTES};
 
     /// Every route of the router, as (method, path).
-    const ROUTES: [(&str, &str); 29] = [
+    const ROUTES: [(&str, &str); 31] = [
         ("get", "/api/v1/applications/{id}"),
         ("post", "/api/v1/applications/{id}/status"),
         ("get", "/api/v1/commands/{id}"),
@@ -222,8 +224,10 @@ mod tests {
         ("get", "/api/v1/advisor/digest"),
         ("get", "/api/v1/advisor/hygiene"),
         ("get", "/api/v1/advisor/decisions"),
+        ("post", "/api/v1/documents/ingest"),
+        ("get", "/api/v1/applications/{id}/tasks"),
     ];
-    const AUTHENTICATED: [&str; 18] = [
+    const AUTHENTICATED: [&str; 20] = [
         "/api/v1/applications/{id}",
         "/api/v1/applications/{id}/status",
         "/api/v1/commands/{id}",
@@ -242,6 +246,8 @@ mod tests {
         "/api/v1/advisor/digest",
         "/api/v1/advisor/hygiene",
         "/api/v1/advisor/decisions",
+        "/api/v1/documents/ingest",
+        "/api/v1/applications/{id}/tasks",
     ];
 
     fn document() -> Value {

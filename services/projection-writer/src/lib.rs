@@ -1,9 +1,10 @@
 //! projection-writer: the only server-side writer of Firestore projections, and the writer of the
 //! console read models and the append-only audit log in PostgreSQL.
 //!
-//! Four consumers in one process, each its own group (so each has its own dead-letter topic):
-//! loan states (`handler`), status-change requests and their outcomes (`commands`), and the
-//! Firestore changes that touched Brain-owned fields (`guard`).
+//! Seven consumers in one process, each its own group (so each has its own dead-letter topic):
+//! loan states (`handler`), status-change requests and their outcomes (`commands`), the
+//! Firestore changes that touched Brain-owned fields (`guard`), and the tasks' conditions, uploads
+//! and stored documents (`tasks`).
 
 pub mod commands;
 pub mod firestore;
@@ -11,6 +12,7 @@ pub mod guard;
 pub mod handler;
 pub mod reconcile;
 pub mod seen;
+pub mod tasks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -46,6 +48,11 @@ pub struct Settings {
     pub command_outcomes: ConsumerConfig,
     /// Firestore document changes (group `<GROUP_ID>.document-changes`).
     pub document_changes: ConsumerConfig,
+    /// Ventures condition changes, uploads and stored documents → tasks (groups
+    /// `<GROUP_ID>.task-conditions`, `.task-uploads`, `.task-documents`).
+    pub task_conditions: ConsumerConfig,
+    pub task_uploads: ConsumerConfig,
+    pub task_documents: ConsumerConfig,
     /// PostgreSQL connections of the pool (one per partition worker in flight is plenty).
     pub database_connections: u32,
     /// The Firestore circuit breaker (`BREAKER_THRESHOLD`, `BREAKER_OPEN_MS`).
@@ -70,6 +77,9 @@ impl Settings {
             command_requests: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.command-requests"), &[topics::STATUS_CHANGE_REQUESTED])?,
             command_outcomes: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.command-outcomes"), &[topics::STATUS_CHANGE_RESOLVED])?,
             document_changes: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.document-changes"), &[topics::DOCUMENT_CHANGED])?,
+            task_conditions: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.task-conditions"), &[topics::CONDITION_CHANGED])?,
+            task_uploads: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.task-uploads"), &[topics::DOCUMENT_UPLOADED])?,
+            task_documents: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.task-documents"), &[topics::DOCUMENT_STORED])?,
             database_connections: env.ranged("DATABASE_CONNECTIONS", 8, 1..=200)?,
             breaker: BreakerConfig::from_env(&env)?,
             panic: PanicConfig::from_env(&env)?,
@@ -90,6 +100,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let requests = settings.command_requests.clone();
     let outcomes = settings.command_outcomes.clone();
     let changes = settings.document_changes.clone();
+    let (task_conditions, task_uploads, task_documents) = (settings.task_conditions.clone(), settings.task_uploads.clone(), settings.task_documents.clone());
     kafka::ensure_topics(
         &settings.common.kafka,
         &[
@@ -98,6 +109,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             topics::STATUS_CHANGE_RESOLVED,
             topics::DOCUMENT_CHANGED,
             topics::PROTECTED_FIELD_VIOLATION,
+            topics::CONDITION_CHANGED,
+            topics::DOCUMENT_UPLOADED,
+            topics::DOCUMENT_STORED,
+            &task_conditions.dead_letter_topic(),
+            &task_uploads.dead_letter_topic(),
+            &task_documents.dead_letter_topic(),
             &config.dead_letter_topic(),
             &changes.dead_letter_topic(),
             &requests.dead_letter_topic(),
@@ -132,6 +149,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         seen: seen.clone(),
     });
     background.spawn(reconcile::run(guard.clone(), pool.clone(), projections.clone(), settings.reconcile_every, shutdown.clone()));
+    let tasks = Arc::new(tasks::TaskProjector { pool: pool.clone(), projections: projections.clone(), firestore_deadline: settings.firestore_deadline });
+    let condition_handler = Arc::new(tasks::ConditionHandler { projector: tasks.clone(), consumer: task_conditions.group_id.clone() });
+    let uploaded_handler = Arc::new(tasks::UploadedHandler { projector: tasks.clone(), consumer: task_uploads.group_id.clone() });
+    let stored_handler = Arc::new(tasks::StoredHandler { projector: tasks, consumer: task_documents.group_id.clone() });
     let projector = Arc::new(commands::CommandProjector { pool, projections, firestore_deadline: settings.firestore_deadline, seen });
     let requested = Arc::new(commands::RequestedHandler { projector: projector.clone(), consumer: requests.group_id.clone() });
     let resolved = Arc::new(commands::ResolvedHandler { projector, consumer: outcomes.group_id.clone() });
@@ -145,7 +166,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             Box::pin(consumer::run(config, kafka.clone(), codec.clone(), producer.clone(), handler, readiness.clone(), shutdown.clone())),
             Box::pin(consumer::run(requests, kafka.clone(), codec.clone(), producer.clone(), requested, readiness.clone(), shutdown.clone())),
             Box::pin(consumer::run(outcomes, kafka.clone(), codec.clone(), producer.clone(), resolved, readiness.clone(), shutdown.clone())),
-            Box::pin(consumer::run(changes, kafka.clone(), codec, producer, guard, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(changes, kafka.clone(), codec.clone(), producer.clone(), guard, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(task_conditions, kafka.clone(), codec.clone(), producer.clone(), condition_handler, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(task_uploads, kafka.clone(), codec.clone(), producer.clone(), uploaded_handler, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(task_documents, kafka.clone(), codec, producer, stored_handler, readiness.clone(), shutdown.clone())),
         ],
     )
     .await;

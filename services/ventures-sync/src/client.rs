@@ -1,4 +1,4 @@
-//! The Ventures API (v4): token auth, loans and the change feed.
+//! The Ventures API (v4): token auth, loans, conditions and the change feed.
 //!
 //! Every call has a timeout. 401 renews the token once and retries; 408, 429 and 5xx (but 501)
 //! and network failures are transient (429 and 503 carry `Retry-After`); 410 `CURSOR_EXPIRED`
@@ -43,6 +43,34 @@ pub struct Loan {
     pub external_id: Option<String>,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where a condition's document is kept (`documentRef`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentRef {
+    pub system: String,
+    pub item_id: String,
+}
+
+/// A loan condition (`GET /loans/{loanId}/conditions`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    pub condition_id: String,
+    pub loan_id: String,
+    pub name: String,
+    /// Open, Received, Satisfied or Waived.
+    pub status: String,
+    #[serde(default)]
+    pub document_ref: Option<DocumentRef>,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConditionsPage {
+    conditions: Vec<Condition>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +152,13 @@ pub struct Credentials {
     pub password: SecretString,
 }
 
+/// A request body and the headers that go with it.
+struct Body<'a> {
+    json: &'a serde_json::Value,
+    idempotency_key: Option<&'a str>,
+    if_match: Option<i64>,
+}
+
 pub struct VenturesClient {
     /// Every call's outcome feeds it: 5xx and network failures open it, any answer closes it.
     breaker: Breaker,
@@ -197,14 +232,27 @@ impl VenturesClient {
     pub async fn set_status(&self, loan_id: &str, status: &str, expected_version: i64, idempotency_key: &str) -> Result<Loan, VenturesError> {
         let body = json!({ "status": status, "expectedVersion": expected_version });
         let path = format!("/loans/{}/status", urlencode(loan_id));
-        self.call(Method::PUT, &path, &[], Some((&body, idempotency_key))).await
+        self.call(Method::PUT, &path, &[], Some(Body { json: &body, idempotency_key: Some(idempotency_key), if_match: None })).await
     }
 
     /// `PATCH /loans/{loanId}/draft` with `fields` (null clears one), under `idempotency_key`.
     pub async fn update_draft(&self, loan_id: &str, fields: &serde_json::Map<String, serde_json::Value>, idempotency_key: &str) -> Result<serde_json::Value, VenturesError> {
         let body = json!({ "fields": fields });
         let path = format!("/loans/{}/draft", urlencode(loan_id));
-        self.call(Method::PATCH, &path, &[], Some((&body, idempotency_key))).await
+        self.call(Method::PATCH, &path, &[], Some(Body { json: &body, idempotency_key: Some(idempotency_key), if_match: None })).await
+    }
+
+    /// The loan's conditions.
+    pub async fn conditions(&self, loan_id: &str) -> Result<Vec<Condition>, VenturesError> {
+        let page: ConditionsPage = self.get(&format!("/loans/{}/conditions", urlencode(loan_id)), &[]).await?;
+        Ok(page.conditions)
+    }
+
+    /// `PATCH /loans/{loanId}/conditions/{conditionId}` with `If-Match: <version>`: a condition
+    /// changed since it was read is 409 (read it again and decide again).
+    pub async fn update_condition(&self, loan_id: &str, condition_id: &str, version: i64, patch: &serde_json::Value) -> Result<Condition, VenturesError> {
+        let path = format!("/loans/{}/conditions/{}", urlencode(loan_id), urlencode(condition_id));
+        self.call(Method::PATCH, &path, &[], Some(Body { json: patch, idempotency_key: None, if_match: Some(version) })).await
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, VenturesError> {
@@ -216,7 +264,7 @@ impl VenturesClient {
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<(&serde_json::Value, &str)>,
+        body: Option<Body<'_>>,
     ) -> Result<T, VenturesError> {
         for renewed in [false, true] {
             let token = self.token(renewed).await;
@@ -225,8 +273,14 @@ impl VenturesClient {
             }
             let token = token?;
             let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(token.expose_secret()).query(query);
-            if let Some((json, key)) = body {
-                request = request.header("Idempotency-Key", key).json(json);
+            if let Some(body) = &body {
+                request = request.json(body.json);
+                if let Some(key) = body.idempotency_key {
+                    request = request.header("Idempotency-Key", key);
+                }
+                if let Some(version) = body.if_match {
+                    request = request.header(reqwest::header::IF_MATCH, format!("\"{version}\""));
+                }
             }
             let response = match request.send().await {
                 Ok(response) => response,

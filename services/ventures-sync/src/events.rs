@@ -14,7 +14,7 @@ const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_2c8e_4e0a_4c47_9d7e_5b0b_1a
 /// so a change seen twice (after a crash or a resync) yields the same event id.
 pub fn loan_event(tenant_id: &str, loan: &Loan, source_seq: i64, occurred_at_ms: i64) -> (String, LoanStatusChanged) {
     let event_id = Uuid::new_v5(&EVENT_NAMESPACE, format!("ventures-loan:{tenant_id}:{}:{}", loan.loan_id, loan.version).as_bytes()).to_string();
-    let application_id = loan.external_id.clone().filter(|id| !id.is_empty()).unwrap_or_else(|| loan.loan_id.clone());
+    let application_id = application_id(loan);
     let event = LoanStatusChanged {
         event_id: event_id.clone(),
         occurred_at: occurred_at_ms,
@@ -38,6 +38,11 @@ pub fn loan_event(tenant_id: &str, loan: &Loan, source_seq: i64, occurred_at_ms:
         },
     };
     (application_id, event)
+}
+
+/// The lender app's application id of a loan (its Ventures `externalId`), or its loan id.
+pub fn application_id(loan: &Loan) -> String {
+    loan.external_id.clone().filter(|id| !id.is_empty()).unwrap_or_else(|| loan.loan_id.clone())
 }
 
 fn cents(amount: f64) -> i64 {

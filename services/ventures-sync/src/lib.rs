@@ -4,12 +4,16 @@
 //!   loan to `ventures.loan.status-changed.v1`, keyed by application id (`sweep`).
 //! - Upstream: status-change commands from `gateway.application.status-change-requested.v1` are
 //!   applied in Ventures exactly once and their outcome published (`commands`); borrowers' draft
-//!   edits from `firestore.document.changed.v1` are pushed to Ventures as drafts (`drafts`).
+//!   edits from `firestore.document.changed.v1` are pushed to Ventures as drafts (`drafts`);
+//!   documents stored in ShareFile (`sharefile.document.stored.v1`) are attached to their
+//!   conditions (`attach`). The sweep also publishes condition changes (`conditions`).
 //!
-//! All three run in one process until shutdown; any ending stops the others.
+//! All four run in one process until shutdown; any ending stops the others.
 
+pub mod attach;
 pub mod client;
 pub mod commands;
+pub mod conditions;
 pub mod drafts;
 pub mod events;
 pub mod sweep;
@@ -52,6 +56,8 @@ pub struct Settings {
     pub commands: ConsumerConfig,
     /// The consumer of Firestore changes (borrower drafts).
     pub drafts: ConsumerConfig,
+    /// The consumer of documents stored in ShareFile (attached to their conditions).
+    pub documents: ConsumerConfig,
     /// The draft fields borrowers may change (`draft.<field>` in `applications/{id}`).
     pub draft_fields: Vec<String>,
     /// The Ventures circuit breaker (`BREAKER_THRESHOLD`, `BREAKER_OPEN_MS`).
@@ -84,6 +90,10 @@ impl Settings {
                 fair_window: env.ranged("FAIR_WINDOW", FAIR_WINDOW, 0..=100_000)?,
                 ..ConsumerConfig::from_env(&env, SERVICE, env.or("DRAFTS_GROUP_ID", format!("{SERVICE}.drafts"))?, &[topics::DOCUMENT_CHANGED])?
             },
+            documents: ConsumerConfig {
+                fair_window: env.ranged("FAIR_WINDOW", FAIR_WINDOW, 0..=100_000)?,
+                ..ConsumerConfig::from_env(&env, SERVICE, env.or("DOCUMENTS_GROUP_ID", format!("{SERVICE}.documents"))?, &[topics::DOCUMENT_STORED])?
+            },
             draft_fields: env
                 .or("DRAFT_FIELDS", "businessName,purpose,amountRequested,contactPhone".to_string())?
                 .split(',')
@@ -95,7 +105,7 @@ impl Settings {
             capability_overrides: Flags::overrides_from_env(&env)?,
         };
         // A message must not run out of tries before the breaker recognises an outage.
-        for consumer in [&settings.commands, &settings.drafts] {
+        for consumer in [&settings.commands, &settings.drafts, &settings.documents] {
             if settings.breaker.threshold > 0 && settings.breaker.threshold > consumer.max_attempts {
                 return Err(SettingsError::Invalid {
                     var: "VENTURES_SYNC__BREAKER_THRESHOLD".into(),
@@ -117,6 +127,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let pool = db::connect(&settings.common.database_url, "ventures_sync", &MIGRATOR, None, 4).await?;
     let commands = settings.commands.clone();
     let drafts = settings.drafts.clone();
+    let documents = settings.documents.clone();
     kafka::ensure_topics(
         &settings.common.kafka,
         &[
@@ -124,8 +135,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             topics::STATUS_CHANGE_REQUESTED,
             topics::STATUS_CHANGE_RESOLVED,
             topics::DOCUMENT_CHANGED,
+            topics::CONDITION_CHANGED,
+            topics::DOCUMENT_STORED,
             &commands.dead_letter_topic(),
             &drafts.dead_letter_topic(),
+            &documents.dead_letter_topic(),
         ],
     )
     .await?;
@@ -162,11 +176,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         pool: pool.clone(),
         tenant_id: settings.tenant_id.clone(),
         fields: settings.draft_fields.clone(),
-        gate,
+        gate: gate.clone(),
     });
+    let attach_handler = Arc::new(attach::AttachHandler { client: client.clone(), pool: pool.clone(), tenant_id: settings.tenant_id.clone(), gate });
     let sweep = sweep::Sweep {
         client,
         producer: producer.clone(),
+        applications: conditions::Applications { pool: pool.clone() },
         pool,
         tenant_id: settings.tenant_id.clone(),
         interval: settings.sweep_interval,
@@ -181,7 +197,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         vec![
             Box::pin(sweep.run(shutdown.clone())),
             Box::pin(consumer::run(commands, kafka.clone(), codec.clone(), producer.clone(), handler, readiness.clone(), shutdown.clone())),
-            Box::pin(consumer::run(drafts, kafka.clone(), codec, producer, draft_handler, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(drafts, kafka.clone(), codec.clone(), producer.clone(), draft_handler, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(documents, kafka.clone(), codec, producer, attach_handler, readiness.clone(), shutdown.clone())),
         ],
     )
     .await;

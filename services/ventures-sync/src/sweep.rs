@@ -1,14 +1,16 @@
 //! The downstream sweep: read the Ventures change feed from the stored cursor, publish one
-//! `LoanStatusChanged` per loan change, then store the new cursor.
+//! `LoanStatusChanged` per loan change and one `ConditionChanged` per condition change, then
+//! store the new cursor.
 //!
 //! The cursor is stored only after every event of the page is acknowledged by the broker, so a
 //! crash re-reads the page; the re-published events keep their ids (derived from loan and
 //! version) and consumers skip them. An expired cursor (410) triggers a full resync: every loan's
-//! current state is published, and the feed is resumed from the cursor the listing reported.
+//! current state and its conditions' are published, and the feed is resumed from the cursor the
+//! listing reported.
 
 use std::{sync::Arc, time::Duration};
 
-use brain_events::{LoanStatusChanged, topics};
+use brain_events::{ConditionChanged, LoanStatusChanged, topics};
 use brain_runtime::{
     flags::Flags,producer::EventProducer, retry::{Backoff, sleep_or_cancel}, telemetry::metric_name};
 use sqlx::PgPool;
@@ -17,7 +19,8 @@ use tracing::Instrument;
 
 use crate::{
     SERVICE,
-    client::{Change, Loan, VenturesClient, VenturesError},
+    client::{Change, Condition, Loan, VenturesClient, VenturesError},
+    conditions::{Applications, LookupError, condition_event},
     events::loan_event,
 };
 
@@ -32,6 +35,7 @@ pub struct Sweep {
     /// The `ventures` capability: while it is off for this tenant (not by panic mode, which the
     /// breaker probes through), the sweep does not call Ventures.
     pub flags: Flags,
+    pub applications: Applications,
 }
 
 enum Step {
@@ -116,7 +120,15 @@ impl Sweep {
             Err(e) => return Err(e.into()),
         };
         let mut events = Vec::with_capacity(page.changes.len());
+        let mut loans = Vec::with_capacity(page.changes.len());
+        let mut conditions = Vec::new();
         for change in &page.changes {
+            if change.entity_type == "condition" {
+                if let Some(event) = self.condition_change(change).await? {
+                    conditions.push(event);
+                }
+                continue;
+            }
             if change.entity_type != "loan" {
                 metrics::counter!(metric_name(SERVICE, "changes_total"), "entity_type" => "other", "outcome" => "ignored").increment(1);
                 continue;
@@ -134,8 +146,11 @@ impl Sweep {
                 Err(e) => return Err(e),
             };
             events.push(loan_event(&self.tenant_id, &loan, change.seq, change.changed_at.timestamp_millis()));
+            loans.push(loan);
         }
+        self.applications.remember(&loans.iter().collect::<Vec<_>>()).await.map_err(|e| SweepError::Database(e.to_string()))?;
         self.publish(&events).await?;
+        self.publish_conditions(&conditions).await?;
         if let Some(last) = page.changes.last() {
             let lag = (chrono::Utc::now() - last.changed_at).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::gauge!(metric_name(SERVICE, "feed_lag_seconds")).set(lag);
@@ -155,6 +170,53 @@ impl Sweep {
             }
         }
         Ok(self.client.loan(&change.loan_id).await?)
+    }
+
+    /// The event of one condition change, or `None` when the change is skipped (its loan or
+    /// condition is gone: counted and logged, the feed moves on).
+    async fn condition_change(&self, change: &Change) -> Result<Option<(String, ConditionChanged)>, SweepError> {
+        let snapshot = change.data.as_ref().and_then(|data| serde_json::from_value::<Condition>(data.clone()).ok());
+        let looked_up = async {
+            let condition = match snapshot {
+                Some(condition) => condition,
+                None => {
+                    let all = self.client.conditions(&change.loan_id).await?;
+                    match all.into_iter().find(|c| c.condition_id == change.entity_id) {
+                        Some(condition) => condition,
+                        None => return Ok(None),
+                    }
+                }
+            };
+            let application = self.applications.of(&self.client, &change.loan_id).await?;
+            Ok::<_, LookupError>(Some((application, condition)))
+        };
+        let outcome = match looked_up.await {
+            Ok(Some((application, condition))) => {
+                metrics::counter!(metric_name(SERVICE, "changes_total"), "entity_type" => "condition", "outcome" => "published").increment(1);
+                return Ok(Some(condition_event(&self.tenant_id, &application, &condition, change.seq, change.changed_at.timestamp_millis())));
+            }
+            Ok(None) => "skipped_not_found",
+            Err(LookupError::Ventures(e)) => match skip_reason(&e) {
+                Some(reason) => reason,
+                None => return Err(e.into()),
+            },
+            Err(LookupError::Database(e)) => return Err(SweepError::Database(e.to_string())),
+        };
+        metrics::counter!(metric_name(SERVICE, "changes_total"), "entity_type" => "condition", "outcome" => outcome).increment(1);
+        tracing::warn!(seq = change.seq, loan_id = %change.loan_id, condition_id = %change.entity_id, reason = outcome, "condition change skipped: Ventures cannot serve it");
+        Ok(None)
+    }
+
+    async fn publish_conditions(&self, events: &[(String, ConditionChanged)]) -> Result<(), SweepError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.producer
+            .send_all::<ConditionChanged, _>(topics::CONDITION_CHANGED, events)
+            .await
+            .map_err(|e| SweepError::Publish(e.to_string()))?;
+        metrics::counter!(metric_name(SERVICE, "events_published_total"), "topic" => topics::CONDITION_CHANGED).increment(events.len() as u64);
+        Ok(())
     }
 
     async fn publish(&self, events: &[(String, LoanStatusChanged)]) -> Result<(), SweepError> {
@@ -183,7 +245,16 @@ impl Sweep {
             feed_cursor.get_or_insert(page.feed_cursor.clone());
             let now = chrono::Utc::now().timestamp_millis();
             let events: Vec<_> = page.loans.iter().map(|loan| loan_event(&self.tenant_id, loan, 0, now)).collect();
+            self.applications.remember(&page.loans.iter().collect::<Vec<_>>()).await.map_err(|e| SweepError::Database(e.to_string()))?;
             self.publish(&events).await?;
+            let mut conditions = Vec::new();
+            for loan in &page.loans {
+                let application = crate::events::application_id(loan);
+                for condition in self.client.conditions(&loan.loan_id).await? {
+                    conditions.push(condition_event(&self.tenant_id, &application, &condition, 0, now));
+                }
+            }
+            self.publish_conditions(&conditions).await?;
             total += events.len();
             if !page.has_more {
                 break;
@@ -239,7 +310,7 @@ enum SweepError {
     Ventures(#[from] VenturesError),
     #[error("publishing failed: {0}")]
     Publish(String),
-    #[error("storing the cursor failed: {0}")]
+    #[error("the database failed: {0}")]
     Database(String),
     #[error("cancelled")]
     Cancelled,

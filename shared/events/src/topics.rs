@@ -25,6 +25,18 @@ pub const QBO_ENTITY_CHANGED: &str = "qbo.entity.changed.v1";
 /// A verified QBO webhook naming changes of one realm. Key: realm id. Owner: api-gateway.
 pub const QBO_WEBHOOK_RECEIVED: &str = "gateway.qbo.webhook-received.v1";
 
+/// Full state of a Ventures loan condition after a change (a task follows each condition).
+/// Key: application id. Owner: ventures-sync.
+pub const CONDITION_CHANGED: &str = "ventures.condition.changed.v1";
+
+/// A borrower's upload for a task, verified in Cloud Storage. Key: application id. Owner:
+/// api-gateway.
+pub const DOCUMENT_UPLOADED: &str = "gateway.document.uploaded.v1";
+
+/// A document is in the application's ShareFile folder with the right MD5. Key: application id.
+/// Owner: sharefile-sync.
+pub const DOCUMENT_STORED: &str = "sharefile.document.stored.v1";
+
 /// Capability flags and panic mode (compacted: the latest record per key is the state). Key:
 /// `flag:<integration>:<tenant or *>` or `panic:<integration>`. Owner: the operators (dlq-replayer)
 /// and, for panic mode, every service.

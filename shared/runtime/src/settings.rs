@@ -97,6 +97,11 @@ impl Env {
     pub fn secret(&self, field: &str) -> Result<SecretString, SettingsError> {
         self.required::<String>(field).map(SecretString::from)
     }
+
+    /// A secret only some deployments need (unset or empty: none).
+    pub fn optional_secret(&self, field: &str) -> Result<Option<SecretString>, SettingsError> {
+        Ok(self.optional::<String>(field)?.filter(|v| !v.is_empty()).map(SecretString::from))
+    }
 }
 
 /// Connection settings for Kafka.

@@ -43,6 +43,7 @@ async fn spawn(min_refetch: Duration) -> Gateway {
         sync_health_refresh: Duration::from_secs(60),
         dlq_replayer: api_gateway::admin::DlqSettings::default(),
         qbo: api_gateway::qbo::QboSettings::default(),
+        documents: api_gateway::documents::DocumentSettings::default(),
     };
     let app = Application::build(&settings).await.unwrap();
     let url = format!("http://{}", app.local_addr());

@@ -1,0 +1,188 @@
+//! A simulator of the Microsoft Graph calendar and Teams APIs (the contract in
+//! `/work/shared/EXTERNAL_APIS.md`, "Microsoft Graph"; documented in `docs/simulators/graph.md`):
+//! app-only client-credentials tokens, `getSchedule` with its `availabilityView`, events with
+//! `transactionId` idempotency, update, cancel and delete, change-notification subscriptions with
+//! the validation handshake, Teams channel messages, Graph error bodies, `Retry-After` throttling
+//! and the mailbox concurrency limit. A `/control` API seeds staff calendars, injects faults,
+//! drops or repeats notifications, and reads every call and effect back.
+//!
+//! State lives in memory. Test crates start it in-process on port 0:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), graph_simulator::SimError> {
+//! use graph_simulator::{Config, Simulator};
+//! let mut config = Config::new("tenant-id", "client-id", "client-secret");
+//! config.listen_addr = "127.0.0.1:0".parse().expect("valid address");
+//! let sim = Simulator::start(config).await?.spawn();
+//! let base_url = sim.base_url(); // POST {base_url}/control/seed, then /{tenant}/oauth2, /v1.0 ...
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod auth;
+mod config;
+mod control;
+mod control_ops;
+mod delivery;
+mod error;
+mod event;
+mod events;
+mod faults;
+mod ledger;
+mod limits;
+mod middleware;
+mod model;
+mod notifier;
+mod schedule;
+mod seed;
+mod state;
+mod subscriptions;
+mod teams;
+mod time;
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::Router;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub use crate::{
+    config::{Config, NotificationConfig},
+    error::{ConfigError, SimError},
+};
+use crate::{notifier::Queue, state::AppState};
+
+/// How long in-flight requests (e.g. ones held by an injected latency) may run after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub struct Simulator {
+    listener: TcpListener,
+    addr: SocketAddr,
+    app: Router,
+    state: state::SharedState,
+    queue: Queue,
+}
+
+impl Simulator {
+    /// Validates the config and binds the listener (port 0 picks a free port).
+    pub async fn start(config: Config) -> Result<Self, SimError> {
+        config.validate()?;
+        let addr = config.listen_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let (state, queue) = AppState::new(config)?;
+        let app = api::router(state.clone())
+            .merge(control::router())
+            .fallback(api::fallback)
+            .with_state(state.clone());
+        Ok(Self {
+            listener,
+            addr,
+            app,
+            state,
+            queue,
+        })
+    }
+
+    /// The bound address (with the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        url_of(self.addr)
+    }
+
+    /// Serves, and delivers notifications, until `shutdown` fires; then releases held requests
+    /// and drains in-flight ones for up to 5 s.
+    pub async fn run_until(self, shutdown: CancellationToken) -> Result<(), SimError> {
+        let sender = tokio::spawn(delivery::run(
+            self.state.clone(),
+            self.queue,
+            shutdown.clone(),
+        ));
+        let release = self.state.release.clone();
+        let releaser = shutdown.clone();
+        tokio::spawn(async move {
+            releaser.cancelled().await;
+            release.cancel();
+        });
+        let server = axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let result = tokio::select! {
+            result = server => result.map_err(SimError::Serve),
+            () = grace_elapsed(&shutdown) => {
+                tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "shutdown grace elapsed; dropping open requests");
+                Ok(())
+            }
+        };
+        shutdown.cancel();
+        let _ = sender.await;
+        result
+    }
+
+    /// Runs on a background task until the returned handle is stopped or dropped.
+    pub fn spawn(self) -> RunningSimulator {
+        let addr = self.addr;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(self.run_until(shutdown.clone()));
+        RunningSimulator {
+            addr,
+            task: Some(task),
+            shutdown: shutdown.clone(),
+            guard: Some(shutdown.drop_guard()),
+        }
+    }
+}
+
+async fn grace_elapsed(shutdown: &CancellationToken) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
+
+/// A simulator serving on a background task; dropping it shuts the server down.
+pub struct RunningSimulator {
+    addr: SocketAddr,
+    task: Option<JoinHandle<Result<(), SimError>>>,
+    shutdown: CancellationToken,
+    guard: Option<DropGuard>,
+}
+
+impl RunningSimulator {
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:<port>`: prefix of `/{tenant}/oauth2/v2.0/token`, `/v1.0/...` and
+    /// `/control/...`.
+    pub fn base_url(&self) -> String {
+        url_of(self.addr)
+    }
+
+    /// Cancelling this token shuts the server down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Shuts down and waits for the server to finish.
+    pub async fn stop(mut self) -> Result<(), SimError> {
+        drop(self.guard.take());
+        match self.task.take() {
+            Some(task) => task.await.map_err(SimError::Panicked)?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A URL to reach `addr` (loopback when bound to every interface).
+fn url_of(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}

@@ -1,0 +1,451 @@
+//! Flow 4's tasks: one per Ventures condition (task id = condition id), in the `tasks` read model
+//! and in Firestore at `applications/{id}/tasks/{taskId}`, from three topics:
+//!
+//! - `ventures.condition.changed.v1`: the condition's state, monotonic by its Ventures version (an
+//!   older version changes nothing);
+//! - `gateway.document.uploaded.v1`: the borrower's latest upload (`document.state` = `received`);
+//! - `sharefile.document.stored.v1`: that upload is in ShareFile (`stored`).
+//!
+//! The task's state follows from them: `completed` once Ventures has satisfied (or waived) the
+//! condition, `pending_review` while it holds a received document, else `open` (`awaiting_upload`
+//! when the staff asked for a new document). Only Ventures completes a task: an upload never
+//! does. Each event is applied in one PostgreSQL transaction with its processed-event record and
+//! an `event_log` entry, under the task's lock; Firestore is written before the commit, so a crash
+//! redelivers and rewrites it.
+
+use std::sync::Arc;
+
+use brain_events::{ConditionChanged, DocumentStored, DocumentUploaded};
+use brain_runtime::{
+    consumer::{Applied, Handler, HandlerError, Outcome, Source},
+    db,
+    flags::Gate,
+    telemetry::metric_name,
+};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    SERVICE,
+    firestore::{self, FirestoreValue, Projections},
+    handler::{COLLECTION, check_application_id, firestore_error},
+};
+
+/// The columns of `TaskRow`, for `concat!` (sqlx takes static SQL only).
+macro_rules! columns {
+    () => {
+        "task_id, application_id, loan_id, condition_id, title, state, state_since, condition_status, condition_version, condition_item_id,
+         document_id, document_name, document_state, document_item_id, document_at, rejection_reason, revision"
+    };
+}
+
+pub struct TaskProjector {
+    pub pool: PgPool,
+    pub projections: Projections,
+    pub firestore_deadline: std::time::Duration,
+}
+
+/// A task as the read model holds it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct TaskRow {
+    task_id: String,
+    application_id: String,
+    loan_id: String,
+    condition_id: String,
+    title: String,
+    state: String,
+    state_since: DateTime<Utc>,
+    condition_status: Option<String>,
+    condition_version: i64,
+    condition_item_id: Option<String>,
+    document_id: Option<Uuid>,
+    document_name: Option<String>,
+    document_state: Option<String>,
+    document_item_id: Option<String>,
+    document_at: Option<DateTime<Utc>>,
+    rejection_reason: Option<String>,
+    revision: i64,
+}
+
+/// What one event says about a task.
+struct Fact {
+    event_id: Uuid,
+    tenant_id: String,
+    application_id: String,
+    task_id: String,
+    loan_id: String,
+    condition_id: String,
+    correlation_id: String,
+    causation_id: Option<String>,
+    producer: String,
+    occurred_at: i64,
+    kind: Kind,
+}
+
+enum Kind {
+    Condition { version: i64, name: String, status: String, item_id: Option<String> },
+    Uploaded { document_id: Uuid, file_name: String },
+    Stored { document_id: Uuid, item_id: String },
+}
+
+impl Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Condition { .. } => "task.condition_changed",
+            Self::Uploaded { .. } => "task.document_received",
+            Self::Stored { .. } => "task.document_stored",
+        }
+    }
+}
+
+impl TaskProjector {
+    async fn apply(&self, consumer: &str, fact: Fact) -> Outcome {
+        check_application_id(&fact.application_id)?;
+        if fact.task_id.is_empty() || fact.task_id.contains('/') || fact.task_id.len() > 256 {
+            return Err(HandlerError::permanent("validation", format!("task id {:?} cannot name a Firestore document", fact.task_id)));
+        }
+        let occurred_at = DateTime::from_timestamp_millis(fact.occurred_at).ok_or_else(|| HandlerError::permanent("validation", "occurred_at out of range"))?;
+        tracing::Span::current().record("correlation_id", fact.correlation_id.as_str());
+
+        let mut tx = self.pool.begin().await.map_err(db::classify)?;
+        if !db::record_processed(&mut tx, consumer, fact.event_id).await.map_err(db::classify)? {
+            return Ok(Applied::Duplicate);
+        }
+        db::lock_entity(&mut tx, &format!("task:{}:{}", fact.tenant_id, fact.task_id)).await.map_err(db::classify)?;
+        let current: Option<TaskRow> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM tasks WHERE tenant_id = $1 AND task_id = $2"))
+            .bind(&fact.tenant_id)
+            .bind(&fact.task_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db::classify)?;
+        let Some(next) = evolve(current.clone(), &fact, occurred_at) else {
+            tx.commit().await.map_err(db::classify)?;
+            return Ok(Applied::Stale);
+        };
+        save(&mut tx, &fact, &next).await.map_err(db::classify)?;
+        sqlx::query(
+            "INSERT INTO event_log (event_id, event_type, tenant_id, entity_type, entity_id, version, occurred_at, correlation_id, causation_id, producer, change)
+             VALUES ($1, $2, $3, 'task', $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(fact.event_id)
+        .bind(fact.kind.name())
+        .bind(&fact.tenant_id)
+        .bind(format!("{}:{}", fact.tenant_id, fact.task_id))
+        .bind(next.revision)
+        .bind(occurred_at)
+        .bind(&fact.correlation_id)
+        .bind(&fact.causation_id)
+        .bind(&fact.producer)
+        .bind(json!({ "applicationId": next.application_id, "from": current.as_ref().map(|c| c.state.clone()), "to": next.state, "conditionStatus": next.condition_status, "documentState": next.document_state }))
+        .execute(&mut *tx)
+        .await
+        .map_err(db::classify)?;
+        let collection = format!("{COLLECTION}/{}/tasks", next.application_id);
+        let write = self.projections.merge_write(&collection, &next.task_id, fields(&next), None);
+        self.projections.commit(vec![write], self.firestore_deadline).await.map_err(firestore_error)?;
+        tx.commit().await.map_err(db::classify)?;
+        if current.as_ref().is_none_or(|c| c.state != next.state) {
+            metrics::counter!(metric_name(SERVICE, "task_transitions_total"), "to" => state_label(&next.state)).increment(1);
+            tracing::info!(task_id = %next.task_id, application_id = %next.application_id, from = current.as_ref().map_or("none", |c| c.state.as_str()), to = %next.state, "task moved");
+        }
+        Ok(Applied::Processed)
+    }
+}
+
+/// The task after `fact`, or `None` when the fact is older than what the task holds.
+fn evolve(current: Option<TaskRow>, fact: &Fact, at: DateTime<Utc>) -> Option<TaskRow> {
+    let mut row = current.clone().unwrap_or_else(|| TaskRow {
+        task_id: fact.task_id.clone(),
+        application_id: fact.application_id.clone(),
+        loan_id: fact.loan_id.clone(),
+        condition_id: fact.condition_id.clone(),
+        title: String::new(),
+        state: "open".into(),
+        state_since: at,
+        condition_status: None,
+        condition_version: 0,
+        condition_item_id: None,
+        document_id: None,
+        document_name: None,
+        document_state: None,
+        document_item_id: None,
+        document_at: None,
+        rejection_reason: None,
+        revision: 0,
+    });
+    match &fact.kind {
+        Kind::Condition { version, name, status, item_id } => {
+            if *version <= row.condition_version {
+                return None;
+            }
+            row.condition_version = *version;
+            row.title = name.clone();
+            row.condition_status = Some(status.clone());
+            row.condition_item_id = item_id.clone();
+        }
+        Kind::Uploaded { document_id, file_name } => {
+            if row.document_id == Some(*document_id) || row.document_at.is_some_and(|t| t > at) {
+                return None;
+            }
+            row.document_id = Some(*document_id);
+            row.document_name = Some(file_name.clone());
+            row.document_state = Some("received".into());
+            row.document_item_id = None;
+            row.document_at = Some(at);
+        }
+        Kind::Stored { document_id, item_id } => {
+            if row.document_id != Some(*document_id) || row.document_state.as_deref() == Some("stored") {
+                return None;
+            }
+            row.document_state = Some("stored".into());
+            row.document_item_id = Some(item_id.clone());
+        }
+    }
+    let state = state_of(&row);
+    if state != row.state {
+        row.state = state.to_string();
+        row.state_since = at;
+    }
+    row.revision += 1;
+    Some(row)
+}
+
+/// The task's state from what Ventures and the upload say.
+fn state_of(row: &TaskRow) -> &'static str {
+    match row.condition_status.as_deref() {
+        Some("Satisfied" | "Waived") => "completed",
+        Some("Received") if row.condition_item_id.is_some() => "pending_review",
+        _ if row.state == "awaiting_upload" => "awaiting_upload",
+        _ => "open",
+    }
+}
+
+fn state_label(state: &str) -> &'static str {
+    match state {
+        "completed" => "completed",
+        "pending_review" => "pending_review",
+        "awaiting_upload" => "awaiting_upload",
+        _ => "open",
+    }
+}
+
+async fn save(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, fact: &Fact, row: &TaskRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO tasks (tenant_id, task_id, application_id, loan_id, condition_id, title, state, state_since, condition_status, condition_version,
+             condition_item_id, document_id, document_name, document_state, document_item_id, document_at, rejection_reason, revision, correlation_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+         ON CONFLICT (tenant_id, task_id) DO UPDATE SET title = EXCLUDED.title, state = EXCLUDED.state, state_since = EXCLUDED.state_since,
+             condition_status = EXCLUDED.condition_status, condition_version = EXCLUDED.condition_version, condition_item_id = EXCLUDED.condition_item_id,
+             document_id = EXCLUDED.document_id, document_name = EXCLUDED.document_name, document_state = EXCLUDED.document_state,
+             document_item_id = EXCLUDED.document_item_id, document_at = EXCLUDED.document_at, rejection_reason = EXCLUDED.rejection_reason,
+             revision = EXCLUDED.revision, correlation_id = EXCLUDED.correlation_id, updated_at = now()",
+    )
+    .bind(&fact.tenant_id)
+    .bind(&row.task_id)
+    .bind(&row.application_id)
+    .bind(&row.loan_id)
+    .bind(&row.condition_id)
+    .bind(&row.title)
+    .bind(&row.state)
+    .bind(row.state_since)
+    .bind(&row.condition_status)
+    .bind(row.condition_version)
+    .bind(&row.condition_item_id)
+    .bind(row.document_id)
+    .bind(&row.document_name)
+    .bind(&row.document_state)
+    .bind(&row.document_item_id)
+    .bind(row.document_at)
+    .bind(&row.rejection_reason)
+    .bind(row.revision)
+    .bind(&fact.correlation_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `applications/{id}/tasks/{taskId}` as the apps read it (Brain-owned: every field).
+fn fields(row: &TaskRow) -> Vec<(&'static str, FirestoreValue)> {
+    let text = |s: &Option<String>| firestore::optional(s.as_deref().map(firestore::string));
+    let document = row.document_id.map(|id| {
+        firestore::map(vec![
+            ("documentId", firestore::string(id.to_string())),
+            ("fileName", text(&row.document_name)),
+            ("state", text(&row.document_state)),
+            ("receivedAt", firestore::optional(row.document_at.map(|t| firestore::timestamp_millis(t.timestamp_millis())))),
+        ])
+    });
+    vec![
+        ("taskId", firestore::string(&row.task_id)),
+        ("applicationId", firestore::string(&row.application_id)),
+        ("conditionId", firestore::string(&row.condition_id)),
+        ("title", firestore::string(&row.title)),
+        ("state", firestore::string(&row.state)),
+        ("stateSince", firestore::timestamp_millis(row.state_since.timestamp_millis())),
+        ("conditionStatus", text(&row.condition_status)),
+        ("document", firestore::optional(document)),
+        ("rejectionReason", text(&row.rejection_reason)),
+        ("revision", firestore::integer(row.revision)),
+        ("updatedBy", firestore::string("brain")),
+    ]
+}
+
+fn parse_id(field: &str, id: &str) -> Result<Uuid, HandlerError> {
+    Uuid::parse_str(id).map_err(|_| HandlerError::permanent("validation", format!("{field} {id:?} is not a UUID")))
+}
+
+macro_rules! task_handler {
+    ($name:ident, $event:ty, $doc:literal) => {
+        #[doc = $doc]
+        pub struct $name {
+            pub projector: Arc<TaskProjector>,
+            pub consumer: String,
+        }
+
+        impl Handler for $name {
+            type Event = $event;
+
+            fn gate(&self) -> Option<&Gate> {
+                self.projector.projections.gate()
+            }
+
+            fn tenant(&self, event: &$event) -> Option<String> {
+                Some(event.tenant_id.clone())
+            }
+
+            /// While the Firestore breaker is open, the partition waits here.
+            async fn admit(&self, _source: &Source<'_>) {
+                self.projector.projections.ready().await;
+            }
+
+            async fn handle(&self, _source: Source<'_>, e: $event) -> Outcome {
+                let fact = fact_of(e)?;
+                self.projector.apply(&self.consumer, fact).await
+            }
+        }
+    };
+}
+
+task_handler!(ConditionHandler, ConditionChanged, "The handler of `ventures.condition.changed.v1`.");
+task_handler!(UploadedHandler, DocumentUploaded, "The handler of `gateway.document.uploaded.v1`.");
+task_handler!(StoredHandler, DocumentStored, "The handler of `sharefile.document.stored.v1`.");
+
+/// The three events as facts about a task.
+trait IntoFact {
+    fn into_fact(self) -> Result<Fact, HandlerError>;
+}
+
+fn fact_of(e: impl IntoFact) -> Result<Fact, HandlerError> {
+    e.into_fact()
+}
+
+impl IntoFact for ConditionChanged {
+    fn into_fact(self) -> Result<Fact, HandlerError> {
+        let c = self.condition;
+        Ok(Fact {
+            event_id: parse_id("event_id", &self.event_id)?,
+            tenant_id: self.tenant_id,
+            application_id: self.application_id,
+            task_id: c.condition_id.clone(),
+            loan_id: c.loan_id,
+            condition_id: c.condition_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            producer: self.producer,
+            occurred_at: self.occurred_at,
+            kind: Kind::Condition { version: self.version, name: c.name, status: c.status, item_id: c.document_item_id },
+        })
+    }
+}
+
+impl IntoFact for DocumentUploaded {
+    fn into_fact(self) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            event_id: parse_id("event_id", &self.event_id)?,
+            tenant_id: self.tenant_id,
+            application_id: self.application_id,
+            task_id: self.task_id,
+            loan_id: self.loan_id,
+            condition_id: self.condition_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            producer: self.producer,
+            occurred_at: self.occurred_at,
+            kind: Kind::Uploaded { document_id: parse_id("document_id", &self.document_id)?, file_name: self.file_name },
+        })
+    }
+}
+
+impl IntoFact for DocumentStored {
+    fn into_fact(self) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            event_id: parse_id("event_id", &self.event_id)?,
+            tenant_id: self.tenant_id,
+            application_id: self.application_id,
+            task_id: self.task_id,
+            loan_id: self.loan_id,
+            condition_id: self.condition_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            producer: self.producer,
+            occurred_at: self.occurred_at,
+            kind: Kind::Stored { document_id: parse_id("document_id", &self.document_id)?, item_id: self.item_id },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact(kind: Kind) -> Fact {
+        Fact {
+            event_id: Uuid::new_v4(),
+            tenant_id: "t".into(),
+            application_id: "app-1".into(),
+            task_id: "C-1".into(),
+            loan_id: "L-1".into(),
+            condition_id: "C-1".into(),
+            correlation_id: "c".into(),
+            causation_id: None,
+            producer: "p".into(),
+            occurred_at: 0,
+            kind,
+        }
+    }
+
+    fn condition(version: i64, status: &str, item: Option<&str>) -> Kind {
+        Kind::Condition { version, name: "Bank statements".into(), status: status.into(), item_id: item.map(str::to_string) }
+    }
+
+    #[test]
+    fn a_task_completes_only_when_ventures_satisfies_its_condition() {
+        let now = Utc::now();
+        let doc = Uuid::new_v4();
+        let open = evolve(None, &fact(condition(1, "Open", None)), now).unwrap();
+        assert_eq!((open.state.as_str(), open.revision), ("open", 1));
+        let received = evolve(Some(open), &fact(Kind::Uploaded { document_id: doc, file_name: "a.pdf".into() }), now).unwrap();
+        assert_eq!((received.state.as_str(), received.document_state.as_deref()), ("open", Some("received")));
+        let stored = evolve(Some(received), &fact(Kind::Stored { document_id: doc, item_id: "fi-1".into() }), now).unwrap();
+        assert_eq!((stored.state.as_str(), stored.document_state.as_deref()), ("open", Some("stored")));
+        let review = evolve(Some(stored), &fact(condition(2, "Received", Some("fi-1"))), now).unwrap();
+        assert_eq!(review.state, "pending_review");
+        assert!(evolve(Some(review.clone()), &fact(condition(2, "Received", Some("fi-1"))), now).is_none(), "an old version changes nothing");
+        let done = evolve(Some(review), &fact(condition(3, "Satisfied", Some("fi-1"))), now).unwrap();
+        assert_eq!((done.state.as_str(), done.revision), ("completed", 5));
+    }
+
+    #[test]
+    fn events_may_arrive_in_any_order() {
+        let now = Utc::now();
+        let doc = Uuid::new_v4();
+        let received = evolve(None, &fact(Kind::Uploaded { document_id: doc, file_name: "a.pdf".into() }), now).unwrap();
+        assert_eq!(received.state, "open");
+        let review = evolve(Some(received), &fact(condition(2, "Received", Some("fi-1"))), now).unwrap();
+        assert_eq!(review.state, "pending_review");
+        assert_eq!(review.title, "Bank statements");
+        assert!(evolve(Some(review), &fact(Kind::Stored { document_id: Uuid::new_v4(), item_id: "x".into() }), now).is_none(), "another document's copy");
+    }
+}
