@@ -24,6 +24,7 @@ mod reconcile;
 mod replay;
 mod rebalance;
 mod runtime;
+mod sla;
 
 use std::sync::Once;
 

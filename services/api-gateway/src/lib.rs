@@ -245,6 +245,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(qbo::trays::decisions))
         .routes(routes!(documents::ingest::post))
         .routes(routes!(documents::tasks::list))
+        .routes(routes!(documents::inbox::get))
 }
 
 /// The token-free routes.

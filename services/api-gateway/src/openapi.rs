@@ -194,7 +194,7 @@ mod tests {
     use crate::{AppState, MAX_BODY_BYTES};
 
     /// Every route of the router, as (method, path).
-    const ROUTES: [(&str, &str); 31] = [
+    const ROUTES: [(&str, &str); 32] = [
         ("get", "/api/v1/applications/{id}"),
         ("post", "/api/v1/applications/{id}/status"),
         ("get", "/api/v1/commands/{id}"),
@@ -226,8 +226,9 @@ mod tests {
         ("get", "/api/v1/advisor/decisions"),
         ("post", "/api/v1/documents/ingest"),
         ("get", "/api/v1/applications/{id}/tasks"),
+        ("get", "/api/v1/inbox"),
     ];
-    const AUTHENTICATED: [&str; 20] = [
+    const AUTHENTICATED: [&str; 21] = [
         "/api/v1/applications/{id}",
         "/api/v1/applications/{id}/status",
         "/api/v1/commands/{id}",
@@ -248,6 +249,7 @@ mod tests {
         "/api/v1/advisor/decisions",
         "/api/v1/documents/ingest",
         "/api/v1/applications/{id}/tasks",
+        "/api/v1/inbox",
     ];
 
     fn document() -> Value {

@@ -12,6 +12,7 @@ pub mod guard;
 pub mod handler;
 pub mod reconcile;
 pub mod seen;
+pub mod sla;
 pub mod tasks;
 
 use std::{sync::Arc, time::Duration};
@@ -63,6 +64,8 @@ pub struct Settings {
     pub capability_overrides: Overrides,
     /// `RECONCILE_INTERVAL_MS`: how often the projections are compared with the read model (0: never).
     pub reconcile_every: Duration,
+    /// `SLA_*`: the tasks' SLA timers.
+    pub sla: sla::SlaConfig,
 }
 
 impl Settings {
@@ -85,6 +88,7 @@ impl Settings {
             panic: PanicConfig::from_env(&env)?,
             capability_overrides: Flags::overrides_from_env(&env)?,
             reconcile_every: env.millis_in("RECONCILE_INTERVAL", 600_000, 0..=86_400_000)?,
+            sla: sla::SlaConfig::from_env(&env)?,
         })
     }
 }
@@ -112,6 +116,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             topics::CONDITION_CHANGED,
             topics::DOCUMENT_UPLOADED,
             topics::DOCUMENT_STORED,
+            topics::TASK_SLA_BREACHED,
             &task_conditions.dead_letter_topic(),
             &task_uploads.dead_letter_topic(),
             &task_documents.dead_letter_topic(),
@@ -149,7 +154,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         seen: seen.clone(),
     });
     background.spawn(reconcile::run(guard.clone(), pool.clone(), projections.clone(), settings.reconcile_every, shutdown.clone()));
-    let tasks = Arc::new(tasks::TaskProjector { pool: pool.clone(), projections: projections.clone(), firestore_deadline: settings.firestore_deadline });
+    let tasks = Arc::new(tasks::TaskProjector { pool: pool.clone(), projections: projections.clone(), firestore_deadline: settings.firestore_deadline, sla: settings.sla });
+    let timers = Arc::new(sla::Timers { pool: pool.clone(), projections: projections.clone(), producer: producer.clone(), firestore_deadline: settings.firestore_deadline, config: settings.sla });
+    background.spawn(timers.run(shutdown.clone()));
     let condition_handler = Arc::new(tasks::ConditionHandler { projector: tasks.clone(), consumer: task_conditions.group_id.clone() });
     let uploaded_handler = Arc::new(tasks::UploadedHandler { projector: tasks.clone(), consumer: task_uploads.group_id.clone() });
     let stored_handler = Arc::new(tasks::StoredHandler { projector: tasks, consumer: task_documents.group_id.clone() });

@@ -9,7 +9,8 @@
 //! The task's state follows from them: `completed` once Ventures has satisfied (or waived) the
 //! condition, `pending_review` while it holds a received document, else `open` (`awaiting_upload`
 //! when the staff asked for a new document). Only Ventures completes a task: an upload never
-//! does. Each event is applied in one PostgreSQL transaction with its processed-event record and
+//! does. Entering a state schedules its SLA timer and leaving it cancels the timer, in the same
+//! transaction (`sla`). Each event is applied in one PostgreSQL transaction with its processed-event record and
 //! an `event_log` entry, under the task's lock; Firestore is written before the commit, so a crash
 //! redelivers and rewrites it.
 
@@ -31,6 +32,7 @@ use crate::{
     SERVICE,
     firestore::{self, FirestoreValue, Projections},
     handler::{COLLECTION, check_application_id, firestore_error},
+    sla::{self, SlaConfig},
 };
 
 /// The columns of `TaskRow`, for `concat!` (sqlx takes static SQL only).
@@ -45,6 +47,8 @@ pub struct TaskProjector {
     pub pool: PgPool,
     pub projections: Projections,
     pub firestore_deadline: std::time::Duration,
+    /// How long a task may stay in each state (`sla`).
+    pub sla: SlaConfig,
 }
 
 /// A task as the read model holds it.
@@ -125,6 +129,10 @@ impl TaskProjector {
             return Ok(Applied::Stale);
         };
         save(&mut tx, &fact, &next).await.map_err(db::classify)?;
+        let moved = current.as_ref().is_none_or(|c| c.state != next.state);
+        if moved {
+            sla::on_transition(&mut tx, &self.sla, &fact.tenant_id, &next.application_id, &next.task_id, &next.state, next.state_since).await.map_err(db::classify)?;
+        }
         sqlx::query(
             "INSERT INTO event_log (event_id, event_type, tenant_id, entity_type, entity_id, version, occurred_at, correlation_id, causation_id, producer, change)
              VALUES ($1, $2, $3, 'task', $4, $5, $6, $7, $8, $9, $10)",
@@ -143,10 +151,17 @@ impl TaskProjector {
         .await
         .map_err(db::classify)?;
         let collection = format!("{COLLECTION}/{}/tasks", next.application_id);
-        let write = self.projections.merge_write(&collection, &next.task_id, fields(&next), None);
+        let mut fields = fields(&next);
+        if moved {
+            // A new state: its own SLA, and no breach yet.
+            let due = self.sla.of(&next.state).map(|d| next.state_since + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+            fields.push(("slaDueAt", firestore::optional(due.map(|t| firestore::timestamp_millis(t.timestamp_millis())))));
+            fields.push(("slaBreachedAt", firestore::null()));
+        }
+        let write = self.projections.merge_write(&collection, &next.task_id, fields, None);
         self.projections.commit(vec![write], self.firestore_deadline).await.map_err(firestore_error)?;
         tx.commit().await.map_err(db::classify)?;
-        if current.as_ref().is_none_or(|c| c.state != next.state) {
+        if moved {
             metrics::counter!(metric_name(SERVICE, "task_transitions_total"), "to" => state_label(&next.state)).increment(1);
             tracing::info!(task_id = %next.task_id, application_id = %next.application_id, from = current.as_ref().map_or("none", |c| c.state.as_str()), to = %next.state, "task moved");
         }

@@ -37,6 +37,9 @@ pub const DOCUMENT_UPLOADED: &str = "gateway.document.uploaded.v1";
 /// Owner: sharefile-sync.
 pub const DOCUMENT_STORED: &str = "sharefile.document.stored.v1";
 
+/// A task stayed in a state longer than its SLA. Key: application id. Owner: projection-writer.
+pub const TASK_SLA_BREACHED: &str = "projection.task.sla-breached.v1";
+
 /// Capability flags and panic mode (compacted: the latest record per key is the state). Key:
 /// `flag:<integration>:<tenant or *>` or `panic:<integration>`. Owner: the operators (dlq-replayer)
 /// and, for panic mode, every service.

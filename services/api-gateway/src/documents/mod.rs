@@ -1,7 +1,9 @@
 //! Flow 4 at the edge: `POST /api/v1/documents/ingest` (a borrower's upload, verified in Cloud
-//! Storage, becomes a `DocumentUploaded`) and `GET /api/v1/applications/{id}/tasks` (the tasks
-//! projection-writer keeps, one per Ventures condition).
+//! Storage, becomes a `DocumentUploaded`), `GET /api/v1/applications/{id}/tasks` (the tasks
+//! projection-writer keeps, one per Ventures condition) and `GET /api/v1/inbox` (the staff's open
+//! work with its SLA).
 
+pub mod inbox;
 pub mod ingest;
 pub mod tasks;
 
