@@ -83,8 +83,45 @@ qbo_step() {
     "$(dollars "$client" cashCents)" "$(dollars "$client" apDue7Cents)" "$(dollars "$client" apOverdueCents)" \
     "$(dollars "$client" arOverdueCents)" "$(jq -r 'if .runwayWeeks == null then "-" else (.runwayWeeks * 10 | round / 10 | tostring) end' <<<"$client")"
 }
+# --- Documents (flow 4): a Ventures condition → task; an upload → ShareFile → Ventures → pending_review
+documents_step() {
+  local vs="http://127.0.0.1:$VENTURES_PORT" gw="http://127.0.0.1:$GATEWAY_PORT" storage="http://127.0.0.1:$STORAGE_PORT"
+  local app loan condition token answer object t0 state="" deadline md5 file
+  app="dev-docs-$(date +%s)"
+  loan="$(get -X POST -H 'Content-Type: application/json' -d "{\"loanType\":\"7A\",\"status\":\"Open\",\"externalId\":\"$app\",\"borrower\":{\"entityId\":\"B-$app\",\"name\":\"Dev Borrower\"},\"amounts\":{\"requested\":250000}}" "$vs/control/loans" | jq -r .loanId)" \
+    || { echo "  Documents: could not create a loan in the Ventures simulator"; return 1; }
+  condition="$(get -X POST -H 'Content-Type: application/json' -d '{"name":"Business bank statements (3 months)"}' "$vs/control/loans/$loan/conditions" | jq -r .conditionId)" \
+    || { echo "  Documents: could not add a condition"; return 1; }
+  deadline=$((SECONDS + 30))
+  until [[ -n "$state" ]]; do
+    state="$(sql "SELECT state FROM projection_writer.tasks WHERE task_id = '$condition'")"
+    [[ -n "$state" ]] || ((SECONDS < deadline)) || { echo "  Documents: no task for condition $condition within 30 s (.dev/logs/ventures-sync.log, projection-writer.log)"; return 1; }
+    [[ -n "$state" ]] || sleep 0.1
+  done
+  echo "  Documents: Ventures condition \"Business bank statements\" of loan $loan → task $condition of $app ($state)"
+  object="$app/statements.pdf"
+  printf '%%PDF-1.7\n%% dev statements of %s\n%s\n' "$app" "$(head -c 3000 /dev/urandom | base64 -w0)" >"$STATE_DIR/statements.pdf"
+  md5="$(md5sum "$STATE_DIR/statements.pdf" | cut -d' ' -f1)"
+  get -X PUT -H 'Content-Type: application/pdf' --data-binary "@$STATE_DIR/statements.pdf" "$storage/control/objects/brain-uploads/$object" >/dev/null \
+    || { echo "  Documents: the upload into the Cloud Storage simulator failed"; return 1; }
+  token="$(target/debug/dev-oidc mint --role borrower --tenant default --application "$app" --url "http://127.0.0.1:$OIDC_PORT")"
+  t0="$(now_ms)"
+  answer="$(get -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"applicationId\":\"$app\",\"taskId\":\"$condition\",\"bucket\":\"brain-uploads\",\"object\":\"$object\",\"fileName\":\"Bank statements.pdf\"}" "$gw/api/v1/documents/ingest")" \
+    || { echo "  Documents: POST /api/v1/documents/ingest failed: ${answer:0:300}"; return 1; }
+  deadline=$((SECONDS + 30))
+  while state="$(sql "SELECT state FROM projection_writer.tasks WHERE task_id = '$condition'")"; [[ "$state" != pending_review ]]; do
+    ((SECONDS < deadline)) || { echo "  Documents: the task is still $state after 30 s (.dev/logs/sharefile-sync.log, ventures-sync.log)"; return 1; }
+    sleep 0.1
+  done
+  file="$(get "http://127.0.0.1:$SHAREFILE_PORT/control/files" | jq -r --arg p "/Clients/$app/" '[.[] | select(.path | startswith($p))][0] | "\(.path) (MD5 \(.hash))"')"
+  printf '  Documents: upload %s (MD5 %s) ingested (202) → ShareFile %s → attached to the Ventures condition → task pending_review in %s s\n' \
+    "$(jq -r .documentId <<<"$answer")" "$md5" "$file" "$(awk -v ms="$(($(now_ms) - t0))" 'BEGIN { printf "%.2f", ms / 1000 }')"
+  echo "  (the task completes when Ventures satisfies the condition: PATCH $vs/api/v4/loans/$loan/conditions/$condition)"
+}
 qbo_status=0
 qbo_step || qbo_status=1
+documents_step || qbo_status=1
 echo
 bash infra/dev/stack.sh status
 cat <<TXT
@@ -98,6 +135,8 @@ The stack is still running. Try (the gateway wants a token from the dev issuer):
   http://127.0.0.1:$GATEWAY_PORT/ops     # the ops page: sync health, dead letters, dry runs and replays
   curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$GATEWAY_PORT/api/v1/advisor/digest   # dev-staff's QuickBooks companies
   curl -s -X POST -d '{"updates": 3}' http://127.0.0.1:$QBO_PORT/control/changes   # changes inside QuickBooks (every company)
+  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$GATEWAY_PORT/api/v1/inbox   # the staff inbox: open tasks and SLA breaches
+  curl -s http://127.0.0.1:$SHAREFILE_PORT/control/files   # what reached ShareFile
   make logs      # every component's log tail (.dev/logs/)
   make down      # stop everything make run started
 TXT

@@ -7,11 +7,12 @@
 #   stack.sh env                 `export` lines: eval "$(infra/dev/stack.sh env)"
 #   stack.sh logs [-f] [component...]
 #
-# Components, in start order: postgres broker registry emulator ventures-sim qbo-sim oidc services
-# (services = ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror api-gateway; dlq-replayer runs
+# Components, in start order: postgres broker registry emulator ventures-sim qbo-sim storage-sim sharefile-sim oidc services
+# (services = ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync api-gateway; dlq-replayer runs
 # `dlq-replayer serve`, the dead-letter API behind the gateway's /api/v1/admin and /ops; oidc = the dev OIDC issuer the gateway
 # trusts: `target/debug/dev-oidc mint --role staff --tenant default` prints a token; qbo-sim = the QuickBooks Online
-# simulator, whose webhooks go to the gateway's /api/v1/webhooks/qbo). Ports: infra/dev/ports.env, each
+# simulator, whose webhooks go to the gateway's /api/v1/webhooks/qbo; storage-sim = Cloud Storage, where the apps upload
+# (bucket brain-uploads); sharefile-sim = ShareFile, with /Clients). Ports: infra/dev/ports.env, each
 # overridable from the environment. State lives in .dev/: run/<component>.pid ("pid starttime",
 # so a recycled pid is never signalled), logs/<component>.log, secrets.env (mode 600).
 # QuickBooks: once qbo-sim (and qbo-mirror) answer, `up` seeds an empty simulator with QBO_DEV_REALMS
@@ -28,8 +29,8 @@ set -euo pipefail
 # shellcheck source=infra/dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_COMPONENTS=(postgres broker registry emulator ventures-sim qbo-sim oidc ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror api-gateway)
-SERVICES=(ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror api-gateway)
+ALL_COMPONENTS=(postgres broker registry emulator ventures-sim qbo-sim storage-sim sharefile-sim oidc ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync api-gateway)
+SERVICES=(ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync api-gateway)
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 PG_DATA="${PG_DATA_DIR:-$CACHE_DIR/pg/data}"
 PG_BIN=""
@@ -83,12 +84,15 @@ port_of() {
     emulator) echo "$EMULATOR_PORT" ;;
     ventures-sim) echo "$VENTURES_PORT" ;;
     qbo-sim) echo "$QBO_PORT" ;;
+    storage-sim) echo "$STORAGE_PORT" ;;
+    sharefile-sim) echo "$SHAREFILE_PORT" ;;
     oidc) echo "$OIDC_PORT" ;;
     ventures-sync) echo "$VENTURES_SYNC_OPS_PORT" ;;
     projection-writer) echo "$PROJECTION_WRITER_OPS_PORT" ;;
     firestore-change-listener) echo "$CHANGE_LISTENER_OPS_PORT" ;;
     dlq-replayer) echo "$DLQ_REPLAYER_PORT" ;;
     qbo-mirror) echo "$QBO_MIRROR_OPS_PORT" ;;
+    sharefile-sync) echo "$SHAREFILE_SYNC_OPS_PORT" ;;
     api-gateway) echo "$GATEWAY_PORT" ;;
   esac
 }
@@ -114,7 +118,7 @@ timeout_of() {
   fi
   case "$1" in
     postgres | registry) echo 60 ;;
-    broker | emulator | ventures-sim | qbo-sim | oidc) echo 30 ;;
+    broker | emulator | ventures-sim | qbo-sim | storage-sim | sharefile-sim | oidc) echo 30 ;;
     *) echo 120 ;;
   esac
 }
@@ -128,6 +132,7 @@ deps_of() {
     firestore-change-listener) echo postgres broker registry emulator ;;
     dlq-replayer) echo postgres broker registry ;;
     qbo-mirror) echo postgres broker registry qbo-sim ;;
+    sharefile-sync) echo postgres broker registry storage-sim sharefile-sim ;;
     api-gateway) echo postgres broker registry oidc ;;
   esac
 }
@@ -137,8 +142,10 @@ binary_of() {
     registry) echo "$BIN_DIR/schema-registry" ;;
     ventures-sim) echo "$BIN_DIR/ventures-simulator" ;;
     qbo-sim) echo "$BIN_DIR/qbo-simulator" ;;
+    storage-sim) echo "$BIN_DIR/storage-simulator" ;;
+    sharefile-sim) echo "$BIN_DIR/sharefile-simulator" ;;
     oidc) echo "$BIN_DIR/dev-oidc" ;;
-    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | qbo-mirror | api-gateway) echo "$BIN_DIR/$1" ;;
+    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | qbo-mirror | sharefile-sync | api-gateway) echo "$BIN_DIR/$1" ;;
   esac
 }
 
@@ -168,13 +175,27 @@ component_env() {
       echo "QBO_SIM__WEBHOOK_URL=http://127.0.0.1:$GATEWAY_PORT/api/v1/webhooks/qbo"
       echo "RUST_LOG=${RUST_LOG:-info}"
       ;;
+    storage-sim)
+      echo "STORAGE_SIM__LISTEN_ADDR=127.0.0.1:$STORAGE_PORT"
+      echo "STORAGE_SIM__BUCKETS=brain-uploads"
+      echo "RUST_LOG=${RUST_LOG:-info}"
+      ;;
+    sharefile-sim)
+      echo "SHAREFILE_SIM__LISTEN_ADDR=127.0.0.1:$SHAREFILE_PORT"
+      echo "SHAREFILE_SIM__CLIENT_ID=$DEV_SHAREFILE_CLIENT_ID"
+      echo "SHAREFILE_SIM__CLIENT_SECRET=$DEV_SHAREFILE_CLIENT_SECRET"
+      echo "SHAREFILE_SIM__USERNAME=$DEV_SHAREFILE_USERNAME"
+      echo "SHAREFILE_SIM__PASSWORD=$DEV_SHAREFILE_PASSWORD"
+      echo "SHAREFILE_SIM__ROOT_FOLDERS=/Clients"
+      echo "RUST_LOG=${RUST_LOG:-info}"
+      ;;
     oidc)
       # Keys are generated in memory at start-up: a restart invalidates every token it minted.
       echo "DEV_OIDC__LISTEN_ADDR=127.0.0.1:$OIDC_PORT"
       echo "DEV_OIDC__AUDIENCE=brain"
       echo "RUST_LOG=${RUST_LOG:-info}"
       ;;
-    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | qbo-mirror | api-gateway)
+    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | qbo-mirror | sharefile-sync | api-gateway)
       local nodes=1
       [[ "$(broker_kind)" == kafka ]] && nodes="$(kafka_nodes)"
       echo "BRAIN__KAFKA_BROKERS=$(broker_bootstrap)"
@@ -212,12 +233,23 @@ component_env() {
       echo "QBO_MIRROR__TOKEN_KEY=$DEV_QBO_TOKEN_KEY"
       echo "QBO_MIRROR__SYNC_INTERVAL_MS=${QBO_MIRROR_SYNC_INTERVAL_MS:-5000}"
       ;;
+    sharefile-sync)
+      echo "SHAREFILE_SYNC__OPS_ADDR=127.0.0.1:$SHAREFILE_SYNC_OPS_PORT"
+      echo "SHAREFILE_SYNC__SHAREFILE_API_BASE=http://127.0.0.1:$SHAREFILE_PORT/sf/v3"
+      echo "SHAREFILE_SYNC__SHAREFILE_TOKEN_URL=http://127.0.0.1:$SHAREFILE_PORT/oauth/token"
+      echo "SHAREFILE_SYNC__SHAREFILE_CLIENT_ID=$DEV_SHAREFILE_CLIENT_ID"
+      echo "SHAREFILE_SYNC__SHAREFILE_CLIENT_SECRET=$DEV_SHAREFILE_CLIENT_SECRET"
+      echo "SHAREFILE_SYNC__SHAREFILE_USERNAME=$DEV_SHAREFILE_USERNAME"
+      echo "SHAREFILE_SYNC__SHAREFILE_PASSWORD=$DEV_SHAREFILE_PASSWORD"
+      echo "SHAREFILE_SYNC__STORAGE_BASE_URL=http://127.0.0.1:$STORAGE_PORT"
+      ;;
     api-gateway)
       echo "API_GATEWAY__LISTEN_ADDR=127.0.0.1:$GATEWAY_PORT"
       echo "API_GATEWAY__DLQ_REPLAYER_URL=http://127.0.0.1:$DLQ_REPLAYER_PORT"
       echo "API_GATEWAY__DATABASE_URL=postgres://brain_gateway_reader@127.0.0.1:$PG_PORT/brain"
       echo "API_GATEWAY__OIDC_ISSUERS=[{\"name\":\"dev\",\"issuer\":\"http://127.0.0.1:$OIDC_PORT\",\"audience\":\"brain\"}]"
       echo "API_GATEWAY__QBO_WEBHOOK_VERIFIER=$DEV_QBO_WEBHOOK_VERIFIER"
+      echo "API_GATEWAY__STORAGE_BASE_URL=http://127.0.0.1:$STORAGE_PORT"
       ;;
   esac
 }
@@ -260,7 +292,7 @@ ready_check() {
     emulator) port_open "$port" ;;
     registry) http_ok "http://127.0.0.1:$port/subjects" ;;
     ventures-sim) http_ok "http://127.0.0.1:$port/control/stats" ;;
-    qbo-sim) http_ok "http://127.0.0.1:$port/control/health" ;;
+    qbo-sim | storage-sim | sharefile-sim) http_ok "http://127.0.0.1:$port/control/health" ;;
     oidc) http_ok "http://127.0.0.1:$port/.well-known/openid-configuration" ;;
     *) http_ok "http://127.0.0.1:$port/ready" ;;
   esac
@@ -373,7 +405,8 @@ require_port_free() {
 # across down/up (qbo-mirror's stored refresh tokens are sealed with DEV_QBO_TOKEN_KEY), never
 # committed. One missing from an older file is generated and added to it.
 SECRET_NAMES=(DEV_VENTURES_CLIENT DEV_VENTURES_USERNAME DEV_VENTURES_PASSWORD
-  DEV_QBO_CLIENT_ID DEV_QBO_CLIENT_SECRET DEV_QBO_WEBHOOK_VERIFIER DEV_QBO_TOKEN_KEY)
+  DEV_QBO_CLIENT_ID DEV_QBO_CLIENT_SECRET DEV_QBO_WEBHOOK_VERIFIER DEV_QBO_TOKEN_KEY
+  DEV_SHAREFILE_CLIENT_ID DEV_SHAREFILE_CLIENT_SECRET DEV_SHAREFILE_USERNAME DEV_SHAREFILE_PASSWORD)
 
 new_secret() {
   rand() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
@@ -388,6 +421,10 @@ new_secret() {
     DEV_QBO_WEBHOOK_VERIFIER) rand 16 ;;
     # qbo-mirror's TOKEN_KEY: 32 random bytes, base64.
     DEV_QBO_TOKEN_KEY) head -c 32 /dev/urandom | base64 -w0 ;;
+    # The ShareFile API client and service account (sharefile-sim accepts them, sharefile-sync presents them).
+    DEV_SHAREFILE_CLIENT_ID) echo "dev-sf-$(rand 8)" ;;
+    DEV_SHAREFILE_CLIENT_SECRET | DEV_SHAREFILE_PASSWORD) rand 16 ;;
+    DEV_SHAREFILE_USERNAME) echo "brain-dev-$(rand 3)@example.com" ;;
     *) die "no generator for $1" ;;
   esac
 }

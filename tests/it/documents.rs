@@ -190,6 +190,14 @@ async fn every_document_reaches_sharefile_once_and_tasks_complete_only_in_ventur
     let doc = projections.get(&format!("applications/{}/tasks", first.app), std::slice::from_ref(&first.condition)).await?;
     let fields = doc.get(&first.condition).ok_or_else(|| anyhow::anyhow!("no task document in Firestore"))?;
     assert_eq!(fields.get("state").and_then(projection_writer::firestore::as_str), Some("completed"));
+    // The sync health shows ShareFile as an integration of its own, caught up, its breaker closed.
+    let health = wait_for("ShareFile in the sync health", WAIT, || async {
+        let health: Value = stack.http.get(format!("{}/api/v1/health/sync", stack.gateway_url)).send().await?.json().await?;
+        let sharefile = health["integrations"].as_array().into_iter().flatten().find(|i| i["name"] == "sharefile").cloned();
+        Ok(sharefile.filter(|s| s["breaker"] == "closed" && s["consumerGroups"][0]["lagMessages"] == 0))
+    })
+    .await?;
+    assert_eq!(health["consumerGroups"][0]["group"], "sharefile-sync.documents", "{health}");
     let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM sharefile_sync.documents WHERE state <> 'stored'").fetch_one(&pool).await?;
     assert_eq!(dead, 0, "no document left behind");
     stack.stop_all().await?;

@@ -10,7 +10,8 @@
 //!   held for switched-off tenants (`read_api.<service>_held_events`);
 //! - the circuit breakers of every live instance: Ventures of ventures-sync
 //!   (`read_api.integration_health`), Firestore of projection-writer
-//!   (`read_api.projection_writer_integration_health`);
+//!   (`read_api.projection_writer_integration_health`), ShareFile of sharefile-sync
+//!   (`read_api.sharefile_sync_integration_health`);
 //! - dead letters per processed message over the last 5 minutes (from the committed offsets and
 //!   the dead-letter topics' high watermarks, between this gateway's gatherings);
 //! - source event → projection committed over the last 5 minutes, P50 and P95 (the read model);
@@ -50,9 +51,21 @@ const ERROR_WINDOW: Duration = Duration::from_secs(300);
 const OLD: chrono::Duration = chrono::Duration::minutes(15);
 
 /// The integrations and the consumer groups (catalogue names) that carry their work.
-const INTEGRATIONS: [(&str, &[&str]); 3] = [
-    ("ventures", &["ventures-sync.commands", "ventures-sync.drafts"]),
-    ("firestore", &["projection-writer", "projection-writer.command-requests", "projection-writer.command-outcomes", "projection-writer.document-changes"]),
+const INTEGRATIONS: [(&str, &[&str]); 4] = [
+    ("ventures", &["ventures-sync.commands", "ventures-sync.drafts", "ventures-sync.documents"]),
+    (
+        "firestore",
+        &[
+            "projection-writer",
+            "projection-writer.command-requests",
+            "projection-writer.command-outcomes",
+            "projection-writer.document-changes",
+            "projection-writer.task-conditions",
+            "projection-writer.task-uploads",
+            "projection-writer.task-documents",
+        ],
+    ),
+    ("sharefile", &["sharefile-sync.documents"]),
     ("qbo", &["qbo-mirror.webhooks"]),
 ];
 
@@ -355,9 +368,10 @@ fn error_rate<'a>(then: &Counters, now: &Counters, groups: impl Iterator<Item = 
 }
 
 /// The live instances' breaker states, one query per publishing service.
-const BREAKER_VIEWS: [&str; 2] = [
+const BREAKER_VIEWS: [&str; 3] = [
     "SELECT integration, breaker_state FROM read_api.integration_health WHERE updated_at > now() - interval '30 seconds'",
     "SELECT integration, breaker_state FROM read_api.projection_writer_integration_health WHERE updated_at > now() - interval '30 seconds'",
+    "SELECT integration, breaker_state FROM read_api.sharefile_sync_integration_health WHERE updated_at > now() - interval '30 seconds'",
 ];
 
 /// The QBO companies: how many are active, which are revoked, and the stalest sync.
@@ -372,9 +386,10 @@ async fn realm_health(pool: &PgPool) -> Result<RealmHealth, sqlx::Error> {
 }
 
 /// Held events per integration and tenant, one query per service that holds.
-const HELD_VIEWS: [&str; 2] = [
+const HELD_VIEWS: [&str; 3] = [
     "SELECT integration, tenant, events, oldest_held_at FROM read_api.ventures_sync_held_events",
     "SELECT integration, tenant, events, oldest_held_at FROM read_api.projection_writer_held_events",
+    "SELECT integration, tenant, events, oldest_held_at FROM read_api.sharefile_sync_held_events",
 ];
 
 #[cfg(test)]
