@@ -4,6 +4,7 @@ mod admin_api;
 mod audit;
 mod auth;
 mod breaker;
+mod calendar;
 mod chaos;
 mod commands;
 mod crash;

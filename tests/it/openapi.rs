@@ -15,7 +15,7 @@ use std::{
 use serde_json::{Value, json};
 use system_tests::{
     repo_root,
-    stack::{API_GATEWAY, DLQ_REPLAYER, PROJECTION_WRITER, QBO_MIRROR, Stack, VENTURES_SYNC, VENTURES_TENANT},
+    stack::{API_GATEWAY, DLQ_REPLAYER, GRAPH_CALENDAR, PROJECTION_WRITER, QBO_MIRROR, Stack, VENTURES_SYNC, VENTURES_TENANT},
     wait_for,
 };
 
@@ -60,7 +60,14 @@ async fn every_role_gets_only_answers_the_openapi_document_declares() -> anyhow:
     anyhow::ensure!(schemathesis.exists(), "{} is missing: run `make setup` (it installs infra/dev/requirements.txt into .cache/venv)", schemathesis.display());
     let started = Instant::now();
     let mut stack = Stack::start("openapi").await?;
-    stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, QBO_MIRROR, API_GATEWAY, DLQ_REPLAYER]).await?;
+    // The calendar's example staff member, so its routes answer from graph-calendar's read model.
+    let seed = json!({ "staff": [{ "id": "ann", "mail": "ann@contoso.example" }] });
+    stack.http.post(format!("{}/control/seed", stack.graph.base_url())).json(&seed).send().await?.error_for_status()?;
+    stack.service(GRAPH_CALENDAR).set_env("GRAPH_CALENDAR__STAFF", "ann");
+    stack.start_services(&[VENTURES_SYNC, PROJECTION_WRITER, QBO_MIRROR, API_GATEWAY, DLQ_REPLAYER, GRAPH_CALENDAR]).await?;
+    let slots = format!("{}/api/v1/calendar/slots?staffId=ann", stack.gateway_url);
+    let token = stack.token("staff", VENTURES_TENANT);
+    wait_for("ann's availability", WAIT, || async { Ok(stack.http.get(&slots).bearer_auth(&token).send().await?.status().is_success().then_some(())) }).await?;
 
     // The document and its page need no token.
     let spec_url = format!("{}/api/v1/openapi.json", stack.gateway_url);

@@ -412,6 +412,47 @@ pub async fn qbo_simulator(credentials: &QboCredentials, webhook_url: String) ->
     Ok(qbo_simulator::Simulator::start(config).await?.spawn())
 }
 
+/// Credentials generated for one test's Graph simulator (the Entra tenant and app registration)
+/// and the `clientState` of graph-calendar's subscriptions; never stored.
+#[derive(Debug, Clone)]
+pub struct GraphCredentials {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub client_state: String,
+}
+
+impl GraphCredentials {
+    pub fn generate() -> Self {
+        let random = || uuid::Uuid::new_v4().to_string();
+        Self { tenant_id: random(), client_id: random(), client_secret: random(), client_state: random() }
+    }
+}
+
+/// The Microsoft Graph simulator, in this process.
+pub async fn graph_simulator(credentials: &GraphCredentials) -> anyhow::Result<graph_simulator::RunningSimulator> {
+    let mut config = graph_simulator::Config::new(&credentials.tenant_id, &credentials.client_id, &credentials.client_secret);
+    config.listen_addr = "127.0.0.1:0".parse()?;
+    Ok(graph_simulator::Simulator::start(config).await?.spawn())
+}
+
+/// graph-calendar's settings against the simulator at `graph_base`, its subscriptions pointing
+/// at the gateway (`gateway_url`); no staff (a test sets `GRAPH_CALENDAR__STAFF`).
+pub fn graph_calendar_env(prefix: &str, graph_base: &str, credentials: &GraphCredentials, gateway_url: &str) -> Vec<(String, String)> {
+    [
+        ("GRAPH_API_BASE", format!("{graph_base}/v1.0")),
+        ("GRAPH_TOKEN_URL", format!("{graph_base}/{}/oauth2/v2.0/token", credentials.tenant_id)),
+        ("GRAPH_CLIENT_ID", credentials.client_id.clone()),
+        ("GRAPH_CLIENT_SECRET", credentials.client_secret.clone()),
+        ("NOTIFICATION_URL", format!("{gateway_url}/api/v1/webhooks/graph")),
+        ("CLIENT_STATE", credentials.client_state.clone()),
+        ("REFRESH_INTERVAL_MS", "5000".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("{prefix}__{k}"), v))
+    .collect()
+}
+
 /// The Ventures simulator, in this process.
 pub async fn simulator(credentials: &VenturesCredentials) -> anyhow::Result<ventures_simulator::RunningSimulator> {
     let mut config = ventures_simulator::Config::new(&credentials.client, &credentials.username, &credentials.password);

@@ -8,7 +8,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{
     free_port,
-    infra::{self, Broker, Database, QboCredentials, ShareFileCredentials, VenturesCredentials},
+    infra::{self, Broker, Database, GraphCredentials, QboCredentials, ShareFileCredentials, VenturesCredentials},
     process::ServiceProcess,
     repo_root,
 };
@@ -21,6 +21,8 @@ pub const CHANGE_LISTENER: &str = "firestore-change-listener";
 pub const QBO_MIRROR: &str = "qbo-mirror";
 /// Copies uploads from Cloud Storage into ShareFile (flow 4).
 pub const SHAREFILE_SYNC: &str = "sharefile-sync";
+/// Keeps staff availability fresh and books meetings in Microsoft Graph (flow 5).
+pub const GRAPH_CALENDAR: &str = "graph-calendar";
 /// `dlq-replayer serve`: the dead-letter API behind the gateway's `/api/v1/admin/...`.
 pub const DLQ_REPLAYER: &str = "dlq-replayer";
 /// The tenant ventures-sync stamps on the loans it reads from the simulator.
@@ -42,6 +44,9 @@ pub struct Stack {
     pub storage: storage_simulator::RunningSimulator,
     pub sharefile: sharefile_simulator::RunningSimulator,
     pub sharefile_credentials: ShareFileCredentials,
+    /// Microsoft Graph; its change notifications go to the gateway.
+    pub graph: graph_simulator::RunningSimulator,
+    pub graph_credentials: GraphCredentials,
     pub project_id: String,
     pub gateway_url: String,
     /// dlq-replayer's internal API (`dlq-replayer serve`), which the gateway forwards to.
@@ -79,6 +84,8 @@ impl Stack {
         let storage = infra::storage_simulator().await?;
         let sharefile_credentials = ShareFileCredentials::generate();
         let sharefile = infra::sharefile_simulator(&sharefile_credentials).await?;
+        let graph_credentials = GraphCredentials::generate();
+        let graph = infra::graph_simulator(&graph_credentials).await?;
         let mut stack = Self {
             logs,
             broker,
@@ -91,6 +98,8 @@ impl Stack {
             storage,
             sharefile,
             sharefile_credentials,
+            graph,
+            graph_credentials,
             project_id,
             gateway_url: format!("http://127.0.0.1:{gateway_port}"),
             dlq_replayer_url: format!("http://127.0.0.1:{dlq_replayer_port}"),
@@ -99,7 +108,7 @@ impl Stack {
             http: reqwest::Client::new(),
             _shutdown: shutdown.drop_guard(),
         };
-        for name in [VENTURES_SYNC, PROJECTION_WRITER, CHANGE_LISTENER, API_GATEWAY, QBO_MIRROR, SHAREFILE_SYNC] {
+        for name in [VENTURES_SYNC, PROJECTION_WRITER, CHANGE_LISTENER, API_GATEWAY, QBO_MIRROR, SHAREFILE_SYNC, GRAPH_CALENDAR] {
             let process = stack.process(name, gateway_port, name);
             stack.services.insert(name, process);
         }
@@ -160,6 +169,7 @@ impl Stack {
                 (format!("{prefix}__ROOT_FOLDER"), infra::SHAREFILE_ROOT.into()),
                 (format!("{prefix}__STORAGE_BASE_URL"), self.storage.base_url()),
             ]),
+            GRAPH_CALENDAR => env.extend(infra::graph_calendar_env(&prefix, &self.graph.base_url(), &self.graph_credentials, &self.gateway_url)),
             // `port`: its API, where it also serves /ready.
             DLQ_REPLAYER => {
                 env.push((format!("{prefix}__HTTP_ADDR"), format!("127.0.0.1:{port}")));
@@ -176,6 +186,7 @@ impl Stack {
                 env.push((format!("{prefix}__DLQ_REPLAYER_URL"), self.dlq_replayer_url.clone()));
                 env.push((format!("{prefix}__QBO_WEBHOOK_VERIFIER"), self.qbo_credentials.verifier.clone()));
                 env.push((format!("{prefix}__STORAGE_BASE_URL"), self.storage.base_url()));
+                env.push((format!("{prefix}__GRAPH_CLIENT_STATE"), self.graph_credentials.client_state.clone()));
                 ready = format!("http://127.0.0.1:{port}/ready");
             }
         }

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod applications;
 pub mod auth;
 pub mod body;
+pub mod calendar;
 pub mod capabilities;
 pub mod commands;
 pub mod documents;
@@ -79,6 +80,8 @@ pub struct Settings {
     pub qbo: qbo::QboSettings,
     /// `POST /api/v1/documents/ingest`: Cloud Storage and what an upload may be.
     pub documents: documents::DocumentSettings,
+    /// Flow 5: Graph's webhook (`GRAPH_CLIENT_STATE`, `GRAPH_WEBHOOK_PUBLISH_TIMEOUT_MS`).
+    pub calendar: calendar::CalendarSettings,
 }
 
 impl Settings {
@@ -98,6 +101,7 @@ impl Settings {
             dlq_replayer: admin::DlqSettings::from_env(&env)?,
             qbo: qbo::QboSettings::from_env(&env)?,
             documents: documents::DocumentSettings::from_env(&env)?,
+            calendar: calendar::CalendarSettings::from_env(&env)?,
         };
         settings.check_auth(settings.listen_addr)?;
         Ok(settings)
@@ -134,6 +138,8 @@ pub struct AppState {
     pub qbo: qbo::QboState,
     /// The ingest endpoint's Cloud Storage client and limits.
     pub documents: documents::DocumentState,
+    /// Graph's webhook secret and the meetings queued here.
+    pub calendar: calendar::CalendarState,
 }
 
 pub struct Application {
@@ -171,7 +177,7 @@ impl Application {
         }
         let sync_health = sync_health::SyncHealthCache::default();
         let dlq = admin::DlqClient::new(&settings.dlq_replayer)?;
-        let state = AppState { pool: pool.clone(), auth: auth.clone(), producer, recent: Default::default(), sync_health: sync_health.clone(), dlq, flags: flags.clone(), qbo: qbo::QboState::new(&settings.qbo), documents: documents::DocumentState::new(&settings.documents)? };
+        let state = AppState { pool: pool.clone(), auth: auth.clone(), producer, recent: Default::default(), sync_health: sync_health.clone(), dlq, flags: flags.clone(), qbo: qbo::QboState::new(&settings.qbo), documents: documents::DocumentState::new(&settings.documents)?, calendar: calendar::CalendarState::new(&settings.calendar) };
         Ok(Self {
             listener,
             router: router(state, settings.request_timeout),
@@ -209,7 +215,7 @@ impl Application {
 /// webhooks answer 503.
 async fn ensure_topics(kafka: KafkaSettings, stop: CancellationToken) {
     loop {
-        match tokio::time::timeout(Duration::from_secs(20), kafka::ensure_topics(&kafka, &[topics::STATUS_CHANGE_REQUESTED, topics::QBO_WEBHOOK_RECEIVED, topics::DOCUMENT_UPLOADED])).await {
+        match tokio::time::timeout(Duration::from_secs(20), kafka::ensure_topics(&kafka, &[topics::STATUS_CHANGE_REQUESTED, topics::QBO_WEBHOOK_RECEIVED, topics::DOCUMENT_UPLOADED, topics::BOOKING_REQUESTED, topics::GRAPH_NOTIFICATION_RECEIVED])).await {
             Ok(Ok(())) => return,
             Ok(Err(e)) => tracing::warn!(error = %e, "could not create the gateway's topics; retrying"),
             Err(_) => tracing::warn!("Kafka did not answer; retrying to create the gateway's topics"),
@@ -246,6 +252,12 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(documents::ingest::post))
         .routes(routes!(documents::tasks::list))
         .routes(routes!(documents::inbox::get))
+        .routes(routes!(calendar::slots::get))
+        .routes(routes!(calendar::book::post))
+        .routes(routes!(calendar::meetings::get))
+        .routes(routes!(calendar::meetings::ics))
+        .routes(routes!(calendar::meetings::cancel))
+        .routes(routes!(calendar::meetings::resend))
 }
 
 /// The token-free routes.
@@ -261,6 +273,7 @@ fn open_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::docs))
         .routes(routes!(ops_page::page))
         .routes(routes!(qbo::webhook::receive))
+        .routes(routes!(calendar::webhook::receive))
 }
 
 /// The gateway's OpenAPI 3.1 document (served at `/api/v1/openapi.json`).
@@ -342,6 +355,7 @@ pub(crate) mod testing {
             flags: brain_runtime::flags::Flags::new("api-gateway", Default::default()),
             qbo: Default::default(),
             documents: crate::documents::DocumentState::new(&Default::default()).unwrap(),
+            calendar: Default::default(),
         }
     }
 }

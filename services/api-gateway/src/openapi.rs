@@ -33,6 +33,7 @@ pub const TAG_ADMIN: &str = "admin";
 pub const TAG_CAPABILITIES: &str = "capabilities";
 pub const TAG_QBO: &str = "qbo";
 pub const TAG_DOCUMENTS: &str = "documents";
+pub const TAG_CALENDAR: &str = "calendar";
 
 // Descriptions shared by several answers.
 pub const UNAUTHORIZED: &str = "`unauthenticated` (no bearer token, or not a JWT), `token_expired` or `invalid_token`; with `WWW-Authenticate`";
@@ -73,6 +74,7 @@ const REQUEST_ID_HEADER: &str = "RequestId";
         (name = TAG_CAPABILITIES, description = "Capability flags and panic mode, for roles ops (its tenant's flags) and admin (global flags, panic mode); published on the flags topic every service follows"),
         (name = TAG_QBO, description = "QuickBooks Online (flow 7): Intuit's webhooks (signed, no token), and the advisor's portfolio digest, hygiene tray and decision console from the QBO mirror, for roles staff, ops and admin"),
         (name = TAG_DOCUMENTS, description = "Documents and tasks (flow 4): uploads verified in Cloud Storage and copied into ShareFile, and the tasks that follow each Ventures condition"),
+        (name = TAG_CALENDAR, description = "Scheduling (flow 5): staff members' free slots, meetings booked through Microsoft Graph with their Teams link and ICS, and Graph's change notifications (by `clientState`, no token)"),
     )
 )]
 pub struct ApiDoc;
@@ -90,7 +92,13 @@ pub fn complete(doc: &mut openapi::OpenApi) {
     components.add_security_scheme(BEARER, SecurityScheme::Http(bearer));
     components.headers.insert(REQUEST_ID_HEADER.into(), required_header(string(None), "The request's id: the client's, or a new one. The gateway's logs carry it."));
     for (path, item) in doc.paths.paths.iter_mut() {
-        let location = if path.starts_with("/api/v1/admin/") { "^/api/v1/admin/replays/" } else { "^/api/v1/commands/" };
+        let location = if path.starts_with("/api/v1/admin/") {
+            "^/api/v1/admin/replays/"
+        } else if path.starts_with("/api/v1/calendar/") {
+            "^/api/v1/meetings/"
+        } else {
+            "^/api/v1/commands/"
+        };
         for operation in operations(item) {
             let bearer = operation.security.as_ref().is_some_and(|s| !s.is_empty());
             for (status, response) in &mut operation.responses.responses {
@@ -194,7 +202,7 @@ mod tests {
     use crate::{AppState, MAX_BODY_BYTES};
 
     /// Every route of the router, as (method, path).
-    const ROUTES: [(&str, &str); 32] = [
+    const ROUTES: [(&str, &str); 39] = [
         ("get", "/api/v1/applications/{id}"),
         ("post", "/api/v1/applications/{id}/status"),
         ("get", "/api/v1/commands/{id}"),
@@ -227,8 +235,15 @@ mod tests {
         ("post", "/api/v1/documents/ingest"),
         ("get", "/api/v1/applications/{id}/tasks"),
         ("get", "/api/v1/inbox"),
+        ("get", "/api/v1/calendar/slots"),
+        ("post", "/api/v1/calendar/book"),
+        ("get", "/api/v1/meetings/{id}"),
+        ("get", "/api/v1/meetings/{id}/ics"),
+        ("post", "/api/v1/meetings/{id}/cancel"),
+        ("post", "/api/v1/meetings/{id}/resend"),
+        ("post", "/api/v1/webhooks/graph"),
     ];
-    const AUTHENTICATED: [&str; 21] = [
+    const AUTHENTICATED: [&str; 27] = [
         "/api/v1/applications/{id}",
         "/api/v1/applications/{id}/status",
         "/api/v1/commands/{id}",
@@ -250,6 +265,12 @@ mod tests {
         "/api/v1/documents/ingest",
         "/api/v1/applications/{id}/tasks",
         "/api/v1/inbox",
+        "/api/v1/calendar/slots",
+        "/api/v1/calendar/book",
+        "/api/v1/meetings/{id}",
+        "/api/v1/meetings/{id}/ics",
+        "/api/v1/meetings/{id}/cancel",
+        "/api/v1/meetings/{id}/resend",
     ];
 
     fn document() -> Value {

@@ -40,6 +40,18 @@ pub const DOCUMENT_STORED: &str = "sharefile.document.stored.v1";
 /// A task stayed in a state longer than its SLA. Key: application id. Owner: projection-writer.
 pub const TASK_SLA_BREACHED: &str = "projection.task.sla-breached.v1";
 
+/// A command about a meeting with a staff member: book, cancel or resend (flow 5). Key: staff id.
+/// Owner: api-gateway.
+pub const BOOKING_REQUESTED: &str = "gateway.calendar.booking-requested.v1";
+
+/// A verified Microsoft Graph change notification about a staff member's calendar. Key: the
+/// staff member's user id. Owner: api-gateway.
+pub const GRAPH_NOTIFICATION_RECEIVED: &str = "gateway.graph.notification-received.v1";
+
+/// Full state of a meeting after graph-calendar handled a command about it. Key: meeting id.
+/// Owner: graph-calendar.
+pub const MEETING_CHANGED: &str = "graph.meeting.changed.v1";
+
 /// Capability flags and panic mode (compacted: the latest record per key is the state). Key:
 /// `flag:<integration>:<tenant or *>` or `panic:<integration>`. Owner: the operators (dlq-replayer)
 /// and, for panic mode, every service.

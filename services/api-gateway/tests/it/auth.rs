@@ -44,6 +44,7 @@ async fn spawn(min_refetch: Duration) -> Gateway {
         dlq_replayer: api_gateway::admin::DlqSettings::default(),
         qbo: api_gateway::qbo::QboSettings::default(),
         documents: api_gateway::documents::DocumentSettings::default(),
+        calendar: api_gateway::calendar::CalendarSettings::default(),
     };
     let app = Application::build(&settings).await.unwrap();
     let url = format!("http://{}", app.local_addr());
