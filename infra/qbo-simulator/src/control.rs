@@ -1,6 +1,7 @@
 //! The control API under `/control` (no auth, never faulted, never in the ledger): seed realms,
 //! read entities and counts, make changes "inside QuickBooks", reconnect or revoke a realm.
-//! Faults, the clock, webhooks, the ledger and stats are in [`crate::control_ops`].
+//! The clock and webhooks are in [`crate::control_ops`]; faults, the ledger, stats and reset are
+//! the kit's (`simulator_kit::control_router`).
 
 use std::time::Instant;
 
@@ -11,8 +12,8 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use simulator_kit::parse;
 
 use crate::{
     changes::{self, ChangeSpec},
@@ -37,10 +38,6 @@ pub fn router() -> Router<SharedState> {
         .route("/control/realms/{realm_id}/{entity}/{id}", get(entity))
         .route("/control/changes", post(many_changes))
         .merge(crate::control_ops::router())
-}
-
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
-    serde_json::from_slice(body).map_err(ControlError::Json)
 }
 
 /// `{"realms": N, "documentsPerRealm": M, "seed": S, ...}` → the realms with their refresh
@@ -109,7 +106,7 @@ fn summary(state: &SharedState, realm_id: &str) -> Option<Value> {
         "companyName": realm.company_name,
         "documents": realm.counts(),
         "lastChange": changes::last_change(&realm).map(|t| state.clock.format(t)),
-        "requests": state.ledger().counts(realm_id),
+        "requests": state.ledger().stats().counts(realm_id),
         "connected": connected,
     }))
 }

@@ -18,13 +18,14 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::Value;
+use simulator_kit::{Target, inject_faults, observe};
 
 use crate::{
     error::SfError,
     items::{Kind, StoreError},
-    middleware::{Target, authenticate, inject_faults, observe},
+    middleware::authenticate,
     oauth, render,
-    state::SharedState,
+    state::{AppState, SharedState},
     upload::{self, UPLOAD_PATH},
 };
 
@@ -36,8 +37,8 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/oauth/token", post(oauth::token))
         .route(UPLOAD_PATH, post(upload::chunk))
         .merge(api)
-        .route_layer(from_fn_with_state(state.clone(), inject_faults))
-        .layer(from_fn_with_state(state, observe))
+        .route_layer(from_fn_with_state(state.clone(), inject_faults::<AppState>))
+        .layer(from_fn_with_state(state, observe::<AppState>))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -186,7 +187,7 @@ fn create_folder(
     let path = store.path_of(&created.id);
     let value: Value = render::item(&store, &created, base, false);
     drop(store);
-    state.ledger().folder_created(&path);
+    state.ledger().stats_mut().folder_created(&path);
     let mut response = Json(value).into_response();
     response.extensions_mut().insert(Target(path));
     Ok(response)

@@ -1,7 +1,6 @@
-//! `/control` for test machinery, part one: the item tree (create folders, list items and files,
-//! read a file's bytes and hash), the account's limits and the tokens.
-
-use std::collections::HashMap;
+//! `/control` for test machinery: the item tree (create folders, list items and files, read a
+//! file's bytes and hash), the account's limits and the tokens; faults, the ledger, the counters
+//! and reset are the kit's (`simulator_kit::control_router`).
 
 use axum::{
     Json, Router,
@@ -11,14 +10,15 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use simulator_kit::{params, parse};
 
 use crate::{
     error::ControlError,
     items::{Kind, Store},
     render,
-    state::{Limits, SharedState},
+    state::{AppState, Limits, SharedState},
 };
 
 pub fn router() -> Router<SharedState> {
@@ -35,16 +35,7 @@ pub fn router() -> Router<SharedState> {
         .route("/control/limits", get(limits).put(set_limits))
         .route("/control/tokens/expire", post(expire_tokens))
         .route("/control/tokens/revoke", post(revoke_tokens))
-        .merge(crate::control_ops::router())
-}
-
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
-    serde_json::from_slice(body).map_err(ControlError::Json)
-}
-
-pub fn params(raw: Option<String>) -> HashMap<String, String> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
+        .merge(simulator_kit::control_router::<AppState>())
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,6 @@
-//! `/control` for test machinery, part one: buckets, and objects put, listed and read directly
-//! (not API calls: no faults, no ledger entry, no effect counted).
-
-use std::collections::HashMap;
+//! `/control` for test machinery: buckets, and objects put, listed and read directly (not API
+//! calls: no faults, no ledger entry, no effect counted); faults, the ledger, the counters and
+//! reset are the kit's (`simulator_kit::control_router`).
 
 use axum::{
     Json, Router,
@@ -11,10 +10,16 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use simulator_kit::{params, parse};
 
-use crate::{config::valid_bucket_name, error::ControlError, objects::Object, state::SharedState};
+use crate::{
+    config::valid_bucket_name,
+    error::ControlError,
+    objects::Object,
+    state::{AppState, SharedState},
+};
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -28,16 +33,7 @@ pub fn router() -> Router<SharedState> {
             "/control/objects/{bucket}/{*name}",
             get(object).put(put_object),
         )
-        .merge(crate::control_ops::router())
-}
-
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
-    serde_json::from_slice(body).map_err(ControlError::Json)
-}
-
-pub fn params(raw: Option<String>) -> HashMap<String, String> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
+        .merge(simulator_kit::control_router::<AppState>())
 }
 
 /// What `/control` shows of an object (`md5Hash` and `crc32c` as the API spells them).
