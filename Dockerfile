@@ -32,7 +32,7 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --workspace --bins --recipe-path recipe.json
 COPY . .
 # The binaries the image ships; each one must be built by the workspace.
-ARG BINARIES="ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync api-gateway schema-registry ventures-simulator qbo-simulator storage-simulator sharefile-simulator dev-oidc"
+ARG BINARIES="ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync graph-calendar api-gateway schema-registry ventures-simulator qbo-simulator storage-simulator sharefile-simulator graph-simulator dev-oidc"
 RUN cargo build --release --locked --workspace --bins \
     && mkdir -p /out \
     && for bin in ${BINARIES}; do install -m 0755 "target/release/${bin}" /out/; done

@@ -137,6 +137,7 @@ BRAIN = {
     "dlq-replayer": "DLQ_REPLAYER__HTTP_ADDR",
     "qbo-mirror": "QBO_MIRROR__OPS_ADDR",
     "sharefile-sync": "SHAREFILE_SYNC__OPS_ADDR",
+    "graph-calendar": "GRAPH_CALENDAR__OPS_ADDR",
     "api-gateway": "API_GATEWAY__LISTEN_ADDR",
 }
 # Where a secret goes (..._TOKEN_URL), not a secret: a name ending in _URL or _ADDR.

@@ -119,9 +119,39 @@ documents_step() {
     "$(jq -r .documentId <<<"$answer")" "$md5" "$file" "$(awk -v ms="$(($(now_ms) - t0))" 'BEGIN { printf "%.2f", ms / 1000 }')"
   echo "  (the task completes when Ventures satisfies the condition: PATCH $vs/api/v4/loans/$loan/conditions/$condition)"
 }
+# --- Calendar (flow 5): free slots from Graph (the simulator) → a booking → Graph event, Teams link, ICS
+booking_step() {
+  local gw="http://127.0.0.1:$GATEWAY_PORT" token slots="" start answer meeting state="pending" t0 deadline ics
+  token="$(target/debug/dev-oidc mint --role staff --tenant default --url "http://127.0.0.1:$OIDC_PORT")"
+  deadline=$((SECONDS + 30))
+  until [[ -n "$slots" ]]; do
+    slots="$(get -H "Authorization: Bearer $token" "$gw/api/v1/calendar/slots?staffId=dev-advisor&duration=30" 2>/dev/null | jq -ce 'select(.slots | length > 0)')" || slots=""
+    [[ -n "$slots" ]] || ((SECONDS < deadline)) || { echo "  Calendar: no free slots of dev-advisor within 30 s (.dev/logs/graph-calendar.log)"; return 1; }
+    [[ -n "$slots" ]] || sleep 0.2
+  done
+  start="$(jq -r '.slots[0].start' <<<"$slots")"
+  t0="$(now_ms)"
+  answer="$(get -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"staffId\":\"dev-advisor\",\"start\":\"$start\",\"durationMinutes\":30,\"attendeeEmail\":\"borrower@example.com\",\"attendeeName\":\"Dev Borrower\",\"subject\":\"Loan review\"}" \
+    "$gw/api/v1/calendar/book")" || { echo "  Calendar: POST /api/v1/calendar/book failed: ${answer:0:300}"; return 1; }
+  meeting="$(jq -r .meetingId <<<"$answer")"
+  deadline=$((SECONDS + 30))
+  while [[ "$state" == pending ]]; do
+    ((SECONDS < deadline)) || { echo "  Calendar: meeting $meeting still pending after 30 s (.dev/logs/graph-calendar.log)"; return 1; }
+    sleep 0.1
+    answer="$(get -H "Authorization: Bearer $token" "$gw/api/v1/meetings/$meeting")" || continue
+    state="$(jq -r .state <<<"$answer")"
+  done
+  ics="$(get -H "Authorization: Bearer $token" "$gw/api/v1/meetings/$meeting/ics" | tr -d '\r' | grep -E '^(METHOD|UID|SEQUENCE):' | paste -sd ' ' -)" || ics="(no ICS)"
+  printf '  Calendar: %d free 30-min slots of dev-advisor (availability %.1f s old) → booked %s → %s in %s s · Teams %s · ICS %s\n' \
+    "$(jq '.slots | length' <<<"$slots")" "$(jq -r '.ageSeconds // 0' <<<"$slots")" "$start" "$state" \
+    "$(awk -v ms="$(($(now_ms) - t0))" 'BEGIN { printf "%.2f", ms / 1000 }')" "$(jq -r '.joinUrl // "-"' <<<"$answer" | cut -c1-48)…" "$ics"
+  [[ "$state" == booked ]]
+}
 qbo_status=0
 qbo_step || qbo_status=1
 documents_step || qbo_status=1
+booking_step || qbo_status=1
 echo
 bash infra/dev/stack.sh status
 cat <<TXT
@@ -137,6 +167,7 @@ The stack is still running. Try (the gateway wants a token from the dev issuer):
   curl -s -X POST -d '{"updates": 3}' http://127.0.0.1:$QBO_PORT/control/changes   # changes inside QuickBooks (every company)
   curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$GATEWAY_PORT/api/v1/inbox   # the staff inbox: open tasks and SLA breaches
   curl -s http://127.0.0.1:$SHAREFILE_PORT/control/files   # what reached ShareFile
+  curl -s -H "Authorization: Bearer \$TOKEN" "http://127.0.0.1:$GATEWAY_PORT/api/v1/calendar/slots?staffId=dev-advisor&duration=60"   # free slots
   make logs      # every component's log tail (.dev/logs/)
   make down      # stop everything make run started
 TXT

@@ -7,12 +7,13 @@
 #   stack.sh env                 `export` lines: eval "$(infra/dev/stack.sh env)"
 #   stack.sh logs [-f] [component...]
 #
-# Components, in start order: postgres broker registry emulator ventures-sim qbo-sim storage-sim sharefile-sim oidc services
-# (services = ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync api-gateway; dlq-replayer runs
+# Components, in start order: postgres broker registry emulator ventures-sim qbo-sim storage-sim sharefile-sim graph-sim oidc services
+# (services = ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync graph-calendar api-gateway; dlq-replayer runs
 # `dlq-replayer serve`, the dead-letter API behind the gateway's /api/v1/admin and /ops; oidc = the dev OIDC issuer the gateway
 # trusts: `target/debug/dev-oidc mint --role staff --tenant default` prints a token; qbo-sim = the QuickBooks Online
 # simulator, whose webhooks go to the gateway's /api/v1/webhooks/qbo; storage-sim = Cloud Storage, where the apps upload
-# (bucket brain-uploads); sharefile-sim = ShareFile, with /Clients). Ports: infra/dev/ports.env, each
+# (bucket brain-uploads); sharefile-sim = ShareFile, with /Clients; graph-sim = Microsoft Graph, seeded with the staff
+# member dev-advisor, whose calendar graph-calendar offers). Ports: infra/dev/ports.env, each
 # overridable from the environment. State lives in .dev/: run/<component>.pid ("pid starttime",
 # so a recycled pid is never signalled), logs/<component>.log, secrets.env (mode 600).
 # QuickBooks: once qbo-sim (and qbo-mirror) answer, `up` seeds an empty simulator with QBO_DEV_REALMS
@@ -29,8 +30,8 @@ set -euo pipefail
 # shellcheck source=infra/dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_COMPONENTS=(postgres broker registry emulator ventures-sim qbo-sim storage-sim sharefile-sim oidc ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync api-gateway)
-SERVICES=(ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync api-gateway)
+ALL_COMPONENTS=(postgres broker registry emulator ventures-sim qbo-sim storage-sim sharefile-sim graph-sim oidc ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync graph-calendar api-gateway)
+SERVICES=(ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync graph-calendar api-gateway)
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 PG_DATA="${PG_DATA_DIR:-$CACHE_DIR/pg/data}"
 PG_BIN=""
@@ -86,6 +87,7 @@ port_of() {
     qbo-sim) echo "$QBO_PORT" ;;
     storage-sim) echo "$STORAGE_PORT" ;;
     sharefile-sim) echo "$SHAREFILE_PORT" ;;
+    graph-sim) echo "$GRAPH_PORT" ;;
     oidc) echo "$OIDC_PORT" ;;
     ventures-sync) echo "$VENTURES_SYNC_OPS_PORT" ;;
     projection-writer) echo "$PROJECTION_WRITER_OPS_PORT" ;;
@@ -93,6 +95,7 @@ port_of() {
     dlq-replayer) echo "$DLQ_REPLAYER_PORT" ;;
     qbo-mirror) echo "$QBO_MIRROR_OPS_PORT" ;;
     sharefile-sync) echo "$SHAREFILE_SYNC_OPS_PORT" ;;
+    graph-calendar) echo "$GRAPH_CALENDAR_OPS_PORT" ;;
     api-gateway) echo "$GATEWAY_PORT" ;;
   esac
 }
@@ -118,7 +121,7 @@ timeout_of() {
   fi
   case "$1" in
     postgres | registry) echo 60 ;;
-    broker | emulator | ventures-sim | qbo-sim | storage-sim | sharefile-sim | oidc) echo 30 ;;
+    broker | emulator | ventures-sim | qbo-sim | storage-sim | sharefile-sim | graph-sim | oidc) echo 30 ;;
     *) echo 120 ;;
   esac
 }
@@ -133,6 +136,7 @@ deps_of() {
     dlq-replayer) echo postgres broker registry ;;
     qbo-mirror) echo postgres broker registry qbo-sim ;;
     sharefile-sync) echo postgres broker registry storage-sim sharefile-sim ;;
+    graph-calendar) echo postgres broker registry graph-sim ;;
     api-gateway) echo postgres broker registry oidc ;;
   esac
 }
@@ -144,8 +148,9 @@ binary_of() {
     qbo-sim) echo "$BIN_DIR/qbo-simulator" ;;
     storage-sim) echo "$BIN_DIR/storage-simulator" ;;
     sharefile-sim) echo "$BIN_DIR/sharefile-simulator" ;;
+    graph-sim) echo "$BIN_DIR/graph-simulator" ;;
     oidc) echo "$BIN_DIR/dev-oidc" ;;
-    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | qbo-mirror | sharefile-sync | api-gateway) echo "$BIN_DIR/$1" ;;
+    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | qbo-mirror | sharefile-sync | graph-calendar | api-gateway) echo "$BIN_DIR/$1" ;;
   esac
 }
 
@@ -189,13 +194,20 @@ component_env() {
       echo "SHAREFILE_SIM__ROOT_FOLDERS=/Clients"
       echo "RUST_LOG=${RUST_LOG:-info}"
       ;;
+    graph-sim)
+      echo "GRAPH_SIM__LISTEN_ADDR=127.0.0.1:$GRAPH_PORT"
+      echo "GRAPH_SIM__TENANT_ID=$DEV_GRAPH_TENANT"
+      echo "GRAPH_SIM__CLIENT_ID=$DEV_GRAPH_CLIENT_ID"
+      echo "GRAPH_SIM__CLIENT_SECRET=$DEV_GRAPH_CLIENT_SECRET"
+      echo "RUST_LOG=${RUST_LOG:-info}"
+      ;;
     oidc)
       # Keys are generated in memory at start-up: a restart invalidates every token it minted.
       echo "DEV_OIDC__LISTEN_ADDR=127.0.0.1:$OIDC_PORT"
       echo "DEV_OIDC__AUDIENCE=brain"
       echo "RUST_LOG=${RUST_LOG:-info}"
       ;;
-    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | qbo-mirror | sharefile-sync | api-gateway)
+    ventures-sync | projection-writer | firestore-change-listener | dlq-replayer | qbo-mirror | sharefile-sync | graph-calendar | api-gateway)
       local nodes=1
       [[ "$(broker_kind)" == kafka ]] && nodes="$(kafka_nodes)"
       echo "BRAIN__KAFKA_BROKERS=$(broker_bootstrap)"
@@ -243,6 +255,17 @@ component_env() {
       echo "SHAREFILE_SYNC__SHAREFILE_PASSWORD=$DEV_SHAREFILE_PASSWORD"
       echo "SHAREFILE_SYNC__STORAGE_BASE_URL=http://127.0.0.1:$STORAGE_PORT"
       ;;
+    graph-calendar)
+      echo "GRAPH_CALENDAR__OPS_ADDR=127.0.0.1:$GRAPH_CALENDAR_OPS_PORT"
+      echo "GRAPH_CALENDAR__GRAPH_API_BASE=http://127.0.0.1:$GRAPH_PORT/v1.0"
+      echo "GRAPH_CALENDAR__GRAPH_TOKEN_URL=http://127.0.0.1:$GRAPH_PORT/$DEV_GRAPH_TENANT/oauth2/v2.0/token"
+      echo "GRAPH_CALENDAR__GRAPH_CLIENT_ID=$DEV_GRAPH_CLIENT_ID"
+      echo "GRAPH_CALENDAR__GRAPH_CLIENT_SECRET=$DEV_GRAPH_CLIENT_SECRET"
+      echo "GRAPH_CALENDAR__STAFF=dev-advisor"
+      echo "GRAPH_CALENDAR__NOTIFICATION_URL=http://127.0.0.1:$GATEWAY_PORT/api/v1/webhooks/graph"
+      echo "GRAPH_CALENDAR__CLIENT_STATE=$DEV_GRAPH_CLIENT_STATE"
+      echo "GRAPH_CALENDAR__REFRESH_INTERVAL_MS=${GRAPH_REFRESH_INTERVAL_MS:-60000}"
+      ;;
     api-gateway)
       echo "API_GATEWAY__LISTEN_ADDR=127.0.0.1:$GATEWAY_PORT"
       echo "API_GATEWAY__DLQ_REPLAYER_URL=http://127.0.0.1:$DLQ_REPLAYER_PORT"
@@ -250,6 +273,7 @@ component_env() {
       echo "API_GATEWAY__OIDC_ISSUERS=[{\"name\":\"dev\",\"issuer\":\"http://127.0.0.1:$OIDC_PORT\",\"audience\":\"brain\"}]"
       echo "API_GATEWAY__QBO_WEBHOOK_VERIFIER=$DEV_QBO_WEBHOOK_VERIFIER"
       echo "API_GATEWAY__STORAGE_BASE_URL=http://127.0.0.1:$STORAGE_PORT"
+      echo "API_GATEWAY__GRAPH_CLIENT_STATE=$DEV_GRAPH_CLIENT_STATE"
       ;;
   esac
 }
@@ -292,7 +316,7 @@ ready_check() {
     emulator) port_open "$port" ;;
     registry) http_ok "http://127.0.0.1:$port/subjects" ;;
     ventures-sim) http_ok "http://127.0.0.1:$port/control/stats" ;;
-    qbo-sim | storage-sim | sharefile-sim) http_ok "http://127.0.0.1:$port/control/health" ;;
+    qbo-sim | storage-sim | sharefile-sim | graph-sim) http_ok "http://127.0.0.1:$port/control/health" ;;
     oidc) http_ok "http://127.0.0.1:$port/.well-known/openid-configuration" ;;
     *) http_ok "http://127.0.0.1:$port/ready" ;;
   esac
@@ -406,7 +430,8 @@ require_port_free() {
 # committed. One missing from an older file is generated and added to it.
 SECRET_NAMES=(DEV_VENTURES_CLIENT DEV_VENTURES_USERNAME DEV_VENTURES_PASSWORD
   DEV_QBO_CLIENT_ID DEV_QBO_CLIENT_SECRET DEV_QBO_WEBHOOK_VERIFIER DEV_QBO_TOKEN_KEY
-  DEV_SHAREFILE_CLIENT_ID DEV_SHAREFILE_CLIENT_SECRET DEV_SHAREFILE_USERNAME DEV_SHAREFILE_PASSWORD)
+  DEV_SHAREFILE_CLIENT_ID DEV_SHAREFILE_CLIENT_SECRET DEV_SHAREFILE_USERNAME DEV_SHAREFILE_PASSWORD
+  DEV_GRAPH_TENANT DEV_GRAPH_CLIENT_ID DEV_GRAPH_CLIENT_SECRET DEV_GRAPH_CLIENT_STATE)
 
 new_secret() {
   rand() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
@@ -425,6 +450,11 @@ new_secret() {
     DEV_SHAREFILE_CLIENT_ID) echo "dev-sf-$(rand 8)" ;;
     DEV_SHAREFILE_CLIENT_SECRET | DEV_SHAREFILE_PASSWORD) rand 16 ;;
     DEV_SHAREFILE_USERNAME) echo "brain-dev-$(rand 3)@example.com" ;;
+    # The Graph app registration (graph-sim accepts it, graph-calendar presents it) and the
+    # subscriptions' clientState (graph-calendar sets it, the gateway checks it).
+    DEV_GRAPH_TENANT) echo "dev-tenant-$(rand 4)" ;;
+    DEV_GRAPH_CLIENT_ID) echo "dev-graph-$(rand 8)" ;;
+    DEV_GRAPH_CLIENT_SECRET | DEV_GRAPH_CLIENT_STATE) rand 16 ;;
     *) die "no generator for $1" ;;
   esac
 }
@@ -862,11 +892,24 @@ cmd_up() {
     else
       up_component "$c"
     fi
+    # graph-calendar reads the staff's calendars from its first breath: seed them first.
+    [[ "$c" == graph-sim ]] && provision_graph
   done
   if [[ " ${components[*]} " == *" qbo-sim "* || " ${components[*]} " == *" qbo-mirror "* ]]; then
     provision_qbo
   fi
   log "stack: up (${components[*]}); see: infra/dev/stack.sh status"
+}
+
+# The staff member whose calendar the dev stack offers (graph-calendar's STAFF), with a busy
+# hour tomorrow; graph-sim keeps it in memory, so every `up` seeds it again (an upsert).
+provision_graph() {
+  local tomorrow body
+  ready_check graph-sim || return 0
+  tomorrow="$(date -u -d tomorrow +%Y-%m-%d)"
+  body="{\"staff\":[{\"id\":\"dev-advisor\",\"displayName\":\"Dev Advisor\",\"mail\":\"dev-advisor@example.com\",\"busy\":[{\"start\":\"${tomorrow}T10:00:00Z\",\"end\":\"${tomorrow}T11:00:00Z\"}]}]}"
+  curl --noproxy '*' -sS --fail-with-body --max-time 10 -X POST -H 'Content-Type: application/json' -d "$body" \
+    "http://127.0.0.1:$GRAPH_PORT/control/seed" >/dev/null || die "seeding graph-sim's staff failed"
 }
 
 cmd_down() {
