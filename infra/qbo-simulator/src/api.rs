@@ -15,16 +15,15 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use simulator_kit::{inject_faults, observe};
 
 use crate::{
     cdc,
     error::Fault,
-    middleware::{FaultCode, Replayed, authenticate, throttle},
+    middleware::{FaultCode, Replayed, authenticate, inject_faults, observe, throttle},
     model::{Entity, EntityKind},
     oauth, query,
     realm::{Change, Realm, StoredResponse},
-    state::{AppState, SharedRealm, SharedState, lock},
+    state::{SharedRealm, SharedState, lock},
 };
 
 const MAX_REQUEST_ID_LEN: usize = 50;
@@ -40,15 +39,15 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/v3/company/{realm_id}/{entity}/{id}", get(read))
         // Inside the throttle, so an injected latency holds a concurrency slot as a slow
         // server does.
-        .route_layer(from_fn_with_state(state.clone(), inject_faults::<AppState>))
+        .route_layer(from_fn_with_state(state.clone(), inject_faults))
         .route_layer(from_fn_with_state(state.clone(), throttle))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     let oauth = Router::new()
         .route("/oauth2/v1/tokens/bearer", post(oauth::token))
-        .route_layer(from_fn_with_state(state.clone(), inject_faults::<AppState>));
+        .route_layer(from_fn_with_state(state.clone(), inject_faults));
     oauth
         .merge(company)
-        .layer(from_fn_with_state(state, observe::<AppState>))
+        .layer(from_fn_with_state(state, observe))
 }
 
 fn params(raw: Option<&str>) -> HashMap<String, String> {

@@ -6,7 +6,6 @@ use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use simulator_kit::Env;
 
 use crate::error::ConfigError;
 
@@ -86,22 +85,16 @@ impl WebhookConfig {
             if (0.0..=100.0).contains(&v) {
                 Ok(())
             } else {
-                Err(ConfigError::constraint(field, "must be between 0 and 100"))
+                Err(constraint(field, "must be between 0 and 100"))
             }
         };
         percent("webhook.drop_percent", self.drop_percent)?;
         percent("webhook.duplicate_percent", self.duplicate_percent)?;
         if !(1..=1000).contains(&self.max_events) {
-            return Err(ConfigError::constraint(
-                "webhook.max_events",
-                "must be 1..=1000",
-            ));
+            return Err(constraint("webhook.max_events", "must be 1..=1000"));
         }
         if self.max_attempts == 0 {
-            return Err(ConfigError::constraint(
-                "webhook.max_attempts",
-                "must be at least 1",
-            ));
+            return Err(constraint("webhook.max_attempts", "must be at least 1"));
         }
         Ok(())
     }
@@ -174,38 +167,59 @@ impl Config {
 
     /// Same as [`Config::from_env`] with an injectable lookup, for unit tests.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env::new(PREFIX, lookup);
+        let get = |field: &str| {
+            lookup(&format!("{PREFIX}{field}"))
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |field: &'static str| {
+            get(field).ok_or_else(|| constraint(field, &format!("{PREFIX}{field} is required")))
+        };
         let mut c = Self::new(
-            env.required("CLIENT_ID")?,
-            env.required("CLIENT_SECRET")?,
-            env.required("WEBHOOK_VERIFIER_TOKEN")?,
+            required("CLIENT_ID")?,
+            required("CLIENT_SECRET")?,
+            required("WEBHOOK_VERIFIER_TOKEN")?,
         );
         let secs = |v: f64| Duration::from_secs_f64(v);
         let millis = Duration::from_millis;
-        env.set("LISTEN_ADDR", &mut c.listen_addr, |v| v)?;
-        env.set("ACCESS_TOKEN_TTL_SECS", &mut c.access_token_ttl, secs)?;
-        env.set("REFRESH_TOKEN_TTL_SECS", &mut c.refresh_token_ttl, secs)?;
-        env.set("TIME_SCALE", &mut c.time_scale, |v| v)?;
-        env.set("UTC_OFFSET_MINUTES", &mut c.utc_offset_minutes, |v| v)?;
-        env.set("RATE_LIMIT", &mut c.rate_limit, |v| v)?;
-        env.set("RATE_WINDOW_SECS", &mut c.rate_window, secs)?;
-        let max_concurrent = &mut c.max_concurrent_per_realm;
-        env.set("MAX_CONCURRENT_PER_REALM", max_concurrent, |v| v)?;
-        env.set("CDC_LOOKBACK_SECS", &mut c.cdc_lookback, secs)?;
-        env.set("CDC_MAX_OBJECTS", &mut c.cdc_max_objects, |v| v)?;
-        env.set("LEDGER_CAPACITY", &mut c.ledger_capacity, |v| v)?;
-        env.set("SEED", &mut c.seed, |v| v)?;
+        set(&get, "LISTEN_ADDR", &mut c.listen_addr, |v| v)?;
+        set(&get, "ACCESS_TOKEN_TTL_SECS", &mut c.access_token_ttl, secs)?;
+        set(
+            &get,
+            "REFRESH_TOKEN_TTL_SECS",
+            &mut c.refresh_token_ttl,
+            secs,
+        )?;
+        set(&get, "TIME_SCALE", &mut c.time_scale, |v| v)?;
+        set(&get, "UTC_OFFSET_MINUTES", &mut c.utc_offset_minutes, |v| v)?;
+        set(&get, "RATE_LIMIT", &mut c.rate_limit, |v| v)?;
+        set(&get, "RATE_WINDOW_SECS", &mut c.rate_window, secs)?;
+        set(
+            &get,
+            "MAX_CONCURRENT_PER_REALM",
+            &mut c.max_concurrent_per_realm,
+            |v| v,
+        )?;
+        set(&get, "CDC_LOOKBACK_SECS", &mut c.cdc_lookback, secs)?;
+        set(&get, "CDC_MAX_OBJECTS", &mut c.cdc_max_objects, |v| v)?;
+        set(&get, "LEDGER_CAPACITY", &mut c.ledger_capacity, |v| v)?;
+        set(&get, "SEED", &mut c.seed, |v| v)?;
         let w = &mut c.webhook;
-        w.url = env.get("WEBHOOK_URL");
-        env.set("WEBHOOK_FORMAT", &mut w.format, |v| v)?;
-        env.set("WEBHOOK_DROP_PERCENT", &mut w.drop_percent, |v| v)?;
-        env.set("WEBHOOK_DUPLICATE_PERCENT", &mut w.duplicate_percent, |v| v)?;
-        env.set("WEBHOOK_BATCH_DELAY_MS", &mut w.batch_delay, millis)?;
-        env.set("WEBHOOK_MAX_ATTEMPTS", &mut w.max_attempts, |v| v)?;
-        env.set("WEBHOOK_RETRY_DELAY_MS", &mut w.retry_delay, millis)?;
-        env.set("WEBHOOK_TIMEOUT_MS", &mut w.timeout, millis)?;
-        env.set("WEBHOOK_MAX_EVENTS", &mut w.max_events, |v| v)?;
-        if let Some(content_type) = env.get("WEBHOOK_CLOUDEVENTS_CONTENT_TYPE") {
+        w.url = get("WEBHOOK_URL");
+        set(&get, "WEBHOOK_FORMAT", &mut w.format, |v| v)?;
+        set(&get, "WEBHOOK_DROP_PERCENT", &mut w.drop_percent, |v| v)?;
+        set(
+            &get,
+            "WEBHOOK_DUPLICATE_PERCENT",
+            &mut w.duplicate_percent,
+            |v| v,
+        )?;
+        set(&get, "WEBHOOK_BATCH_DELAY_MS", &mut w.batch_delay, millis)?;
+        set(&get, "WEBHOOK_MAX_ATTEMPTS", &mut w.max_attempts, |v| v)?;
+        set(&get, "WEBHOOK_RETRY_DELAY_MS", &mut w.retry_delay, millis)?;
+        set(&get, "WEBHOOK_TIMEOUT_MS", &mut w.timeout, millis)?;
+        set(&get, "WEBHOOK_MAX_EVENTS", &mut w.max_events, |v| v)?;
+        if let Some(content_type) = get("WEBHOOK_CLOUDEVENTS_CONTENT_TYPE") {
             w.cloudevents_content_type = content_type;
         }
         c.validate()?;
@@ -214,13 +228,10 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            return Err(ConfigError::constraint("time_scale", "must be positive"));
+            return Err(constraint("time_scale", "must be positive"));
         }
         if self.utc_offset_minutes.abs() >= 24 * 60 {
-            return Err(ConfigError::constraint(
-                "utc_offset_minutes",
-                "must be within a day",
-            ));
+            return Err(constraint("utc_offset_minutes", "must be within a day"));
         }
         for (field, d) in [
             ("access_token_ttl", self.access_token_ttl),
@@ -229,7 +240,7 @@ impl Config {
             ("cdc_lookback", self.cdc_lookback),
         ] {
             if d.is_zero() {
-                return Err(ConfigError::constraint(field, "must be positive"));
+                return Err(constraint(field, "must be positive"));
             }
         }
         for (field, n) in [
@@ -242,11 +253,40 @@ impl Config {
             ("ledger_capacity", self.ledger_capacity),
         ] {
             if n == 0 {
-                return Err(ConfigError::constraint(field, "must be at least 1"));
+                return Err(constraint(field, "must be at least 1"));
             }
         }
         self.webhook.validate()
     }
+}
+
+fn constraint(field: &'static str, message: &str) -> ConfigError {
+    ConfigError::Constraint {
+        field,
+        message: message.to_owned(),
+    }
+}
+
+/// Parses `{PREFIX}{field}` when set and stores `map(value)` in `target`.
+fn set<V, T>(
+    get: &impl Fn(&str) -> Option<String>,
+    field: &str,
+    target: &mut T,
+    map: impl FnOnce(V) -> T,
+) -> Result<(), ConfigError>
+where
+    V: FromStr,
+    V::Err: fmt::Display,
+{
+    if let Some(value) = get(field) {
+        let parsed = value.parse::<V>().map_err(|e| ConfigError::Invalid {
+            var: format!("{PREFIX}{field}"),
+            value: value.clone(),
+            source: e.to_string().into(),
+        })?;
+        *target = map(parsed);
+    }
+    Ok(())
 }
 
 /// Secrets are redacted by `SecretString`.
@@ -270,9 +310,17 @@ impl fmt::Debug for Config {
 
 #[cfg(test)]
 mod tests {
-    use simulator_kit::vars_lookup as lookup;
+    use std::collections::HashMap;
 
     use super::*;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
 
     const SECRETS: [(&str, &str); 3] = [
         ("QBO_SIM__CLIENT_ID", "id"),

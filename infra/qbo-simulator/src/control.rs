@@ -1,7 +1,6 @@
 //! The control API under `/control` (no auth, never faulted, never in the ledger): seed realms,
 //! read entities and counts, make changes "inside QuickBooks", reconnect or revoke a realm.
-//! The clock and webhooks are in [`crate::control_ops`]; faults, the ledger, stats and reset are
-//! the kit's (`simulator_kit::control_router`).
+//! Faults, the clock, webhooks, the ledger and stats are in [`crate::control_ops`].
 
 use std::time::Instant;
 
@@ -12,8 +11,8 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use simulator_kit::parse;
 
 use crate::{
     changes::{self, ChangeSpec},
@@ -38,6 +37,10 @@ pub fn router() -> Router<SharedState> {
         .route("/control/realms/{realm_id}/{entity}/{id}", get(entity))
         .route("/control/changes", post(many_changes))
         .merge(crate::control_ops::router())
+}
+
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+    serde_json::from_slice(body).map_err(ControlError::Json)
 }
 
 /// `{"realms": N, "documentsPerRealm": M, "seed": S, ...}` → the realms with their refresh
@@ -106,7 +109,7 @@ fn summary(state: &SharedState, realm_id: &str) -> Option<Value> {
         "companyName": realm.company_name,
         "documents": realm.counts(),
         "lastChange": changes::last_change(&realm).map(|t| state.clock.format(t)),
-        "requests": state.ledger().stats().counts(realm_id),
+        "requests": state.ledger().counts(realm_id),
         "connected": connected,
     }))
 }

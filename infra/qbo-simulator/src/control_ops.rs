@@ -1,35 +1,88 @@
-//! `/control` for test machinery: the simulated clock, webhook settings and the delivery log;
-//! with the kit's injected faults, call ledger, counters and reset.
+//! `/control` for test machinery: injected faults, the simulated clock, webhook settings and the
+//! delivery log, the call ledger, counters, and reset.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{RawQuery, State},
-    routing::{get, post},
+    extract::{Path, RawQuery, State},
+    http::StatusCode,
+    routing::{delete, get, post},
 };
 use chrono::TimeDelta;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use simulator_kit::{number, params, parse};
 
 use crate::{
-    config::WebhookFormat,
-    error::ControlError,
-    state::{AppState, SharedState},
+    config::WebhookFormat, control::parse, error::ControlError, faults::FaultSpec,
+    state::SharedState,
 };
 
 const DEFAULT_PAGE: usize = 1000;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
+        .route(
+            "/control/faults",
+            post(add_fault).get(list_faults).delete(clear_faults),
+        )
+        .route("/control/faults/{id}", delete(remove_fault))
         .route("/control/clock", get(clock))
         .route("/control/clock/advance", post(advance_clock))
         .route("/control/webhooks", get(webhooks).put(set_webhooks))
         .route("/control/webhooks/deliveries", get(deliveries))
-        .merge(simulator_kit::control_router::<AppState>())
+        .route("/control/ledger", get(ledger))
+        .route("/control/stats", get(stats))
+        .route("/control/reset", post(reset))
+}
+
+fn params(raw: Option<String>) -> HashMap<String, String> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn number<T: std::str::FromStr>(
+    p: &HashMap<String, String>,
+    name: &str,
+    default: T,
+) -> Result<T, ControlError> {
+    match p.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| ControlError::BadRequest(format!("{name} must be a number"))),
+    }
+}
+
+async fn add_fault(
+    State(state): State<SharedState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ControlError> {
+    let spec: FaultSpec = parse(&body)?;
+    let id = state.faults().add(spec).map_err(ControlError::BadRequest)?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))))
+}
+
+async fn list_faults(State(state): State<SharedState>) -> Json<Value> {
+    Json(json!(state.faults().list()))
+}
+
+async fn clear_faults(State(state): State<SharedState>) -> StatusCode {
+    state.faults().clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn remove_fault(
+    State(state): State<SharedState>,
+    Path(id): Path<u64>,
+) -> Result<StatusCode, ControlError> {
+    if state.faults().remove(id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ControlError::NotFound(format!("fault {id}")))
+    }
 }
 
 async fn clock(State(state): State<SharedState>) -> Json<Value> {
@@ -144,4 +197,38 @@ async fn deliveries(
         .webhooks
         .deliveries(number(&p, "after", 0)?, number(&p, "limit", DEFAULT_PAGE)?);
     Ok(Json(json!({"deliveries": list})))
+}
+
+/// `?after=<seq>&realmId=<id>&limit=<n>`: every `/v3` and `/oauth2` call in order.
+async fn ledger(
+    State(state): State<SharedState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ControlError> {
+    let p = params(raw);
+    let ledger = state.ledger();
+    let entries = ledger.read(
+        number(&p, "after", 0)?,
+        p.get("realmId").map(String::as_str),
+        number(&p, "limit", DEFAULT_PAGE)?,
+    );
+    Ok(Json(
+        json!({"entries": entries, "lastSeq": ledger.last_seq()}),
+    ))
+}
+
+async fn stats(State(state): State<SharedState>) -> Json<Value> {
+    let ledger = state.ledger();
+    Json(json!({
+        "requests": ledger.total(),
+        "realms": ledger.all_counts(),
+        "realmCount": state.realm_ids().len(),
+        "webhooks": state.webhooks.counts(),
+        "webhooksPending": state.webhooks.pending(),
+    }))
+}
+
+/// Forgets realms, tokens, faults, the ledger, limits and the delivery log.
+async fn reset(State(state): State<SharedState>) -> StatusCode {
+    state.reset();
+    StatusCode::NO_CONTENT
 }

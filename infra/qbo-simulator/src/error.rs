@@ -1,9 +1,11 @@
-//! Errors: the QBO `Fault` body the API answers with. The control API's error and the start-up
-//! errors are the kit's.
+//! Errors: the QBO `Fault` body the API answers with, the control API's error, and the
+//! simulator's own start-up errors.
 //!
 //! A QBO error is `{"Fault":{"Error":[{"Message","Detail","code"}],"type"},"time"}`. The `time`
 //! is the simulated clock's: a [`Fault`] renders itself with the wall clock and carries itself as
 //! a response extension, and the outermost API layer re-renders it with the simulated time.
+
+use std::{io, net::SocketAddr};
 
 use axum::{
     Json,
@@ -12,7 +14,6 @@ use axum::{
 };
 use serde::Serialize;
 use serde_json::{Value, json};
-pub use simulator_kit::{ConfigError, ControlError, SimError};
 
 use crate::clock::SimClock;
 
@@ -161,4 +162,65 @@ impl IntoResponse for Fault {
         response.extensions_mut().insert(self);
         response
     }
+}
+
+/// Errors of the `/control` API: `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("invalid JSON body")]
+    Json(#[source] serde_json::Error),
+}
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::BadRequest(_) | Self::Json(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+        };
+        let message = match &self {
+            Self::Json(source) => format!("{self}: {source}"),
+            other => other.to_string(),
+        };
+        (status, Json(json!({"error": message}))).into_response()
+    }
+}
+
+/// A setting that is missing or invalid, naming the variable or field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: invalid value {value:?}")]
+    Invalid {
+        var: String,
+        value: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{field}: {message}")]
+    Constraint {
+        field: &'static str,
+        message: String,
+    },
+}
+
+/// Why the simulator could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("invalid configuration")]
+    Config(#[from] ConfigError),
+    #[error("cannot bind {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot build the webhook HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("serving HTTP failed")]
+    Serve(#[source] io::Error),
+    #[error("the simulator task panicked")]
+    Panicked(#[source] tokio::task::JoinError),
 }

@@ -40,10 +40,11 @@ mod seed;
 mod state;
 mod webhooks;
 
-use axum::{http::StatusCode, response::IntoResponse};
-use simulator_kit::{App, Built};
+use std::{net::SocketAddr, time::Duration};
 
-pub use simulator_kit::RunningSimulator;
+use axum::{Router, http::StatusCode, response::IntoResponse};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use crate::{
     config::{Config, WebhookConfig, WebhookFormat},
@@ -53,29 +54,31 @@ pub use crate::{
 use crate::{
     error::{Fault, FaultType},
     state::AppState,
+    webhooks::Queue,
 };
 
-/// `Simulator::start(config).await?` validates the config and binds (port 0 picks a free port);
-/// `.spawn()` serves and delivers webhooks on background tasks (a [`RunningSimulator`], whose
-/// `base_url()` prefixes `/oauth2/...`, `/v3/...` and `/control/...`), `.run_until(token)` until
-/// the token fires.
-pub type Simulator = simulator_kit::Simulator<Qbo>;
+/// How long in-flight requests (e.g. ones held by an injected latency) may run after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The QBO API on the kit's server, with webhook delivery beside it (see [`Simulator`]).
-pub struct Qbo;
+pub struct Simulator {
+    listener: TcpListener,
+    addr: SocketAddr,
+    app: Router,
+    state: state::SharedState,
+    queue: Queue,
+}
 
-impl App for Qbo {
-    type Config = Config;
-
-    fn listen_addr(config: &Config) -> std::net::SocketAddr {
-        config.listen_addr
-    }
-
-    fn validate(config: &Config) -> Result<(), ConfigError> {
-        config.validate()
-    }
-
-    fn build(config: Config) -> Result<Built, SimError> {
+impl Simulator {
+    /// Validates the config and binds the listener (port 0 picks a free port).
+    pub async fn start(config: Config) -> Result<Self, SimError> {
+        config.validate()?;
+        let addr = config.listen_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { addr, source })?;
         let (state, queue) = AppState::new(config)?;
         let app = api::router(state.clone())
             .merge(control::router())
@@ -90,6 +93,103 @@ impl App for Qbo {
                 .into_response()
             })
             .with_state(state.clone());
-        Ok(Built::new(app).with_companion(move |stop| webhooks::run(state, queue, stop)))
+        Ok(Self {
+            listener,
+            addr,
+            app,
+            state,
+            queue,
+        })
+    }
+
+    /// The bound address (with the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        url_of(self.addr)
+    }
+
+    /// Serves, and delivers webhooks, until `shutdown` fires; then drains in-flight requests for
+    /// up to 5 s.
+    pub async fn run_until(self, shutdown: CancellationToken) -> Result<(), SimError> {
+        let sender = tokio::spawn(webhooks::run(
+            self.state.clone(),
+            self.queue,
+            shutdown.clone(),
+        ));
+        let server = axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let result = tokio::select! {
+            result = server => result.map_err(SimError::Serve),
+            () = grace_elapsed(&shutdown) => {
+                tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "shutdown grace elapsed; dropping open requests");
+                Ok(())
+            }
+        };
+        shutdown.cancel();
+        let _ = sender.await;
+        result
+    }
+
+    /// Runs on a background task until the returned handle is stopped or dropped.
+    pub fn spawn(self) -> RunningSimulator {
+        let addr = self.addr;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(self.run_until(shutdown.clone()));
+        RunningSimulator {
+            addr,
+            task: Some(task),
+            shutdown: shutdown.clone(),
+            guard: Some(shutdown.drop_guard()),
+        }
+    }
+}
+
+async fn grace_elapsed(shutdown: &CancellationToken) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
+
+/// A simulator serving on a background task; dropping it shuts the server down.
+pub struct RunningSimulator {
+    addr: SocketAddr,
+    task: Option<JoinHandle<Result<(), SimError>>>,
+    shutdown: CancellationToken,
+    guard: Option<DropGuard>,
+}
+
+impl RunningSimulator {
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:<port>`: prefix of `/oauth2/...`, `/v3/...` and `/control/...`.
+    pub fn base_url(&self) -> String {
+        url_of(self.addr)
+    }
+
+    /// Cancelling this token shuts the server down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Shuts down and waits for the server to finish.
+    pub async fn stop(mut self) -> Result<(), SimError> {
+        drop(self.guard.take());
+        match self.task.take() {
+            Some(task) => task.await.map_err(SimError::Panicked)?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A URL to reach `addr` (loopback when bound to every interface).
+fn url_of(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
     }
 }

@@ -1,7 +1,8 @@
-//! Layers around `/v3` and `/oauth2`, outermost first: `simulator_kit::observe` (the ledger,
-//! with [`describe`]: `intuit_tid`, Fault `time` from the simulated clock); for `/v3` then
-//! `authenticate` (bearer token for this realm) and `throttle` (500/min, 10 concurrent per realm);
-//! last `simulator_kit::inject_faults`.
+//! Layers around `/v3` and `/oauth2`, outermost first: `observe` (ledger, `intuit_tid`, Fault
+//! `time` from the simulated clock); for `/v3` then `authenticate` (bearer token for this realm)
+//! and `throttle` (500/min, 10 concurrent per realm); last `inject_faults`.
+
+use std::time::Instant;
 
 use axum::{
     body::Body,
@@ -10,13 +11,9 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use simulator_kit::Call;
+use chrono::Utc;
 
-use crate::{
-    error::Fault,
-    ledger::Detail,
-    state::{AppState, SharedState},
-};
+use crate::{error::Fault, ledger::LedgerEntry, state::SharedState};
 
 /// Response marker: the realm a request concerned, when not in its path (token refreshes).
 #[derive(Debug, Clone)]
@@ -31,6 +28,10 @@ pub struct Replayed {
 /// Response marker: the answer is a Fault already rendered (a stored write answer).
 #[derive(Debug, Clone)]
 pub struct FaultCode(pub String);
+
+/// Response marker: an injected fault fired on this request.
+#[derive(Debug, Clone, Copy)]
+struct Injected;
 
 /// Response marker: refused by the rate or concurrency limit.
 #[derive(Debug, Clone, Copy)]
@@ -50,10 +51,14 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The ledger fields of a call just answered (for `simulator_kit::observe`). A Fault answer is
-/// re-rendered with the simulated clock's `time` (unless replayed as stored), and every answer gets
-/// an `intuit_tid`.
-pub fn describe(state: &AppState, call: &Call, response: &mut Response) -> Detail {
+pub async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let request_id = query_param(query.as_deref(), "requestid");
+    let mut response = next.run(request).await;
+
     let replayed = response.extensions().get::<Replayed>().cloned();
     let fault = response.extensions().get::<Fault>().cloned();
     if let (Some(fault), None) = (&fault, &replayed) {
@@ -66,20 +71,73 @@ pub fn describe(state: &AppState, call: &Call, response: &mut Response) -> Detai
     if let Ok(value) = HeaderValue::from_str(&tid) {
         response.headers_mut().insert("intuit_tid", value);
     }
-    let extensions = response.extensions();
-    let realm_id = realm_in_path(&call.path)
+    let realm_id = realm_in_path(&path)
         .map(str::to_owned)
-        .or_else(|| extensions.get::<RealmTag>().map(|t| t.0.clone()));
-    Detail {
+        .or_else(|| response.extensions().get::<RealmTag>().map(|t| t.0.clone()));
+    let entry = LedgerEntry {
+        seq: 0,
+        at: Utc::now(),
+        method,
+        path,
+        query,
         realm_id,
-        request_id: query_param(call.query.as_deref(), "requestid"),
+        status: response.status().as_u16(),
+        request_id,
         fault_code: fault
             .map(|f| f.error.code)
             .or_else(|| replayed.as_ref().and_then(|r| r.fault_code.clone()))
-            .or_else(|| extensions.get::<FaultCode>().map(|c| c.0.clone())),
-        throttled: extensions.get::<Throttled>().is_some(),
+            .or_else(|| {
+                response
+                    .extensions()
+                    .get::<FaultCode>()
+                    .map(|c| c.0.clone())
+            }),
+        throttled: response.extensions().get::<Throttled>().is_some(),
+        injected: response.extensions().get::<Injected>().is_some(),
         replayed: replayed.is_some(),
-    }
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    tracing::debug!(
+        method = %entry.method,
+        path = %entry.path,
+        status = entry.status,
+        realm_id = ?entry.realm_id,
+        "api request"
+    );
+    state.ledger().record(entry);
+    response
+}
+
+/// Applies the active faults: waits the summed latency, then answers with the fault or lets the
+/// request through. With `afterEffect` the request runs first, then the wait and the fault.
+pub async fn inject_faults(
+    State(state): State<SharedState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let hit = {
+        let mut rng = state.rng();
+        state.faults().fire(&path, realm_in_path(&path), &mut rng)
+    };
+    let Some(hit) = hit else {
+        return next.run(request).await;
+    };
+    let mut response = if hit.after_effect {
+        let response = next.run(request).await;
+        tokio::time::sleep(hit.latency).await;
+        hit.fault.map_or(response, IntoResponse::into_response)
+    } else {
+        if !hit.latency.is_zero() {
+            tokio::time::sleep(hit.latency).await;
+        }
+        match hit.fault {
+            Some(fault) => fault.into_response(),
+            None => next.run(request).await,
+        }
+    };
+    response.extensions_mut().insert(Injected);
+    response
 }
 
 /// Requires `Authorization: Bearer <access token>` issued for the realm in the path.
@@ -88,7 +146,14 @@ pub async fn authenticate(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(token) = simulator_kit::bearer_token(request.headers()).map(str::to_owned) else {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let Some(token) = token else {
         return Fault::unauthenticated("Authorization header missing").into_response();
     };
     let realm_id = realm_in_path(request.uri().path()).unwrap_or_default();

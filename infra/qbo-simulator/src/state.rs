@@ -1,31 +1,21 @@
 //! The simulator's state. Realms sit behind a lock each, so 100 realms are served in parallel;
-//! the other parts (the kit's faults and ledger among them) have their own small locks, never held
-//! across an `.await`. [`Simulated`] is how the kit's middleware and `/control` routes see it.
+//! the other parts have their own small locks, never held across an `.await`.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard, RwLock},
 };
 
-use axum::{
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
 use chrono::{FixedOffset, TimeDelta};
-use rand::rngs::StdRng;
-use serde_json::{Value, json};
-use simulator_kit::{Call, Core, LedgerEntry, Simulated};
-
-pub use simulator_kit::lock;
+use rand::{SeedableRng, rngs::StdRng};
 
 use crate::{
     clock::SimClock,
     config::Config,
-    error::{ConfigError, Fault, SimError},
-    faults::QboFault,
-    ledger::{Counts, Detail, Ledger},
+    error::{ConfigError, SimError},
+    faults::Faults,
+    ledger::Ledger,
     limits::Limiter,
-    middleware,
     oauth::Tokens,
     realm::Realm,
     webhooks::{Queue, Webhooks},
@@ -34,6 +24,13 @@ use crate::{
 pub type SharedState = Arc<AppState>;
 pub type SharedRealm = Arc<Mutex<Realm>>;
 
+/// Locks, carrying on after a panic elsewhere left the data behind (plain data, still usable).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub struct AppState {
     pub config: Config,
     pub clock: SimClock,
@@ -41,9 +38,10 @@ pub struct AppState {
     pub webhooks: Webhooks,
     realms: RwLock<HashMap<String, SharedRealm>>,
     tokens: Mutex<Tokens>,
-    /// Faults, the RNG of their probabilities (and of `/control` changes without a seed of their
-    /// own), and the ledger.
-    core: Core<QboFault, Detail, Counts>,
+    faults: Mutex<Faults>,
+    ledger: Mutex<Ledger>,
+    /// Fault probabilities and `/control` changes without a seed of their own.
+    rng: Mutex<StdRng>,
 }
 
 impl AppState {
@@ -56,10 +54,7 @@ impl AppState {
         })?;
         let http = reqwest::Client::builder()
             .build()
-            .map_err(|e| SimError::Setup {
-                what: "the webhook HTTP client",
-                source: Box::new(e),
-            })?;
+            .map_err(SimError::HttpClient)?;
         let (webhooks, queue) = Webhooks::new(config.webhook.clone(), config.seed, http);
         let state = Self {
             clock: SimClock::new(config.time_scale, zone),
@@ -71,7 +66,9 @@ impl AppState {
             webhooks,
             realms: RwLock::default(),
             tokens: Mutex::default(),
-            core: Core::new(config.ledger_capacity, config.seed),
+            faults: Mutex::default(),
+            ledger: Mutex::new(Ledger::new(config.ledger_capacity)),
+            rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             config,
         };
         Ok((Arc::new(state), queue))
@@ -126,86 +123,28 @@ impl AppState {
         lock(&self.tokens)
     }
 
+    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+        lock(&self.faults)
+    }
+
     pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.core.ledger()
+        lock(&self.ledger)
     }
 
     pub fn rng(&self) -> MutexGuard<'_, StdRng> {
-        self.core.rng()
-    }
-}
-
-impl Simulated for AppState {
-    type Fault = QboFault;
-    type Entry = Detail;
-    type Tally = Counts;
-
-    fn core(&self) -> &Core<QboFault, Detail, Counts> {
-        &self.core
-    }
-
-    /// 429 `ThrottleExceeded` (never with `Retry-After`) or a 5xx `SystemFault`.
-    fn error_answer(status: StatusCode, _retry_after_secs: Option<u64>) -> Response {
-        match status {
-            StatusCode::TOO_MANY_REQUESTS => Fault::throttled(),
-            status => Fault::system(status),
-        }
-        .into_response()
-    }
-
-    fn custom_answer(fault: Fault) -> Response {
-        fault.into_response()
-    }
-
-    fn describe(&self, call: &Call, response: &mut Response) -> Detail {
-        middleware::describe(self, call, response)
-    }
-
-    fn stats(&self) -> Value {
-        let ledger = self.ledger();
-        json!({
-            "requests": ledger.stats().total(),
-            "realms": ledger.stats().all_counts(),
-            "realmCount": self.realm_ids().len(),
-            "webhooks": self.webhooks.counts(),
-            "webhooksPending": self.webhooks.pending(),
-        })
+        lock(&self.rng)
     }
 
     /// Forgets realms, tokens, faults, the ledger, limits and the delivery log; keeps settings.
-    fn reset(&self) {
+    pub fn reset(&self) {
         self.realms
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         *lock(&self.tokens) = Tokens::default();
-        self.core.reset();
+        self.faults().clear();
+        self.ledger().clear();
         self.limiter.reset();
         self.webhooks.clear_log();
-    }
-
-    /// `?realmId=`: only that realm's calls.
-    fn keep(params: &HashMap<String, String>, entry: &LedgerEntry<Detail>) -> bool {
-        let realm_id = entry.detail.realm_id.as_deref();
-        params
-            .get("realmId")
-            .is_none_or(|r| realm_id == Some(r.as_str()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn injected_answers_are_qbo_faults() {
-        let response = AppState::error_answer(StatusCode::TOO_MANY_REQUESTS, Some(3));
-        assert!(!response.headers().contains_key("retry-after"));
-        let fault = response.extensions().get::<Fault>().unwrap();
-        assert_eq!(fault.error.code, "3001");
-        let response = AppState::error_answer(StatusCode::BAD_GATEWAY, None);
-        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
-        let fault = response.extensions().get::<Fault>().unwrap();
-        assert_eq!(fault.error.code, "10000");
     }
 }

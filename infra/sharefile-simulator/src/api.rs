@@ -18,14 +18,13 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::Value;
-use simulator_kit::{Target, inject_faults, observe};
 
 use crate::{
     error::SfError,
     items::{Kind, StoreError},
-    middleware::authenticate,
+    middleware::{Target, authenticate, inject_faults, observe},
     oauth, render,
-    state::{AppState, SharedState},
+    state::SharedState,
     upload::{self, UPLOAD_PATH},
 };
 
@@ -37,8 +36,8 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/oauth/token", post(oauth::token))
         .route(UPLOAD_PATH, post(upload::chunk))
         .merge(api)
-        .route_layer(from_fn_with_state(state.clone(), inject_faults::<AppState>))
-        .layer(from_fn_with_state(state, observe::<AppState>))
+        .route_layer(from_fn_with_state(state.clone(), inject_faults))
+        .layer(from_fn_with_state(state, observe))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -187,7 +186,7 @@ fn create_folder(
     let path = store.path_of(&created.id);
     let value: Value = render::item(&store, &created, base, false);
     drop(store);
-    state.ledger().stats_mut().folder_created(&path);
+    state.ledger().folder_created(&path);
     let mut response = Json(value).into_response();
     response.extensions_mut().insert(Target(path));
     Ok(response)

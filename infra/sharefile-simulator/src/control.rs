@@ -1,6 +1,7 @@
-//! `/control` for test machinery: the item tree (create folders, list items and files, read a
-//! file's bytes and hash), the account's limits and the tokens; faults, the ledger, the counters
-//! and reset are the kit's (`simulator_kit::control_router`).
+//! `/control` for test machinery, part one: the item tree (create folders, list items and files,
+//! read a file's bytes and hash), the account's limits and the tokens.
+
+use std::collections::HashMap;
 
 use axum::{
     Json, Router,
@@ -10,15 +11,14 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::Deserialize;
+use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
-use simulator_kit::{params, parse};
 
 use crate::{
     error::ControlError,
     items::{Kind, Store},
     render,
-    state::{AppState, Limits, SharedState},
+    state::{Limits, SharedState},
 };
 
 pub fn router() -> Router<SharedState> {
@@ -35,7 +35,16 @@ pub fn router() -> Router<SharedState> {
         .route("/control/limits", get(limits).put(set_limits))
         .route("/control/tokens/expire", post(expire_tokens))
         .route("/control/tokens/revoke", post(revoke_tokens))
-        .merge(simulator_kit::control_router::<AppState>())
+        .merge(crate::control_ops::router())
+}
+
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+    serde_json::from_slice(body).map_err(ControlError::Json)
+}
+
+pub fn params(raw: Option<String>) -> HashMap<String, String> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]

@@ -1,28 +1,30 @@
-//! The simulator's state: the item tree, tokens, upload sessions, limits, and the kit's faults
-//! and ledger, each behind its own small lock, never held across an `.await`; and how the kit's
-//! middleware and `/control` routes see it ([`Simulated`]).
+//! The simulator's state: the item tree, tokens, upload sessions, limits, faults and the ledger,
+//! each behind its own small lock, never held across an `.await`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::{
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
-};
+use axum::http::{HeaderMap, header};
+use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use simulator_kit::{Call, Core, Simulated, Target, lock};
 
 use crate::{
     config::Config,
-    error::{ConfigError, SfError, UploadError},
-    faults::ShareFileFault,
+    error::{ConfigError, SfError},
+    faults::Faults,
     items::Store,
-    ledger::{Detail, Ledger, Stats},
+    ledger::Ledger,
     oauth::Tokens,
     upload::Uploads,
 };
 
 pub type SharedState = Arc<AppState>;
+
+/// Locks, carrying on after a panic elsewhere left the data behind (plain data, still usable).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The account's limits; `/control/limits` changes them at run time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,8 +59,10 @@ pub struct AppState {
     tokens: Mutex<Tokens>,
     uploads: Mutex<Uploads>,
     limits: Mutex<Limits>,
-    /// Faults, their RNG, and the ledger.
-    core: Core<ShareFileFault, Detail, Stats>,
+    faults: Mutex<Faults>,
+    ledger: Mutex<Ledger>,
+    /// Fault probabilities.
+    rng: Mutex<StdRng>,
 }
 
 impl AppState {
@@ -68,7 +72,9 @@ impl AppState {
             tokens: Mutex::default(),
             uploads: Mutex::default(),
             limits: Mutex::new(initial_limits(&config)),
-            core: Core::new(config.ledger_capacity, config.seed),
+            faults: Mutex::default(),
+            ledger: Mutex::new(Ledger::new(config.ledger_capacity)),
+            rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             config,
         };
         Ok(Arc::new(state))
@@ -76,8 +82,15 @@ impl AppState {
 
     /// The prefix of URLs handed to clients: `public_url`, else `http://<Host>`.
     pub fn public_url(&self, headers: &HeaderMap) -> String {
-        let configured = self.config.public_url.as_deref();
-        simulator_kit::public_url(configured, self.config.listen_addr, headers)
+        if let Some(url) = &self.config.public_url {
+            return url.clone();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.config.listen_addr.to_string());
+        format!("http://{host}")
     }
 
     pub fn store(&self) -> MutexGuard<'_, Store> {
@@ -96,62 +109,27 @@ impl AppState {
         lock(&self.limits)
     }
 
+    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+        lock(&self.faults)
+    }
+
     pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.core.ledger()
-    }
-}
-
-impl Simulated for AppState {
-    type Fault = ShareFileFault;
-    type Entry = Detail;
-    type Tally = Stats;
-
-    fn core(&self) -> &Core<ShareFileFault, Detail, Stats> {
-        &self.core
+        lock(&self.ledger)
     }
 
-    /// 429 `Throttled` or a 5xx ShareFile error.
-    fn error_answer(status: StatusCode, retry_after_secs: Option<u64>) -> Response {
-        let error = match status {
-            StatusCode::TOO_MANY_REQUESTS => SfError::throttled(None),
-            status => SfError::server(status),
-        };
-        SfError {
-            retry_after_secs,
-            ..error
-        }
-        .into_response()
-    }
-
-    fn custom_answer(answer: UploadError) -> Response {
-        answer.into_response()
-    }
-
-    fn describe(&self, _call: &Call, response: &mut Response) -> Detail {
-        let extensions = response.extensions();
-        Detail {
-            reason: extensions.get::<SfError>().map(|e| e.reason.to_owned()),
-            upload_error: extensions.get::<UploadError>().is_some(),
-            target: extensions.get::<Target>().map(|t| t.0.clone()),
-        }
-    }
-
-    fn stats(&self) -> Value {
-        let mut value = json!(self.ledger().stats());
-        let store = self.store();
-        value["files"] = json!(store.files().count());
-        value["usedBytes"] = json!(store.used_bytes());
-        value
+    pub fn rng(&self) -> MutexGuard<'_, StdRng> {
+        lock(&self.rng)
     }
 
     /// Back to the start: only the configured root folders, no tokens, upload sessions, faults
     /// or ledger, and the configured limits.
-    fn reset(&self) {
+    pub fn reset(&self) {
         *self.store() = initial_store(&self.config).expect("validated at start");
         *self.tokens() = Tokens::default();
         *self.uploads() = Uploads::default();
         *self.limits() = initial_limits(&self.config);
-        self.core.reset();
+        self.faults().clear();
+        self.ledger().clear();
     }
 }
 
@@ -177,23 +155,7 @@ fn initial_limits(config: &Config) -> Limits {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::header;
-
     use super::*;
-
-    #[test]
-    fn injected_answers_are_sharefile_errors() {
-        let response = AppState::error_answer(StatusCode::TOO_MANY_REQUESTS, Some(7));
-        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
-        let error = response.extensions().get::<SfError>().unwrap();
-        assert_eq!((error.reason, error.code), ("Throttled", "TooManyRequests"));
-        let response = AppState::error_answer(StatusCode::GATEWAY_TIMEOUT, None);
-        assert!(!response.headers().contains_key(header::RETRY_AFTER));
-        let error = response.extensions().get::<SfError>().unwrap();
-        assert_eq!(error.reason, "GatewayTimeout");
-        let response = AppState::custom_answer(UploadError("full".into()));
-        assert_eq!(response.status(), StatusCode::OK);
-    }
 
     #[test]
     fn limits_admit() {

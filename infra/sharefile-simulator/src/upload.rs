@@ -17,11 +17,11 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use simulator_kit::Target;
 
 use crate::{
     error::{SfError, UploadError},
     items::{Kind, Stored},
+    middleware::Target,
     state::SharedState,
 };
 
@@ -162,7 +162,6 @@ fn store_chunk(
         Ok((requested, stored)) => {
             state
                 .ledger()
-                .stats_mut()
                 .upload_stored(&requested, stored.renamed, stored.replaced);
             tracing::debug!(id = %stored.item.id, path = %stored.path, "file stored");
             Ok(stored.path)

@@ -15,14 +15,13 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::{Value, json};
-use simulator_kit::{Target, inject_faults, observe};
 
 use crate::{
     error::GcsError,
     ledger::Effect,
-    middleware::authenticate,
+    middleware::{Target, authenticate, inject_faults, observe},
     objects::Object,
-    state::{AppState, SharedState},
+    state::SharedState,
 };
 
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -37,8 +36,8 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/download/storage/v1/b/{bucket}/o/{*object}", get(download))
         .route("/upload/storage/v1/b/{bucket}/o", post(upload))
         .route_layer(from_fn_with_state(state.clone(), authenticate))
-        .route_layer(from_fn_with_state(state.clone(), inject_faults::<AppState>))
-        .layer(from_fn_with_state(state, observe::<AppState>))
+        .route_layer(from_fn_with_state(state.clone(), inject_faults))
+        .layer(from_fn_with_state(state, observe))
 }
 
 type Params = HashMap<String, String>;
@@ -72,11 +71,11 @@ async fn read(
     let target = format!("{bucket}/{name}");
     match p.get("alt").map(String::as_str) {
         None | Some("json") => {
-            state.effect(Effect::Metadata, &target);
+            state.ledger().effect(Effect::Metadata, &target);
             Ok(Json(object.metadata(&state.public_url(&headers))).into_response())
         }
         Some("media") => {
-            state.effect(Effect::Download, &target);
+            state.ledger().effect(Effect::Download, &target);
             Ok(media(object))
         }
         Some(other) => Err(GcsError::invalid(format!("Invalid value for alt: {other}"))),
@@ -94,7 +93,9 @@ async fn download(
         .store()
         .get(&bucket, &name, number(&p, "generation")?)?
         .clone();
-    state.effect(Effect::Download, &format!("{bucket}/{name}"));
+    state
+        .ledger()
+        .effect(Effect::Download, &format!("{bucket}/{name}"));
     Ok(media(object))
 }
 
@@ -142,7 +143,7 @@ async fn list(
         .into_iter()
         .map(|o| o.metadata(&base))
         .collect();
-    state.effect(Effect::List, &bucket);
+    state.ledger().effect(Effect::List, &bucket);
     let mut body = json!({"kind": "storage#objects"});
     if !items.is_empty() {
         body["items"] = Value::Array(items);
@@ -159,7 +160,7 @@ async fn delete_object(
     let condition = number(&p, "ifGenerationMatch")?;
     state.store().delete(&bucket, &name, condition)?;
     let target = format!("{bucket}/{name}");
-    state.effect(Effect::Delete, &target);
+    state.ledger().effect(Effect::Delete, &target);
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.extensions_mut().insert(Target(target));
     Ok(response)
@@ -197,7 +198,7 @@ async fn upload(
         .store()
         .put(&bucket, name, body.to_vec(), content_type, condition)?;
     let target = format!("{bucket}/{name}");
-    state.effect(Effect::Upload, &target);
+    state.ledger().effect(Effect::Upload, &target);
     tracing::debug!(%target, generation = object.generation, "object stored");
     let mut response = Json(object.metadata(&state.public_url(&headers))).into_response();
     response.extensions_mut().insert(Target(target));

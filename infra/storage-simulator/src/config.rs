@@ -2,10 +2,9 @@
 //! the failing variable named. Nothing is required: without `BEARER_TOKEN` the API takes
 //! anonymous calls (as the dev stack's emulators do).
 
-use std::{fmt, net::SocketAddr};
+use std::{fmt, net::SocketAddr, str::FromStr};
 
 use secrecy::SecretString;
-use simulator_kit::{Env, check_http_url};
 
 use crate::error::ConfigError;
 
@@ -55,41 +54,53 @@ impl Config {
 
     /// Same as [`Config::from_env`] with an injectable lookup, for unit tests.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env::new(PREFIX, lookup);
+        let get = |field: &str| {
+            lookup(&format!("{PREFIX}{field}"))
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let mut c = Self::default();
-        env.set("LISTEN_ADDR", &mut c.listen_addr, |v| v)?;
-        c.public_url = env.url("PUBLIC_URL");
-        if let Some(buckets) = env.list("BUCKETS") {
-            c.buckets = buckets;
+        set(&get, "LISTEN_ADDR", &mut c.listen_addr, |v| v)?;
+        c.public_url = get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(buckets) = get("BUCKETS") {
+            c.buckets = buckets
+                .split(',')
+                .map(|b| b.trim().to_owned())
+                .filter(|b| !b.is_empty())
+                .collect();
         }
-        c.bearer_token = env.get("BEARER_TOKEN").map(SecretString::from);
-        env.set("MAX_BODY_BYTES", &mut c.max_body_bytes, |v| v)?;
-        env.set("LEDGER_CAPACITY", &mut c.ledger_capacity, |v| v)?;
-        env.set("SEED", &mut c.seed, |v| v)?;
+        c.bearer_token = get("BEARER_TOKEN").map(SecretString::from);
+        set(&get, "MAX_BODY_BYTES", &mut c.max_body_bytes, |v| v)?;
+        set(&get, "LEDGER_CAPACITY", &mut c.ledger_capacity, |v| v)?;
+        set(&get, "SEED", &mut c.seed, |v| v)?;
         c.validate()?;
         Ok(c)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_body_bytes == 0 {
-            return Err(ConfigError::constraint(
-                "max_body_bytes",
-                "must be at least 1",
-            ));
+            return Err(constraint("max_body_bytes", "must be at least 1"));
         }
         if self.ledger_capacity == 0 {
-            return Err(ConfigError::constraint(
-                "ledger_capacity",
-                "must be at least 1",
-            ));
+            return Err(constraint("ledger_capacity", "must be at least 1"));
         }
         if let Some(bad) = self.buckets.iter().find(|b| !valid_bucket_name(b)) {
-            return Err(ConfigError::constraint(
+            return Err(constraint(
                 "buckets",
-                format!("{bad:?} is not a bucket name (3-63 of a-z, 0-9, -, _, .)"),
+                &format!("{bad:?} is not a bucket name (3-63 of a-z, 0-9, -, _, .)"),
             ));
         }
-        check_http_url("public_url", self.public_url.as_deref())
+        if self
+            .public_url
+            .as_deref()
+            .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(constraint(
+                "public_url",
+                "must start with http:// or https://",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -103,6 +114,35 @@ pub fn valid_bucket_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
         && edge_ok(name.chars().next())
         && edge_ok(name.chars().last())
+}
+
+fn constraint(field: &'static str, message: &str) -> ConfigError {
+    ConfigError::Constraint {
+        field,
+        message: message.to_owned(),
+    }
+}
+
+/// Parses `{PREFIX}{field}` when set and stores `map(value)` in `target`.
+fn set<V, T>(
+    get: &impl Fn(&str) -> Option<String>,
+    field: &str,
+    target: &mut T,
+    map: impl FnOnce(V) -> T,
+) -> Result<(), ConfigError>
+where
+    V: FromStr,
+    V::Err: fmt::Display,
+{
+    if let Some(value) = get(field) {
+        let parsed = value.parse::<V>().map_err(|e| ConfigError::Invalid {
+            var: format!("{PREFIX}{field}"),
+            value: value.clone(),
+            source: e.to_string().into(),
+        })?;
+        *target = map(parsed);
+    }
+    Ok(())
 }
 
 /// The bearer token is redacted by `SecretString`.
@@ -120,9 +160,17 @@ impl fmt::Debug for Config {
 
 #[cfg(test)]
 mod tests {
-    use simulator_kit::vars_lookup as lookup;
+    use std::collections::HashMap;
 
     use super::*;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
 
     #[test]
     fn defaults_buckets_and_redaction() {

@@ -1,6 +1,7 @@
-//! `/control` for test machinery: buckets, and objects put, listed and read directly (not API
-//! calls: no faults, no ledger entry, no effect counted); faults, the ledger, the counters and
-//! reset are the kit's (`simulator_kit::control_router`).
+//! `/control` for test machinery, part one: buckets, and objects put, listed and read directly
+//! (not API calls: no faults, no ledger entry, no effect counted).
+
+use std::collections::HashMap;
 
 use axum::{
     Json, Router,
@@ -10,16 +11,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::Deserialize;
+use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
-use simulator_kit::{params, parse};
 
-use crate::{
-    config::valid_bucket_name,
-    error::ControlError,
-    objects::Object,
-    state::{AppState, SharedState},
-};
+use crate::{config::valid_bucket_name, error::ControlError, objects::Object, state::SharedState};
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -33,7 +28,16 @@ pub fn router() -> Router<SharedState> {
             "/control/objects/{bucket}/{*name}",
             get(object).put(put_object),
         )
-        .merge(simulator_kit::control_router::<AppState>())
+        .merge(crate::control_ops::router())
+}
+
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+    serde_json::from_slice(body).map_err(ControlError::Json)
+}
+
+pub fn params(raw: Option<String>) -> HashMap<String, String> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
 }
 
 /// What `/control` shows of an object (`md5Hash` and `crc32c` as the API spells them).

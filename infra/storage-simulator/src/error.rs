@@ -1,8 +1,10 @@
-//! Errors: the Cloud Storage JSON API error body. The control API's error and the start-up
-//! errors are the kit's.
+//! Errors: the Cloud Storage JSON API error body, the control API's error, and the simulator's own
+//! start-up errors.
 //!
 //! A GCS error is `{"error":{"code":404,"message":"...","errors":[{"domain":"global","reason":"notFound","message":"..."}]}}`.
 //! Each answer carries itself as a response extension so the ledger can record the reason.
+
+use std::{io, net::SocketAddr};
 
 use axum::{
     Json,
@@ -10,7 +12,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::json;
-pub use simulator_kit::{ConfigError, ControlError, SimError};
 
 /// A Cloud Storage API error.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -148,4 +149,63 @@ impl IntoResponse for GcsError {
         response.extensions_mut().insert(self);
         response
     }
+}
+
+/// Errors of the `/control` API: `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("invalid JSON body")]
+    Json(#[source] serde_json::Error),
+}
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::BadRequest(_) | Self::Json(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+        };
+        let message = match &self {
+            Self::Json(source) => format!("{self}: {source}"),
+            other => other.to_string(),
+        };
+        (status, Json(json!({"error": message}))).into_response()
+    }
+}
+
+/// A setting that is invalid, naming the variable or field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: invalid value {value:?}")]
+    Invalid {
+        var: String,
+        value: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{field}: {message}")]
+    Constraint {
+        field: &'static str,
+        message: String,
+    },
+}
+
+/// Why the simulator could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("invalid configuration")]
+    Config(#[from] ConfigError),
+    #[error("cannot bind {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("serving HTTP failed")]
+    Serve(#[source] io::Error),
+    #[error("the simulator task panicked")]
+    Panicked(#[source] tokio::task::JoinError),
 }

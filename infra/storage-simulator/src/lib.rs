@@ -24,17 +24,20 @@
 mod api;
 mod config;
 mod control;
+mod control_ops;
 mod error;
+mod faults;
 mod hash;
 mod ledger;
 mod middleware;
 mod objects;
 mod state;
 
-use axum::{extract::DefaultBodyLimit, response::IntoResponse};
-use simulator_kit::{App, Built};
+use std::{net::SocketAddr, time::Duration};
 
-pub use simulator_kit::RunningSimulator;
+use axum::{Router, extract::DefaultBodyLimit, response::IntoResponse};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use crate::{
     config::Config,
@@ -43,26 +46,26 @@ pub use crate::{
 };
 use crate::{error::GcsError, state::AppState};
 
-/// `Simulator::start(config).await?` validates the config and binds (port 0 picks a free port);
-/// `.spawn()` serves on a background task (a [`RunningSimulator`], whose `base_url()` prefixes
-/// `/storage/v1/...`, `/upload/...` and `/control/...`), `.run_until(token)` until the token fires.
-pub type Simulator = simulator_kit::Simulator<CloudStorage>;
+/// How long in-flight requests (e.g. ones held by an injected fault) may run after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The Cloud Storage API on the kit's server (see [`Simulator`]).
-pub struct CloudStorage;
+pub struct Simulator {
+    listener: TcpListener,
+    addr: SocketAddr,
+    app: Router,
+}
 
-impl App for CloudStorage {
-    type Config = Config;
-
-    fn listen_addr(config: &Config) -> std::net::SocketAddr {
-        config.listen_addr
-    }
-
-    fn validate(config: &Config) -> Result<(), ConfigError> {
-        config.validate()
-    }
-
-    fn build(config: Config) -> Result<Built, SimError> {
+impl Simulator {
+    /// Validates the config and binds the listener (port 0 picks a free port).
+    pub async fn start(config: Config) -> Result<Self, SimError> {
+        config.validate()?;
+        let addr = config.listen_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { addr, source })?;
         let body_limit = config.max_body_bytes;
         let state = AppState::new(config);
         let app = api::router(state.clone())
@@ -70,6 +73,92 @@ impl App for CloudStorage {
             .fallback(|| async { GcsError::not_found().into_response() })
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(state);
-        Ok(Built::new(app))
+        Ok(Self {
+            listener,
+            addr,
+            app,
+        })
+    }
+
+    /// The bound address (with the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        url_of(self.addr)
+    }
+
+    /// Serves until `shutdown` fires; then drains in-flight requests for up to 5 s.
+    pub async fn run_until(self, shutdown: CancellationToken) -> Result<(), SimError> {
+        let server = axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tokio::select! {
+            result = server => result.map_err(SimError::Serve),
+            () = grace_elapsed(&shutdown) => {
+                tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "shutdown grace elapsed; dropping open requests");
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs on a background task until the returned handle is stopped or dropped.
+    pub fn spawn(self) -> RunningSimulator {
+        let addr = self.addr;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(self.run_until(shutdown.clone()));
+        RunningSimulator {
+            addr,
+            task: Some(task),
+            shutdown: shutdown.clone(),
+            guard: Some(shutdown.drop_guard()),
+        }
+    }
+}
+
+async fn grace_elapsed(shutdown: &CancellationToken) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
+
+/// A simulator serving on a background task; dropping it shuts the server down.
+pub struct RunningSimulator {
+    addr: SocketAddr,
+    task: Option<JoinHandle<Result<(), SimError>>>,
+    shutdown: CancellationToken,
+    guard: Option<DropGuard>,
+}
+
+impl RunningSimulator {
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:<port>`: prefix of `/storage/v1/...`, `/upload/...` and `/control/...`.
+    pub fn base_url(&self) -> String {
+        url_of(self.addr)
+    }
+
+    /// Cancelling this token shuts the server down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Shuts down and waits for the server to finish.
+    pub async fn stop(mut self) -> Result<(), SimError> {
+        drop(self.guard.take());
+        match self.task.take() {
+            Some(task) => task.await.map_err(SimError::Panicked)?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A URL to reach `addr` (loopback when bound to every interface).
+fn url_of(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
     }
 }

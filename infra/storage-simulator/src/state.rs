@@ -1,106 +1,76 @@
-//! The simulator's state: buckets and objects, and the kit's faults and ledger, each behind its
-//! own small lock, never held across an `.await`; and how the kit's middleware and `/control`
-//! routes see it ([`Simulated`]).
+//! The simulator's state: buckets and objects, faults and the ledger, each behind its own small
+//! lock, never held across an `.await`.
 
-use std::{
-    convert::Infallible,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::{
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
-};
-use serde_json::{Value, json};
-use simulator_kit::{Call, Core, Simulated, Standard, Target, lock};
+use axum::http::{HeaderMap, header};
+use rand::{SeedableRng, rngs::StdRng};
 
-use crate::{
-    config::Config,
-    error::GcsError,
-    ledger::{Detail, Effect, Stats},
-    objects::Store,
-};
+use crate::{config::Config, faults::Faults, ledger::Ledger, objects::Store};
 
 pub type SharedState = Arc<AppState>;
+
+/// Locks, carrying on after a panic elsewhere left the data behind (plain data, still usable).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 pub struct AppState {
     pub config: Config,
     store: Mutex<Store>,
-    /// Faults (the kit's standard ones), their RNG, and the ledger.
-    core: Core<Standard, Detail, Stats>,
+    faults: Mutex<Faults>,
+    ledger: Mutex<Ledger>,
+    /// Fault probabilities.
+    rng: Mutex<StdRng>,
 }
 
 impl AppState {
     pub fn new(config: Config) -> SharedState {
         Arc::new(Self {
             store: Mutex::new(initial_store(&config)),
-            core: Core::new(config.ledger_capacity, config.seed),
+            faults: Mutex::default(),
+            ledger: Mutex::new(Ledger::new(config.ledger_capacity)),
+            rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             config,
         })
     }
 
     /// The prefix of links handed to clients: `public_url`, else `http://<Host>`.
     pub fn public_url(&self, headers: &HeaderMap) -> String {
-        let configured = self.config.public_url.as_deref();
-        simulator_kit::public_url(configured, self.config.listen_addr, headers)
+        if let Some(url) = &self.config.public_url {
+            return url.clone();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.config.listen_addr.to_string());
+        format!("http://{host}")
     }
 
     pub fn store(&self) -> MutexGuard<'_, Store> {
         lock(&self.store)
     }
 
-    /// Counts an effect when it happens (so a lost response still counts).
-    pub fn effect(&self, effect: Effect, target: &str) {
-        self.core.ledger().stats_mut().effect(effect, target);
-    }
-}
-
-impl Simulated for AppState {
-    type Fault = Standard;
-    type Entry = Detail;
-    type Tally = Stats;
-
-    fn core(&self) -> &Core<Standard, Detail, Stats> {
-        &self.core
+    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+        lock(&self.faults)
     }
 
-    /// 429 `rateLimitExceeded` or a 5xx GCS error.
-    fn error_answer(status: StatusCode, retry_after_secs: Option<u64>) -> Response {
-        let error = match status {
-            StatusCode::TOO_MANY_REQUESTS => GcsError::rate_limited(None),
-            status => GcsError::server(status),
-        };
-        GcsError {
-            retry_after_secs,
-            ..error
-        }
-        .into_response()
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        lock(&self.ledger)
     }
 
-    fn custom_answer(answer: Infallible) -> Response {
-        match answer {}
-    }
-
-    fn describe(&self, _call: &Call, response: &mut Response) -> Detail {
-        let extensions = response.extensions();
-        Detail {
-            reason: extensions.get::<GcsError>().map(|e| e.reason.to_owned()),
-            target: extensions.get::<Target>().map(|t| t.0.clone()),
-        }
-    }
-
-    fn stats(&self) -> Value {
-        let mut value = json!(self.core.ledger().stats());
-        let store = self.store();
-        value["objects"] = json!(store.all().count());
-        value["bytes"] = json!(store.all().map(|o| o.content.len()).sum::<usize>());
-        value
+    pub fn rng(&self) -> MutexGuard<'_, StdRng> {
+        lock(&self.rng)
     }
 
     /// Back to the configured, empty buckets; forgets faults and the ledger.
-    fn reset(&self) {
+    pub fn reset(&self) {
         *self.store() = initial_store(&self.config);
-        self.core.reset();
+        self.faults().clear();
+        self.ledger().clear();
     }
 }
 
@@ -110,26 +80,4 @@ fn initial_store(config: &Config) -> Store {
         store.create_bucket(bucket);
     }
     store
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::header;
-
-    use super::*;
-
-    #[test]
-    fn injected_answers_are_gcs_errors() {
-        let response = AppState::error_answer(StatusCode::TOO_MANY_REQUESTS, Some(7));
-        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
-        let error = response.extensions().get::<GcsError>().unwrap();
-        assert_eq!(
-            (error.reason, error.domain),
-            ("rateLimitExceeded", "usageLimits")
-        );
-        let response = AppState::error_answer(StatusCode::GATEWAY_TIMEOUT, None);
-        assert!(!response.headers().contains_key(header::RETRY_AFTER));
-        let error = response.extensions().get::<GcsError>().unwrap();
-        assert_eq!(error.reason, "gatewayTimeout");
-    }
 }
