@@ -59,7 +59,7 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         )
         .route(
             "/v1.0/teams/{team}/channels/{channel}/messages",
-            post(teams::post_message),
+            post(teams::post_message).get(teams::list_messages),
         )
         .route_layer(from_fn_with_state(state.clone(), inject_faults))
         .route_layer(from_fn_with_state(state.clone(), authenticate));

@@ -4,7 +4,9 @@
 //! per target, `watch`), and publishes one `DocumentChanged` per document change on
 //! `firestore.document.changed.v1`, keyed by application id: the fields that changed with their
 //! old and new values, the old and new update time (the document's version), the actor when the
-//! app records one, and which changed fields are Brain-owned. A durable checkpoint in PostgreSQL
+//! app records one, and which changed fields are Brain-owned. A message an app created, a
+//! recipient's receipt on it, or its deletion also goes out as a `MessageChanged` on
+//! `firestore.message.changed.v1` (flow 6, `messages`). A durable checkpoint in PostgreSQL
 //! (`checkpoint`) deduplicates by update time, so a restart neither loses nor floods changes.
 //!
 //! It writes nothing to Firestore: Brain-owned fields a client wrote are restored by
@@ -12,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod events;
+pub mod messages;
 pub mod values;
 pub mod watch;
 
@@ -69,7 +72,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     tracing::info!(%ops_addr, "ops endpoint listening");
 
     let pool = db::connect(&settings.common.database_url, "firestore_change_listener", &MIGRATOR, None, 4).await?;
-    kafka::ensure_topics(&settings.common.kafka, &[topics::DOCUMENT_CHANGED]).await?;
+    kafka::ensure_topics(&settings.common.kafka, &[topics::DOCUMENT_CHANGED, topics::MESSAGE_CHANGED]).await?;
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
     let producer = EventProducer::new(&settings.common.kafka, Codec::new(registry, settings.common.schema_ids), SERVICE)?;
     let db = FirestoreDb::with_options(FirestoreDbOptions::new(settings.firestore_project_id.clone())).await?;

@@ -231,6 +231,7 @@ impl Watcher {
     async fn emit(&mut self, snapshot: &mut Snapshot, read_time_ns: i64) -> Result<(), WatchError> {
         let name = self.target.name();
         let mut events = Vec::new();
+        let mut messages = Vec::new();
         let mut updates = Vec::new();
         let mut unchanged = 0u64;
         for (path, document) in snapshot.pending.drain() {
@@ -249,6 +250,9 @@ impl Watcher {
             }
             let seen = Seen { path: &path, collection: &self.target.collection, update_time_ns, fields: fields.as_ref() };
             if let Some(event) = events::change(&seen, previous, &self.default_tenant) {
+                if let Some(message) = crate::messages::message(&event, fields.as_ref()) {
+                    messages.push((message.application_id.clone(), message));
+                }
                 events.push((event.application_id.clone(), event));
             }
             updates.push((path, Known { update_time_ns, deleted: fields.is_none(), fields: fields.unwrap_or_else(Map::new) }));
@@ -259,6 +263,7 @@ impl Watcher {
             return Ok(());
         }
         self.producer.send_all(topics::DOCUMENT_CHANGED, &events).await.map_err(WatchError::Publish)?;
+        self.producer.send_all(topics::MESSAGE_CHANGED, &messages).await.map_err(WatchError::Publish)?;
         let resume = (!snapshot.resume_token.is_empty()).then_some((snapshot.resume_token.as_slice(), read_time_ns));
         self.checkpoint.store(&name, &updates, resume).await.map_err(WatchError::Checkpoint)?;
         counter("emitted").increment(events.len() as u64);

@@ -228,7 +228,7 @@ pub fn graph_error(graph: &GraphClient, g: &GraphError) -> HandlerError {
     }
 }
 
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 

@@ -11,6 +11,10 @@
 //! - **Subscriptions** (`subscriptions`): one per staff member, created and renewed, pointing at
 //!   the gateway's `POST /api/v1/webhooks/graph`.
 //!
+//! - **Teams relay** (`relay`): group `graph-calendar.relays` of `firestore.message.changed.v1`
+//!   posts staff messages that asked for it to the Teams channel once and publishes
+//!   `graph.message.relayed.v1` (flow 6).
+//!
 //! Graph failing holds only this service's work: its circuit breaker (with panic mode) and the
 //! `graph` capability flag gate the bookings.
 
@@ -21,6 +25,7 @@ pub mod graph;
 pub mod ics;
 pub mod meetings;
 pub mod notifications;
+pub mod relay;
 pub mod slots;
 pub mod subscriptions;
 
@@ -64,6 +69,9 @@ pub struct Settings {
     pub subscriptions: Option<SubscriptionConfig>,
     pub bookings: ConsumerConfig,
     pub notifications: ConsumerConfig,
+    /// Messages, for the Teams relay (group `graph-calendar.relays`).
+    pub relays: ConsumerConfig,
+    pub relay: relay::RelayConfig,
     /// `BOOKING_ATTEMPTS`: tries of a command failing in Graph before the meeting shows it.
     pub booking_attempts: u32,
     pub breaker: BreakerConfig,
@@ -93,6 +101,13 @@ impl Settings {
                 lifetime: chrono::Duration::minutes(env.ranged("SUBSCRIPTION_MINUTES", 4_230, 10..=10_080)?),
             }),
         };
+        let team: Option<String> = env.optional("TEAMS_TEAM_ID")?;
+        let channel: Option<String> = env.optional("TEAMS_CHANNEL_ID")?;
+        let channel = match (team, channel) {
+            (Some(team_id), Some(channel_id)) => Some(graph::Channel { team_id, channel_id }),
+            (None, None) => None,
+            (team, _) => return Err(invalid(if team.is_some() { "TEAMS_CHANNEL_ID" } else { "TEAMS_TEAM_ID" }, "", "TEAMS_TEAM_ID and TEAMS_CHANNEL_ID go together")),
+        };
         let staff: Vec<String> = env.or("STAFF", String::new())?.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         let settings = Self {
             common: CommonSettings::from_env(SERVICE, "127.0.0.1:9108")?,
@@ -113,6 +128,8 @@ impl Settings {
             subscriptions,
             bookings: ConsumerConfig::from_env(&env, SERVICE, env.or("BOOKINGS_GROUP_ID", format!("{SERVICE}.bookings"))?, &[topics::BOOKING_REQUESTED])?,
             notifications: ConsumerConfig::from_env(&env, SERVICE, env.or("NOTIFICATIONS_GROUP_ID", format!("{SERVICE}.notifications"))?, &[topics::GRAPH_NOTIFICATION_RECEIVED])?,
+            relays: ConsumerConfig::from_env(&env, SERVICE, env.or("RELAYS_GROUP_ID", format!("{SERVICE}.relays"))?, &[topics::MESSAGE_CHANGED])?,
+            relay: relay::RelayConfig { channel, attempts: env.ranged("RELAY_ATTEMPTS", 3, 1..=10)?, search_pages: env.ranged("RELAY_SEARCH_PAGES", 10, 1..=100)? },
             booking_attempts: env.ranged("BOOKING_ATTEMPTS", 2, 1..=10)?,
             breaker: BreakerConfig::from_env(&env)?,
             panic: PanicConfig::from_env(&env)?,
@@ -122,6 +139,9 @@ impl Settings {
         let max_attempts = settings.bookings.max_attempts;
         if settings.booking_attempts > max_attempts {
             return Err(invalid("BOOKING_ATTEMPTS", settings.booking_attempts, format!("must not exceed MAX_ATTEMPTS ({max_attempts}): the runtime would dead-letter a booking before it is shown failed")));
+        }
+        if settings.relay.attempts > settings.relays.max_attempts {
+            return Err(invalid("RELAY_ATTEMPTS", settings.relay.attempts, format!("must not exceed MAX_ATTEMPTS ({})", settings.relays.max_attempts)));
         }
         if settings.breaker.threshold > max_attempts {
             return Err(invalid("BREAKER_THRESHOLD", settings.breaker.threshold, format!("must not exceed MAX_ATTEMPTS ({max_attempts})")));
@@ -137,10 +157,19 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     tracing::info!(%ops_addr, "ops endpoint listening");
 
     let pool = db::connect(&settings.common.database_url, "graph_calendar", &MIGRATOR, None, 20).await?;
-    let (bookings, notifications) = (settings.bookings.clone(), settings.notifications.clone());
+    let (bookings, notifications, relays) = (settings.bookings.clone(), settings.notifications.clone(), settings.relays.clone());
     kafka::ensure_topics(
         &settings.common.kafka,
-        &[topics::BOOKING_REQUESTED, topics::GRAPH_NOTIFICATION_RECEIVED, topics::MEETING_CHANGED, &bookings.dead_letter_topic(), &notifications.dead_letter_topic()],
+        &[
+            topics::BOOKING_REQUESTED,
+            topics::GRAPH_NOTIFICATION_RECEIVED,
+            topics::MEETING_CHANGED,
+            topics::MESSAGE_CHANGED,
+            topics::MESSAGE_RELAYED,
+            &bookings.dead_letter_topic(),
+            &notifications.dead_letter_topic(),
+            &relays.dead_letter_topic(),
+        ],
     )
     .await?;
     let registry = RegistryClient::new(settings.common.schema_registry_url.expose_secret())?;
@@ -164,9 +193,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         graph: graph.clone(),
         availability: availability.clone(),
         producer: producer.clone(),
-        gate: Gate::new(flags, "graph", pool),
+        gate: Gate::new(flags.clone(), "graph", pool.clone()),
         attempts: settings.booking_attempts,
     });
+    if settings.relay.channel.is_none() {
+        tracing::warn!("no TEAMS_TEAM_ID/TEAMS_CHANNEL_ID: messages asking for the Teams relay are marked skipped");
+    }
+    let relay = Arc::new(relay::RelayHandler { pool: pool.clone(), graph: graph.clone(), producer: producer.clone(), gate: Gate::new(flags, "teams", pool), config: settings.relay.clone() });
     let notified = Arc::new(notifications::NotificationHandler { availability });
     readiness.set(true);
     tracing::info!(staff = settings.staff.len(), bookings = %bookings.group_id, notifications = %notifications.group_id, "ready");
@@ -175,7 +208,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         &shutdown,
         vec![
             Box::pin(consumer::run(bookings, settings.common.kafka.clone(), codec.clone(), producer.clone(), booking, readiness.clone(), shutdown.clone())),
-            Box::pin(consumer::run(notifications, settings.common.kafka.clone(), codec, producer.clone(), notified, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(notifications, settings.common.kafka.clone(), codec.clone(), producer.clone(), notified, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(relays, settings.common.kafka.clone(), codec, producer.clone(), relay, readiness.clone(), shutdown.clone())),
         ],
     )
     .await;

@@ -108,6 +108,14 @@ impl Projections {
         Write { update_mask: Some(mask), operation: Some(Operation::Update(document)), current_document, ..Default::default() }
     }
 
+    /// A write of `fields` (and no other field) of `collection/id` that fails with `NotFound`
+    /// instead of creating the document (for fields Brain adds to documents the apps own).
+    pub fn merge_write_existing(&self, collection: &str, id: &str, fields: Vec<(&'static str, Value)>) -> Write {
+        let mut write = self.merge_write(collection, id, fields, None);
+        write.current_document = Some(Precondition { condition_type: Some(ConditionType::Exists(true)) });
+        write
+    }
+
     /// Applies `writes` in one `Commit` (atomic on Firestore), failing with `DeadlineExceeded`
     /// after `deadline`. Returns each written document's update time, in the order of `writes`.
     pub async fn commit(&self, writes: Vec<Write>, deadline: Duration) -> Result<Vec<Option<Timestamp>>, Status> {
@@ -224,6 +232,11 @@ pub fn is_transient(status: &Status) -> bool {
 /// Our own credentials refused: Firestore is unavailable to us; no record is at fault.
 pub fn is_credentials(status: &Status) -> bool {
     matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied)
+}
+
+/// The document is not there (a write with an `exists` precondition).
+pub fn is_not_found(status: &Status) -> bool {
+    status.code() == Code::NotFound
 }
 
 /// Someone wrote the document after we read it (or created it): read again and retry.

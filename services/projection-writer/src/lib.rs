@@ -1,15 +1,17 @@
 //! projection-writer: the only server-side writer of Firestore projections, and the writer of the
 //! console read models and the append-only audit log in PostgreSQL.
 //!
-//! Seven consumers in one process, each its own group (so each has its own dead-letter topic):
+//! Nine consumers in one process, each its own group (so each has its own dead-letter topic):
 //! loan states (`handler`), status-change requests and their outcomes (`commands`), the
 //! Firestore changes that touched Brain-owned fields (`guard`), and the tasks' conditions, uploads
-//! and stored documents (`tasks`).
+//! and stored documents (`tasks`), and the messages with their Teams relay outcomes
+//! (`messages`).
 
 pub mod commands;
 pub mod firestore;
 pub mod guard;
 pub mod handler;
+pub mod messages;
 pub mod reconcile;
 pub mod seen;
 pub mod sla;
@@ -54,6 +56,10 @@ pub struct Settings {
     pub task_conditions: ConsumerConfig,
     pub task_uploads: ConsumerConfig,
     pub task_documents: ConsumerConfig,
+    /// Messages the apps wrote and their Teams relay outcomes (groups `<GROUP_ID>.messages`,
+    /// `<GROUP_ID>.message-relays`).
+    pub messages: ConsumerConfig,
+    pub message_relays: ConsumerConfig,
     /// PostgreSQL connections of the pool (one per partition worker in flight is plenty).
     pub database_connections: u32,
     /// The Firestore circuit breaker (`BREAKER_THRESHOLD`, `BREAKER_OPEN_MS`).
@@ -83,6 +89,8 @@ impl Settings {
             task_conditions: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.task-conditions"), &[topics::CONDITION_CHANGED])?,
             task_uploads: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.task-uploads"), &[topics::DOCUMENT_UPLOADED])?,
             task_documents: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.task-documents"), &[topics::DOCUMENT_STORED])?,
+            messages: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.messages"), &[topics::MESSAGE_CHANGED])?,
+            message_relays: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.message-relays"), &[topics::MESSAGE_RELAYED])?,
             database_connections: env.ranged("DATABASE_CONNECTIONS", 8, 1..=200)?,
             breaker: BreakerConfig::from_env(&env)?,
             panic: PanicConfig::from_env(&env)?,
@@ -105,6 +113,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let outcomes = settings.command_outcomes.clone();
     let changes = settings.document_changes.clone();
     let (task_conditions, task_uploads, task_documents) = (settings.task_conditions.clone(), settings.task_uploads.clone(), settings.task_documents.clone());
+    let (message_changes, message_relays) = (settings.messages.clone(), settings.message_relays.clone());
     kafka::ensure_topics(
         &settings.common.kafka,
         &[
@@ -117,6 +126,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             topics::DOCUMENT_UPLOADED,
             topics::DOCUMENT_STORED,
             topics::TASK_SLA_BREACHED,
+            topics::MESSAGE_CHANGED,
+            topics::MESSAGE_RELAYED,
+            &message_changes.dead_letter_topic(),
+            &message_relays.dead_letter_topic(),
             &task_conditions.dead_letter_topic(),
             &task_uploads.dead_letter_topic(),
             &task_documents.dead_letter_topic(),
@@ -160,6 +173,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let condition_handler = Arc::new(tasks::ConditionHandler { projector: tasks.clone(), consumer: task_conditions.group_id.clone() });
     let uploaded_handler = Arc::new(tasks::UploadedHandler { projector: tasks.clone(), consumer: task_uploads.group_id.clone() });
     let stored_handler = Arc::new(tasks::StoredHandler { projector: tasks, consumer: task_documents.group_id.clone() });
+    let conversation = Arc::new(messages::MessageProjector { pool: pool.clone(), projections: projections.clone(), firestore_deadline: settings.firestore_deadline });
+    let message_handler = Arc::new(messages::MessageHandler { projector: conversation.clone(), consumer: message_changes.group_id.clone() });
+    let relayed_handler = Arc::new(messages::RelayedHandler { projector: conversation, consumer: message_relays.group_id.clone() });
     let projector = Arc::new(commands::CommandProjector { pool, projections, firestore_deadline: settings.firestore_deadline, seen });
     let requested = Arc::new(commands::RequestedHandler { projector: projector.clone(), consumer: requests.group_id.clone() });
     let resolved = Arc::new(commands::ResolvedHandler { projector, consumer: outcomes.group_id.clone() });
@@ -176,7 +192,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             Box::pin(consumer::run(changes, kafka.clone(), codec.clone(), producer.clone(), guard, readiness.clone(), shutdown.clone())),
             Box::pin(consumer::run(task_conditions, kafka.clone(), codec.clone(), producer.clone(), condition_handler, readiness.clone(), shutdown.clone())),
             Box::pin(consumer::run(task_uploads, kafka.clone(), codec.clone(), producer.clone(), uploaded_handler, readiness.clone(), shutdown.clone())),
-            Box::pin(consumer::run(task_documents, kafka.clone(), codec, producer, stored_handler, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(task_documents, kafka.clone(), codec.clone(), producer.clone(), stored_handler, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(message_changes, kafka.clone(), codec.clone(), producer.clone(), message_handler, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(message_relays, kafka.clone(), codec, producer, relayed_handler, readiness.clone(), shutdown.clone())),
         ],
     )
     .await;

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod firestore;
+pub mod messages;
 pub mod registry;
 pub mod topics;
 pub mod wire;

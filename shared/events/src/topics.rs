@@ -52,6 +52,14 @@ pub const GRAPH_NOTIFICATION_RECEIVED: &str = "gateway.graph.notification-receiv
 /// Owner: graph-calendar.
 pub const MEETING_CHANGED: &str = "graph.meeting.changed.v1";
 
+/// A message of an application's conversation as an app wrote it (created, a receipt, deleted).
+/// Key: application id. Owner: firestore-change-listener.
+pub const MESSAGE_CHANGED: &str = "firestore.message.changed.v1";
+
+/// What graph-calendar made of a staff message flagged for the Teams channel. Key: application
+/// id. Owner: graph-calendar.
+pub const MESSAGE_RELAYED: &str = "graph.message.relayed.v1";
+
 /// Capability flags and panic mode (compacted: the latest record per key is the state). Key:
 /// `flag:<integration>:<tenant or *>` or `panic:<integration>`. Owner: the operators (dlq-replayer)
 /// and, for panic mode, every service.

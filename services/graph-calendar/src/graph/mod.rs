@@ -1,6 +1,6 @@
 //! Microsoft Graph, the parts flow 5 uses: an app-only token (client credentials, renewed once
 //! on a 401), `getSchedule`, events (create with a `transactionId`, look up by it, cancel,
-//! update) and change-notification subscriptions.
+//! update), change-notification subscriptions and Teams channel messages (`teams`).
 //!
 //! Errors say whether a retry may help ([`GraphError::is_transient`]): 429, and 503 with
 //! `Retry-After`, are throttling (honour the hint); 408 and 5xx (but 501) and network failures
@@ -8,6 +8,7 @@
 //! call feeds the `graph` circuit breaker: a failure of Graph counts against it, any real answer
 //! (a refusal included) for it, throttling neither.
 
+mod teams;
 mod types;
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+pub use teams::{Channel, ChatMessage};
 pub use types::{DateTimeTimeZone, Event, GraphError, ScheduleItem, Subscription, error_of, graph_time};
 
 #[derive(Debug, Clone)]
