@@ -15,6 +15,7 @@ mod flags;
 mod flow;
 mod interop;
 mod listener;
+mod messages;
 mod openapi;
 mod ops_page;
 mod outage;

@@ -300,6 +300,13 @@ pub fn as_millis(value: &Value) -> Option<i64> {
 }
 
 /// Reads a string field, for tests and tools.
+pub fn as_bool(value: &Value) -> Option<bool> {
+    match &value.value_type {
+        Some(ValueType::BooleanValue(b)) => Some(*b),
+        _ => None,
+    }
+}
+
 pub fn as_str(value: &Value) -> Option<&str> {
     match &value.value_type {
         Some(ValueType::StringValue(s)) => Some(s),
