@@ -87,7 +87,7 @@ async fn messages_get_receipts_and_staff_messages_reach_teams_once() -> anyhow::
     for a in 0..APPS {
         let app = format!("app-msg-{a}");
         for i in 0..PER_APP {
-            let (role, relay) = if i % 2 == 0 { ("borrower", false) } else { ("staff", true) };
+            let (role, relay) = if i.is_multiple_of(2) { ("borrower", false) } else { ("staff", true) };
             messages.push(Written { app: app.clone(), id: format!("m-{a}-{i}"), role, relay, rejected: None });
         }
     }
@@ -133,13 +133,13 @@ async fn messages_get_receipts_and_staff_messages_reach_teams_once() -> anyhow::
     let valid: Vec<&Written> = messages.iter().filter(|m| m.rejected.is_none()).collect();
     for (n, m) in valid.iter().enumerate() {
         let recipient = if m.role == "borrower" { "staff" } else { "borrower" };
-        receipt(&projections, m, recipient, if n % 2 == 0 { "read" } else { "delivered" }).await?;
+        receipt(&projections, m, recipient, if n.is_multiple_of(2) { "read" } else { "delivered" }).await?;
     }
     for m in valid.iter().step_by(2) {
         let recipient = if m.role == "borrower" { "staff" } else { "borrower" };
         receipt(&projections, m, recipient, "delivered").await?;
     }
-    let expected = |n: usize| if n % 2 == 0 { "read" } else { "delivered" };
+    let expected = |n: usize| if n.is_multiple_of(2) { "read" } else { "delivered" };
     wait_for("receipts projected", WAIT, || async {
         let seen = projected(&projections, &messages).await?;
         Ok(valid.iter().enumerate().all(|(n, m)| seen.get(&m.id).and_then(|(d, _)| d.as_deref()) == Some(expected(n))).then_some(()))
