@@ -27,6 +27,7 @@ mod replay;
 mod rebalance;
 mod runtime;
 mod sla;
+mod task_actions;
 
 use std::sync::Once;
 

@@ -14,15 +14,6 @@ use system_tests::{
 const WAIT: Duration = Duration::from_secs(90);
 const SLA_MS: u64 = 4_000;
 
-/// Moves a condition as Ventures' staff would: the API with `If-Match`.
-async fn patch_condition(stack: &Stack, token: &str, loan: &str, condition: &str, body: Value) -> anyhow::Result<()> {
-    let sim = stack.sim.base_url();
-    let all: Value = stack.http.get(format!("{sim}/api/v4/loans/{loan}/conditions")).bearer_auth(token).send().await?.error_for_status()?.json().await?;
-    let version = all["conditions"].as_array().into_iter().flatten().find(|c| c["conditionId"] == condition).and_then(|c| c["version"].as_i64()).unwrap_or_default();
-    stack.http.patch(format!("{sim}/api/v4/loans/{loan}/conditions/{condition}")).bearer_auth(token).header("if-match", format!("\"{version}\"")).json(&body).send().await?.error_for_status()?;
-    Ok(())
-}
-
 async fn state_of(pool: &sqlx::PgPool, task: &str) -> anyhow::Result<Option<String>> {
     Ok(sqlx::query_scalar("SELECT state FROM projection_writer.tasks WHERE task_id = $1").bind(task).fetch_optional(pool).await?)
 }
@@ -44,20 +35,18 @@ async fn a_task_left_under_review_breaches_once_and_one_moved_on_never_does() ->
     for (_, task) in &tasks {
         wait_for("the task", WAIT, || async { Ok(state_of(&pool, task).await?.filter(|s| s == "open")) }).await?;
     }
-    let c = &stack.credentials;
-    let token: Value = stack.http.post(format!("{sim}/api/v4/token")).json(&json!({ "client": c.client, "username": c.username, "password": c.password })).send().await?.error_for_status()?.json().await?;
-    let token = token["token"].as_str().unwrap_or_default().to_string();
+    let token = stack.ventures_token().await?;
 
     // All three go under review (a document attached in Ventures).
     for (i, (loan, task)) in tasks.iter().enumerate() {
-        patch_condition(&stack, &token, loan, task, json!({ "status": "Received", "documentRef": { "system": "sharefile", "itemId": format!("fi-{i}") } })).await?;
+        stack.patch_condition(&token, loan, task, json!({ "status": "Received", "documentRef": { "system": "sharefile", "itemId": format!("fi-{i}") } })).await?;
     }
     for (_, task) in &tasks {
         wait_for("under review", WAIT, || async { Ok(state_of(&pool, task).await?.filter(|s| s == "pending_review")) }).await?;
     }
     // One is satisfied in time; projection-writer dies while the others' timers wait.
     let (moved_loan, moved) = &tasks[1];
-    patch_condition(&stack, &token, moved_loan, moved, json!({ "status": "Satisfied" })).await?;
+    stack.patch_condition(&token, moved_loan, moved, json!({ "status": "Satisfied" })).await?;
     wait_for("the moved-on task completed", WAIT, || async { Ok(state_of(&pool, moved).await?.filter(|s| s == "completed")) }).await?;
     stack.service(PROJECTION_WRITER).kill().await?;
     tokio::time::sleep(Duration::from_millis(SLA_MS + 1_000)).await;

@@ -214,6 +214,30 @@ impl Stack {
         Ok(self.http.post(format!("{}/control/loans", self.sim.base_url())).json(&body).send().await?.error_for_status()?.json().await?)
     }
 
+    /// A Ventures API token of the simulator's staff user.
+    pub async fn ventures_token(&self) -> anyhow::Result<String> {
+        let c = &self.credentials;
+        let body = serde_json::json!({ "client": c.client, "username": c.username, "password": c.password });
+        let answer: serde_json::Value = self.http.post(format!("{}/api/v4/token", self.sim.base_url())).json(&body).send().await?.error_for_status()?.json().await?;
+        Ok(answer["token"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Moves a loan condition as Ventures' staff would: the API with `If-Match` of its version.
+    pub async fn patch_condition(&self, token: &str, loan: &str, condition: &str, body: serde_json::Value) -> anyhow::Result<()> {
+        let sim = self.sim.base_url();
+        let all: serde_json::Value = self.http.get(format!("{sim}/api/v4/loans/{loan}/conditions")).bearer_auth(token).send().await?.error_for_status()?.json().await?;
+        let version = all["conditions"].as_array().into_iter().flatten().find(|c| c["conditionId"] == condition).and_then(|c| c["version"].as_i64()).unwrap_or_default();
+        self.http
+            .patch(format!("{sim}/api/v4/loans/{loan}/conditions/{condition}"))
+            .bearer_auth(token)
+            .header("if-match", format!("\"{version}\""))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
     /// A token of the test's issuer for `role` in `tenant` (valid for an hour).
     pub fn token(&self, role: &str, tenant: &str) -> String {
         self.mint(&MintRequest::new(format!("test-{role}"), role, tenant))

@@ -251,6 +251,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(qbo::trays::decisions))
         .routes(routes!(documents::ingest::post))
         .routes(routes!(documents::tasks::list))
+        .routes(routes!(documents::actions::post))
         .routes(routes!(documents::inbox::get))
         .routes(routes!(calendar::slots::get))
         .routes(routes!(calendar::book::post))

@@ -20,7 +20,7 @@ use firestore::{
 use brain_runtime::{breaker::Breaker, flags::Gate};
 use futures::StreamExt;
 
-pub use firestore::gcloud_sdk::{google::firestore::v1::Value as FirestoreValue, prost_types::Timestamp, tonic::Status};
+pub use firestore::gcloud_sdk::{google::firestore::v1::{Value as FirestoreValue, Write as FirestoreWrite}, prost_types::Timestamp, tonic::Status};
 
 #[derive(Clone)]
 pub struct Projections {
@@ -84,10 +84,14 @@ impl Projections {
         self.commit(vec![self.merge_write(collection, id, fields, None)], Duration::from_secs(30)).await.map(drop)
     }
 
-    /// Deletes `collection/id` (tools and tests: projection-writer never deletes a projection).
+    /// Deletes `collection/id` (tools and tests).
     pub async fn delete(&self, collection: &str, id: &str) -> Result<(), Status> {
-        let write = Write { operation: Some(Operation::Delete(self.document_name(collection, id))), ..Default::default() };
-        self.commit(vec![write], Duration::from_secs(30)).await.map(drop)
+        self.commit(vec![self.delete_write(collection, id)], Duration::from_secs(30)).await.map(drop)
+    }
+
+    /// A delete of `collection/id` (nothing if it is not there), for a `Commit`.
+    pub fn delete_write(&self, collection: &str, id: &str) -> Write {
+        Write { operation: Some(Operation::Delete(self.document_name(collection, id))), ..Default::default() }
     }
 
     /// A write of `fields` (and no other field) of `collection/id`, applied only if the document

@@ -1,16 +1,17 @@
 //! projection-writer: the only server-side writer of Firestore projections, and the writer of the
 //! console read models and the append-only audit log in PostgreSQL.
 //!
-//! Nine consumers in one process, each its own group (so each has its own dead-letter topic):
+//! Ten consumers in one process, each its own group (so each has its own dead-letter topic):
 //! loan states (`handler`), status-change requests and their outcomes (`commands`), the
 //! Firestore changes that touched Brain-owned fields (`guard`), and the tasks' conditions, uploads
-//! and stored documents (`tasks`), and the messages with their Teams relay outcomes
+//! and stored documents and the staff's actions on them (`tasks`, with the per-staff `inbox`), and the messages with their Teams relay outcomes
 //! (`messages`).
 
 pub mod commands;
 pub mod firestore;
 pub mod guard;
 pub mod handler;
+pub mod inbox;
 pub mod messages;
 pub mod reconcile;
 pub mod seen;
@@ -56,6 +57,8 @@ pub struct Settings {
     pub task_conditions: ConsumerConfig,
     pub task_uploads: ConsumerConfig,
     pub task_documents: ConsumerConfig,
+    /// Staff actions on tasks (group `<GROUP_ID>.task-actions`).
+    pub task_actions: ConsumerConfig,
     /// Messages the apps wrote and their Teams relay outcomes (groups `<GROUP_ID>.messages`,
     /// `<GROUP_ID>.message-relays`).
     pub messages: ConsumerConfig,
@@ -89,6 +92,7 @@ impl Settings {
             task_conditions: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.task-conditions"), &[topics::CONDITION_CHANGED])?,
             task_uploads: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.task-uploads"), &[topics::DOCUMENT_UPLOADED])?,
             task_documents: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.task-documents"), &[topics::DOCUMENT_STORED])?,
+            task_actions: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.task-actions"), &[topics::TASK_ACTION_REQUESTED])?,
             messages: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.messages"), &[topics::MESSAGE_CHANGED])?,
             message_relays: ConsumerConfig::from_env(&env, SERVICE, format!("{group_id}.message-relays"), &[topics::MESSAGE_RELAYED])?,
             database_connections: env.ranged("DATABASE_CONNECTIONS", 8, 1..=200)?,
@@ -113,6 +117,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let outcomes = settings.command_outcomes.clone();
     let changes = settings.document_changes.clone();
     let (task_conditions, task_uploads, task_documents) = (settings.task_conditions.clone(), settings.task_uploads.clone(), settings.task_documents.clone());
+    let task_actions = settings.task_actions.clone();
     let (message_changes, message_relays) = (settings.messages.clone(), settings.message_relays.clone());
     kafka::ensure_topics(
         &settings.common.kafka,
@@ -128,6 +133,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             topics::TASK_SLA_BREACHED,
             topics::MESSAGE_CHANGED,
             topics::MESSAGE_RELAYED,
+            topics::TASK_ACTION_REQUESTED,
+            &task_actions.dead_letter_topic(),
             &message_changes.dead_letter_topic(),
             &message_relays.dead_letter_topic(),
             &task_conditions.dead_letter_topic(),
@@ -172,7 +179,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     background.spawn(timers.run(shutdown.clone()));
     let condition_handler = Arc::new(tasks::ConditionHandler { projector: tasks.clone(), consumer: task_conditions.group_id.clone() });
     let uploaded_handler = Arc::new(tasks::UploadedHandler { projector: tasks.clone(), consumer: task_uploads.group_id.clone() });
-    let stored_handler = Arc::new(tasks::StoredHandler { projector: tasks, consumer: task_documents.group_id.clone() });
+    let stored_handler = Arc::new(tasks::StoredHandler { projector: tasks.clone(), consumer: task_documents.group_id.clone() });
+    let action_handler = Arc::new(tasks::ActionHandler { projector: tasks, consumer: task_actions.group_id.clone() });
     let conversation = Arc::new(messages::MessageProjector { pool: pool.clone(), projections: projections.clone(), firestore_deadline: settings.firestore_deadline });
     let message_handler = Arc::new(messages::MessageHandler { projector: conversation.clone(), consumer: message_changes.group_id.clone() });
     let relayed_handler = Arc::new(messages::RelayedHandler { projector: conversation, consumer: message_relays.group_id.clone() });
@@ -193,6 +201,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             Box::pin(consumer::run(task_conditions, kafka.clone(), codec.clone(), producer.clone(), condition_handler, readiness.clone(), shutdown.clone())),
             Box::pin(consumer::run(task_uploads, kafka.clone(), codec.clone(), producer.clone(), uploaded_handler, readiness.clone(), shutdown.clone())),
             Box::pin(consumer::run(task_documents, kafka.clone(), codec.clone(), producer.clone(), stored_handler, readiness.clone(), shutdown.clone())),
+            Box::pin(consumer::run(task_actions, kafka.clone(), codec.clone(), producer.clone(), action_handler, readiness.clone(), shutdown.clone())),
             Box::pin(consumer::run(message_changes, kafka.clone(), codec.clone(), producer.clone(), message_handler, readiness.clone(), shutdown.clone())),
             Box::pin(consumer::run(message_relays, kafka.clone(), codec, producer, relayed_handler, readiness.clone(), shutdown.clone())),
         ],

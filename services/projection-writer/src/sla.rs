@@ -15,6 +15,7 @@ use std::{sync::Arc, time::Duration};
 
 use brain_events::{TaskSlaBreached, topics};
 use brain_runtime::{
+    db,
     producer::EventProducer,
     retry::sleep_or_cancel,
     settings::{Env, SettingsError},
@@ -159,6 +160,18 @@ impl Timers {
         if due.is_empty() {
             return Ok(0);
         }
+        // Each task's lock, without waiting (a task being moved holds it and may be cancelling
+        // this very timer): a task that is busy is left for the next round.
+        let mut free = Vec::with_capacity(due.len());
+        for d in due {
+            if db::try_lock_entity(&mut tx, &format!("task:{}:{}", d.tenant_id, d.task_id)).await? {
+                free.push(d);
+            }
+        }
+        let due = free;
+        if due.is_empty() {
+            return Ok(0);
+        }
         let now = Utc::now();
         let events: Vec<(String, TaskSlaBreached)> = due.iter().map(|d| (d.application_id.clone(), breach_event(d, now))).collect();
         self.producer.send_all::<TaskSlaBreached, _>(topics::TASK_SLA_BREACHED, &events).await?;
@@ -178,7 +191,19 @@ impl Timers {
             .execute(&mut *tx)
             .await?;
             let collection = format!("{}/{}/tasks", crate::handler::COLLECTION, d.application_id);
-            writes.push(self.projections.merge_write(&collection, &d.task_id, vec![("slaBreachedAt", firestore::timestamp_millis(now.timestamp_millis())), ("slaDueAt", firestore::timestamp_millis(d.due_at.timestamp_millis()))], None));
+            let breach = || vec![("slaBreachedAt", firestore::timestamp_millis(now.timestamp_millis())), ("slaDueAt", firestore::timestamp_millis(d.due_at.timestamp_millis()))];
+            writes.push(self.projections.merge_write(&collection, &d.task_id, breach(), None));
+            // The assignee's inbox shows it too (under the task's lock: no reassignment meanwhile).
+            let assignee: Option<String> = sqlx::query_scalar("SELECT assignee FROM tasks WHERE tenant_id = $1 AND task_id = $2 AND state = $3")
+                .bind(&d.tenant_id)
+                .bind(&d.task_id)
+                .bind(&d.state)
+                .fetch_optional(&mut *tx)
+                .await?
+                .flatten();
+            if let Some(staff) = assignee {
+                writes.push(self.projections.merge_write(&crate::inbox::collection(&staff), &d.task_id, breach(), None));
+            }
         }
         self.projections.commit(writes, self.firestore_deadline).await?;
         let ids: Vec<Uuid> = due.iter().map(|d| d.timer_id).collect();

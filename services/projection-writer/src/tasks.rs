@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use brain_events::{ConditionChanged, DocumentStored, DocumentUploaded};
+use brain_events::{ConditionChanged, DocumentStored, DocumentUploaded, TaskActionRequested};
 use brain_runtime::{
     consumer::{Applied, Handler, HandlerError, Outcome, Source},
     db,
@@ -32,6 +32,7 @@ use crate::{
     SERVICE,
     firestore::{self, FirestoreValue, Projections},
     handler::{COLLECTION, check_application_id, firestore_error},
+    inbox,
     sla::{self, SlaConfig},
 };
 
@@ -39,7 +40,8 @@ use crate::{
 macro_rules! columns {
     () => {
         "task_id, application_id, loan_id, condition_id, title, state, state_since, condition_status, condition_version, condition_item_id,
-         document_id, document_name, document_state, document_item_id, document_at, rejection_reason, revision"
+         document_id, document_name, document_state, document_item_id, document_at, rejection_reason, revision,
+         assignee, upload_requested, request_note, rejected_item_id"
     };
 }
 
@@ -71,6 +73,13 @@ struct TaskRow {
     document_at: Option<DateTime<Utc>>,
     rejection_reason: Option<String>,
     revision: i64,
+    /// Whose work the task is (the per-staff inbox).
+    assignee: Option<String>,
+    /// A staff member asked the borrower for a document.
+    upload_requested: bool,
+    request_note: Option<String>,
+    /// The Ventures document reference that was rejected: the task waits for another one.
+    rejected_item_id: Option<String>,
 }
 
 /// What one event says about a task.
@@ -92,6 +101,16 @@ enum Kind {
     Condition { version: i64, name: String, status: String, item_id: Option<String> },
     Uploaded { document_id: Uuid, file_name: String },
     Stored { document_id: Uuid, item_id: String },
+    /// A staff member's action (`gateway.task.action-requested.v1`).
+    Action { action: Action, staff_id: String },
+}
+
+/// What a staff member did to a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Assign { assignee: String },
+    RequestUpload { note: Option<String> },
+    Reject { reason: String },
 }
 
 impl Kind {
@@ -100,6 +119,9 @@ impl Kind {
             Self::Condition { .. } => "task.condition_changed",
             Self::Uploaded { .. } => "task.document_received",
             Self::Stored { .. } => "task.document_stored",
+            Self::Action { action: Action::Assign { .. }, .. } => "task.assigned",
+            Self::Action { action: Action::RequestUpload { .. }, .. } => "task.upload_requested",
+            Self::Action { action: Action::Reject { .. }, .. } => "task.document_rejected",
         }
     }
 }
@@ -158,8 +180,27 @@ impl TaskProjector {
             fields.push(("slaDueAt", firestore::optional(due.map(|t| firestore::timestamp_millis(t.timestamp_millis())))));
             fields.push(("slaBreachedAt", firestore::null()));
         }
-        let write = self.projections.merge_write(&collection, &next.task_id, fields, None);
-        self.projections.commit(vec![write], self.firestore_deadline).await.map_err(firestore_error)?;
+        let mut writes = vec![self.projections.merge_write(&collection, &next.task_id, fields, None)];
+        let previous = current.as_ref().and_then(|c| c.assignee.as_deref());
+        let open = next.state != "completed";
+        if let Some(old) = previous.filter(|old| !open || next.assignee.as_deref() != Some(*old)) {
+            writes.push(inbox::remove(&self.projections, old, &next.task_id));
+        }
+        if let Some(staff) = next.assignee.as_deref().filter(|_| open) {
+            let (due_at, breached_at) = inbox::timer(&mut tx, &fact.tenant_id, &next.task_id, &next.state).await.map_err(db::classify)?;
+            let entry = inbox::Entry {
+                task_id: &next.task_id,
+                application_id: &next.application_id,
+                title: &next.title,
+                state: &next.state,
+                state_since: next.state_since,
+                document_name: next.document_name.as_deref(),
+                due_at,
+                breached_at,
+            };
+            writes.push(inbox::upsert(&self.projections, staff, &entry));
+        }
+        self.projections.commit(writes, self.firestore_deadline).await.map_err(firestore_error)?;
         tx.commit().await.map_err(db::classify)?;
         if moved {
             metrics::counter!(metric_name(SERVICE, "task_transitions_total"), "to" => state_label(&next.state)).increment(1);
@@ -171,6 +212,10 @@ impl TaskProjector {
 
 /// The task after `fact`, or `None` when the fact is older than what the task holds.
 fn evolve(current: Option<TaskRow>, fact: &Fact, at: DateTime<Utc>) -> Option<TaskRow> {
+    if current.is_none() && matches!(fact.kind, Kind::Action { .. }) {
+        tracing::warn!(task_id = %fact.task_id, "task action for a task not projected here; nothing to do");
+        return None;
+    }
     let mut row = current.clone().unwrap_or_else(|| TaskRow {
         task_id: fact.task_id.clone(),
         application_id: fact.application_id.clone(),
@@ -189,6 +234,10 @@ fn evolve(current: Option<TaskRow>, fact: &Fact, at: DateTime<Utc>) -> Option<Ta
         document_at: None,
         rejection_reason: None,
         revision: 0,
+        assignee: None,
+        upload_requested: false,
+        request_note: None,
+        rejected_item_id: None,
     });
     match &fact.kind {
         Kind::Condition { version, name, status, item_id } => {
@@ -217,6 +266,25 @@ fn evolve(current: Option<TaskRow>, fact: &Fact, at: DateTime<Utc>) -> Option<Ta
             row.document_state = Some("stored".into());
             row.document_item_id = Some(item_id.clone());
         }
+        Kind::Action { action, staff_id } => {
+            if !action_allowed(&row, action) {
+                tracing::warn!(task_id = %row.task_id, state = %row.state, ?action, %staff_id, "task action refused: the task moved on");
+                metrics::counter!(metric_name(SERVICE, "task_actions_refused_total")).increment(1);
+                return None;
+            }
+            match action {
+                Action::Assign { assignee } => row.assignee = Some(assignee.clone()),
+                Action::RequestUpload { note } => {
+                    row.upload_requested = true;
+                    row.request_note.clone_from(note);
+                }
+                Action::Reject { reason } => {
+                    row.rejected_item_id = row.condition_item_id.clone();
+                    row.rejection_reason = Some(reason.clone());
+                    row.document_state = Some("rejected".into());
+                }
+            }
+        }
     }
     let state = state_of(&row);
     if state != row.state {
@@ -227,12 +295,24 @@ fn evolve(current: Option<TaskRow>, fact: &Fact, at: DateTime<Utc>) -> Option<Ta
     Some(row)
 }
 
-/// The task's state from what Ventures and the upload say.
+/// Whether the task's state lets `action` happen (the gateway checked it too, earlier).
+fn action_allowed(row: &TaskRow, action: &Action) -> bool {
+    match action {
+        Action::Assign { .. } => row.state != "completed",
+        Action::RequestUpload { .. } => matches!(row.state.as_str(), "open" | "awaiting_upload"),
+        Action::Reject { .. } => row.state == "pending_review",
+    }
+}
+
+/// The task's state from what Ventures, the upload and the staff say: `completed` once Ventures
+/// satisfied (or waived) the condition; `pending_review` while Ventures holds a document that
+/// was not rejected; `awaiting_upload` when the staff asked for one or rejected the last; else
+/// `open`.
 fn state_of(row: &TaskRow) -> &'static str {
     match row.condition_status.as_deref() {
         Some("Satisfied" | "Waived") => "completed",
-        Some("Received") if row.condition_item_id.is_some() => "pending_review",
-        _ if row.state == "awaiting_upload" => "awaiting_upload",
+        Some("Received") if row.condition_item_id.is_some() && row.condition_item_id != row.rejected_item_id => "pending_review",
+        _ if row.upload_requested || row.rejected_item_id.is_some() => "awaiting_upload",
         _ => "open",
     }
 }
@@ -249,13 +329,15 @@ fn state_label(state: &str) -> &'static str {
 async fn save(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, fact: &Fact, row: &TaskRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO tasks (tenant_id, task_id, application_id, loan_id, condition_id, title, state, state_since, condition_status, condition_version,
-             condition_item_id, document_id, document_name, document_state, document_item_id, document_at, rejection_reason, revision, correlation_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+             condition_item_id, document_id, document_name, document_state, document_item_id, document_at, rejection_reason, revision, correlation_id,
+             assignee, upload_requested, request_note, rejected_item_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
          ON CONFLICT (tenant_id, task_id) DO UPDATE SET title = EXCLUDED.title, state = EXCLUDED.state, state_since = EXCLUDED.state_since,
              condition_status = EXCLUDED.condition_status, condition_version = EXCLUDED.condition_version, condition_item_id = EXCLUDED.condition_item_id,
              document_id = EXCLUDED.document_id, document_name = EXCLUDED.document_name, document_state = EXCLUDED.document_state,
              document_item_id = EXCLUDED.document_item_id, document_at = EXCLUDED.document_at, rejection_reason = EXCLUDED.rejection_reason,
-             revision = EXCLUDED.revision, correlation_id = EXCLUDED.correlation_id, updated_at = now()",
+             revision = EXCLUDED.revision, correlation_id = EXCLUDED.correlation_id, assignee = EXCLUDED.assignee,
+             upload_requested = EXCLUDED.upload_requested, request_note = EXCLUDED.request_note, rejected_item_id = EXCLUDED.rejected_item_id, updated_at = now()",
     )
     .bind(&fact.tenant_id)
     .bind(&row.task_id)
@@ -276,6 +358,10 @@ async fn save(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, fact: &Fact, row: 
     .bind(&row.rejection_reason)
     .bind(row.revision)
     .bind(&fact.correlation_id)
+    .bind(&row.assignee)
+    .bind(row.upload_requested)
+    .bind(&row.request_note)
+    .bind(&row.rejected_item_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -302,6 +388,8 @@ fn fields(row: &TaskRow) -> Vec<(&'static str, FirestoreValue)> {
         ("conditionStatus", text(&row.condition_status)),
         ("document", firestore::optional(document)),
         ("rejectionReason", text(&row.rejection_reason)),
+        ("requestNote", text(&row.request_note)),
+        ("assignee", text(&row.assignee)),
         ("revision", firestore::integer(row.revision)),
         ("updatedBy", firestore::string("brain")),
     ]
@@ -346,6 +434,7 @@ macro_rules! task_handler {
 task_handler!(ConditionHandler, ConditionChanged, "The handler of `ventures.condition.changed.v1`.");
 task_handler!(UploadedHandler, DocumentUploaded, "The handler of `gateway.document.uploaded.v1`.");
 task_handler!(StoredHandler, DocumentStored, "The handler of `sharefile.document.stored.v1`.");
+task_handler!(ActionHandler, TaskActionRequested, "The handler of `gateway.task.action-requested.v1`.");
 
 /// The three events as facts about a task.
 trait IntoFact {
@@ -411,6 +500,32 @@ impl IntoFact for DocumentStored {
     }
 }
 
+impl IntoFact for TaskActionRequested {
+    fn into_fact(self) -> Result<Fact, HandlerError> {
+        let text = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let action = match self.action.as_str() {
+            "assign" => Action::Assign { assignee: text(self.assignee).ok_or_else(|| HandlerError::permanent("validation", "assign without an assignee"))? },
+            "request_upload" => Action::RequestUpload { note: text(self.reason) },
+            "reject" => Action::Reject { reason: text(self.reason).ok_or_else(|| HandlerError::permanent("validation", "reject without a reason"))? },
+            other => return Err(HandlerError::permanent("validation", format!("unknown task action {other:?}"))),
+        };
+        Ok(Fact {
+            event_id: parse_id("event_id", &self.event_id)?,
+            tenant_id: self.tenant_id,
+            application_id: self.application_id,
+            // The task exists (the gateway found it): loan and condition are kept from its row.
+            loan_id: String::new(),
+            condition_id: self.task_id.clone(),
+            task_id: self.task_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            producer: self.producer,
+            occurred_at: self.occurred_at,
+            kind: Kind::Action { action, staff_id: self.staff_id },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,6 +565,30 @@ mod tests {
         assert!(evolve(Some(review.clone()), &fact(condition(2, "Received", Some("fi-1"))), now).is_none(), "an old version changes nothing");
         let done = evolve(Some(review), &fact(condition(3, "Satisfied", Some("fi-1"))), now).unwrap();
         assert_eq!((done.state.as_str(), done.revision), ("completed", 5));
+    }
+
+    #[test]
+    fn staff_can_ask_for_a_document_reject_one_and_the_next_goes_under_review() {
+        let now = Utc::now();
+        let action = |a: Action| Kind::Action { action: a, staff_id: "ann".into() };
+        assert!(evolve(None, &fact(action(Action::Assign { assignee: "ann".into() })), now).is_none(), "no task, no action");
+        let open = evolve(None, &fact(condition(1, "Open", None)), now).unwrap();
+        let assigned = evolve(Some(open), &fact(action(Action::Assign { assignee: "ann".into() })), now).unwrap();
+        assert_eq!((assigned.state.as_str(), assigned.assignee.as_deref()), ("open", Some("ann")));
+        assert!(evolve(Some(assigned.clone()), &fact(action(Action::Reject { reason: "blurry".into() })), now).is_none(), "nothing to reject yet");
+        let asked = evolve(Some(assigned), &fact(action(Action::RequestUpload { note: Some("March please".into()) })), now).unwrap();
+        assert_eq!((asked.state.as_str(), asked.request_note.as_deref()), ("awaiting_upload", Some("March please")));
+        let review = evolve(Some(asked), &fact(condition(2, "Received", Some("fi-1"))), now).unwrap();
+        assert_eq!(review.state, "pending_review");
+        let rejected = evolve(Some(review), &fact(action(Action::Reject { reason: "blurry".into() })), now).unwrap();
+        assert_eq!((rejected.state.as_str(), rejected.document_state.as_deref(), rejected.rejection_reason.as_deref()), ("awaiting_upload", Some("rejected"), Some("blurry")));
+        let same = evolve(Some(rejected), &fact(condition(3, "Received", Some("fi-1"))), now).unwrap();
+        assert_eq!(same.state, "awaiting_upload", "the rejected document again changes nothing");
+        let next = evolve(Some(same), &fact(condition(4, "Received", Some("fi-2"))), now).unwrap();
+        assert_eq!(next.state, "pending_review", "another document goes under review");
+        let done = evolve(Some(next), &fact(condition(5, "Satisfied", Some("fi-2"))), now).unwrap();
+        assert_eq!(done.state, "completed");
+        assert!(evolve(Some(done), &fact(action(Action::Assign { assignee: "bob".into() })), now).is_none(), "completed work is not reassigned");
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub const GRAPH_NOTIFICATION_RECEIVED: &str = "gateway.graph.notification-receiv
 /// Owner: graph-calendar.
 pub const MEETING_CHANGED: &str = "graph.meeting.changed.v1";
 
+/// A staff member's action on a task: assign, request_upload, reject. Key: application id.
+/// Owner: api-gateway.
+pub const TASK_ACTION_REQUESTED: &str = "gateway.task.action-requested.v1";
+
 /// A message of an application's conversation as an app wrote it (created, a receipt, deleted).
 /// Key: application id. Owner: firestore-change-listener.
 pub const MESSAGE_CHANGED: &str = "firestore.message.changed.v1";

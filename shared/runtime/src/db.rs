@@ -88,6 +88,11 @@ pub async fn lock_entity(tx: &mut Transaction<'_, Postgres>, entity: &str) -> Re
     Ok(())
 }
 
+/// Like [`lock_entity`], without waiting: `false` when another transaction holds the lock.
+pub async fn try_lock_entity(tx: &mut Transaction<'_, Postgres>, entity: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))").bind(entity).fetch_one(&mut **tx).await
+}
+
 /// The monotonic-apply rule: an incoming version applies only if it is newer than the applied one.
 pub fn is_newer(applied: Option<i64>, incoming: i64) -> bool {
     applied.is_none_or(|applied| incoming > applied)

@@ -1,5 +1,6 @@
 //! `GET /api/v1/inbox`: the staff's open work, the tasks not yet completed, with their SLA:
-//! breached tasks first, then by due time (tasks without an SLA last). From projection-writer's
+//! breached tasks first, then by due time (tasks without an SLA last); `?assignee=me` for the
+//! caller's own (`unassigned`, or another staff member's id). From projection-writer's
 //! read model (`read_api.staff_inbox`), within the caller's tenant.
 
 use axum::{Extension, Json, extract::State, http::StatusCode};
@@ -34,6 +35,8 @@ pub struct InboxItem {
     pub due_at: Option<DateTime<Utc>>,
     /// When the SLA was breached, if it was.
     pub breached_at: Option<DateTime<Utc>>,
+    /// Whose work it is (none: unassigned).
+    pub assignee: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,12 +54,15 @@ pub struct InboxQuery {
     /// How many items (default 100).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// Whose work: `me` (the caller's), `unassigned`, or a staff member's user id. All of the
+    /// tenant's open work when left out.
+    assignee: Option<String>,
 }
 
 /// The staff inbox
 ///
 /// Open work of the caller's tenant: tasks not yet completed with their SLA, breached first, then
-/// by due time. Roles staff, ops and admin.
+/// by due time; `assignee=me` narrows it to the caller's own work. Roles staff, ops and admin.
 #[utoipa::path(
     get,
     path = "/api/v1/inbox",
@@ -66,7 +72,7 @@ pub struct InboxQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Open work, breaches first, then by due time", body = Inbox),
-        (status = 400, description = "`invalid_limit` (not 1-500) or `invalid_query` (an unknown or repeated parameter)", body = ErrorBody),
+        (status = 400, description = "`invalid_limit` (not 1-500) or `invalid_query` (an unknown or repeated parameter, or a malformed assignee)", body = ErrorBody),
         (status = 401, description = openapi::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = "`forbidden`: a borrower (the inbox is the staff's), or a token that grants nothing here", body = ErrorBody),
         (status = 500, description = openapi::INTERNAL, body = ErrorBody),
@@ -77,15 +83,25 @@ pub async fn get(State(state): State<AppState>, Extension(caller): Extension<Pri
     if caller.role == Role::Borrower {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the inbox is the staff's (staff, ops, admin)"));
     }
-    let params = params.only(&["limit"])?;
+    let params = params.only(&["limit", "assignee"])?;
     let limit = params.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+    // (filter on, the assignee or NULL for unassigned)
+    let (filtered, assignee) = match params.get("assignee").map(str::trim) {
+        None => (false, None),
+        Some("me") => (true, Some(caller.subject.clone())),
+        Some("unassigned") => (true, None),
+        Some(a) if !a.is_empty() && a.len() <= 128 && !a.contains('/') && !a.chars().any(char::is_control) => (true, Some(a.to_string())),
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "assignee is me, unassigned or a staff member's user id (1-128 characters, no '/')")),
+    };
     let items: Vec<InboxItem> = sqlx::query_as(
-        "SELECT task_id, application_id, title, state, state_since, document_name, document_state, due_at, breached_at
-         FROM read_api.staff_inbox WHERE ($1::text IS NULL OR tenant_id = $1)
+        "SELECT task_id, application_id, title, state, state_since, document_name, document_state, due_at, breached_at, assignee
+         FROM read_api.staff_inbox WHERE ($1::text IS NULL OR tenant_id = $1) AND (NOT $3 OR assignee IS NOT DISTINCT FROM $4)
          ORDER BY breached_at IS NULL, due_at NULLS LAST, state_since, task_id LIMIT $2",
     )
     .bind(caller.tenant.as_deref())
     .bind(limit)
+    .bind(filtered)
+    .bind(assignee)
     .fetch_all(&state.pool)
     .await
     .map_err(ApiError::database)?;

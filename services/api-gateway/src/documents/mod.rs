@@ -1,8 +1,10 @@
 //! Flow 4 at the edge: `POST /api/v1/documents/ingest` (a borrower's upload, verified in Cloud
 //! Storage, becomes a `DocumentUploaded`), `GET /api/v1/applications/{id}/tasks` (the tasks
-//! projection-writer keeps, one per Ventures condition) and `GET /api/v1/inbox` (the staff's open
-//! work with its SLA).
+//! projection-writer keeps, one per Ventures condition), `POST .../tasks/{taskId}/actions` (the
+//! staff assign, ask for a document, reject one) and `GET /api/v1/inbox` (the staff's open work
+//! with its SLA, everyone's or one staff member's).
 
+pub mod actions;
 pub mod inbox;
 pub mod ingest;
 pub mod tasks;

@@ -32,10 +32,16 @@ pub struct Task {
     pub condition_status: Option<String>,
     pub document_id: Option<Uuid>,
     pub document_name: Option<String>,
-    /// The latest upload: `received` (ingested), `stored` (in ShareFile).
+    /// The latest upload: `received` (ingested), `stored` (in ShareFile), `rejected` (by the staff).
     pub document_state: Option<String>,
     pub document_at: Option<DateTime<Utc>>,
+    /// Why the staff rejected the last document (the task is `awaiting_upload` until another
+    /// one is attached).
     pub rejection_reason: Option<String>,
+    /// The staff's note when they asked for a document.
+    pub request_note: Option<String>,
+    /// The staff member the task is assigned to.
+    pub assignee: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -72,7 +78,7 @@ pub async fn list(State(state): State<AppState>, Extension(caller): Extension<Pr
     let application = find(&state.pool, &caller, &id).await?;
     let tasks: Vec<Task> = sqlx::query_as(
         "SELECT task_id, condition_id, title, state, state_since, condition_status, document_id, document_name, document_state, document_at,
-                rejection_reason, updated_at
+                rejection_reason, request_note, assignee, updated_at
          FROM read_api.tasks WHERE tenant_id = $1 AND application_id = $2 ORDER BY state_since, task_id",
     )
     .bind(&application.tenant_id)
