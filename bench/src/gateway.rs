@@ -227,7 +227,13 @@ pub async fn bare_axum(
     port: u16,
     query: Option<(&str, &str)>,
 ) -> anyhow::Result<tokio::process::Child> {
-    let bin = std::env::current_exe()?.with_file_name("bench-bare-axum");
+    // Beside the bench binary, or one folder up when the bench runs as a test (`deps/`).
+    let exe = std::env::current_exe()?;
+    let beside = exe.with_file_name("bench-bare-axum");
+    let bin = match exe.parent().and_then(|deps| deps.parent()).map(|dir| dir.join("bench-bare-axum")) {
+        Some(up) if !beside.exists() => up,
+        _ => beside,
+    };
     anyhow::ensure!(
         bin.exists(),
         "{} is not built (cargo build -p brain-bench)",

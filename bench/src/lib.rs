@@ -22,6 +22,7 @@ pub mod qbo_stream;
 pub mod qbo_sync;
 pub mod records;
 pub mod replay;
+pub mod slots;
 pub mod report;
 pub mod targets;
 pub mod throughput;
@@ -435,6 +436,9 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         qbo_stream.lost,
         qbo_stream.extra_rows
     );
+    say!(started, "(12) calendar slots at {}/s with Graph down", options.slots_rps);
+    let slots = slots::measure(&mut stack, options.slots_rps, gateway_secs).await?;
+    say!(started, "    p50 {:.2} ms · p99 {:.2} ms ({:.1} × the bare handler's p99) · availability {:.0} s old", slots.runs[0].p50_ms, slots.runs[0].p99_ms, slots.p99_vs_bare, slots.availability_age_seconds);
     pool.close().await;
     stack.stop_all().await?;
     let stack_db = stack.db.name.clone();
@@ -452,6 +456,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     );
     targets.push(targets::qbo_sync(&qbo_sync));
     targets.extend(targets::qbo_stream(&qbo_stream));
+    targets.push(targets::slots(&slots));
     machine.load_average_at_end = report::load_average();
     let report = Report {
         commit: report::commit(&repo),
@@ -485,6 +490,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         advisor,
         qbo_sync,
         qbo_stream,
+        slots,
         targets,
         total_seconds: started.elapsed().as_secs_f64(),
     };

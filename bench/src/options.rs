@@ -47,6 +47,9 @@ pub struct Options {
     /// The gateway's fixed request rate, requests/s.
     #[arg(long, default_value_t = 1000)]
     pub gateway_rps: u32,
+    /// The calendar slots endpoint's fixed request rate with Graph down (figure (12)), requests/s.
+    #[arg(long, default_value_t = 500)]
+    pub slots_rps: u32,
     /// Records each decoder decodes in the codec figure [default: 50,000; smoke 2,000].
     #[arg(long)]
     pub codec_records: Option<u64>,

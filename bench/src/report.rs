@@ -214,6 +214,7 @@ pub struct Report {
     /// Figure (10): qbo-mirror's initial sync.
     pub qbo_sync: crate::qbo_sync::QboSyncFigures,
     pub qbo_stream: crate::qbo_stream::QboStreamFigures,
+    pub slots: crate::slots::SlotsFigures,
     pub targets: Vec<Target>,
     pub total_seconds: f64,
 }

@@ -123,3 +123,9 @@ pub fn qbo_stream(stream: &crate::qbo_stream::QboStreamFigures) -> Vec<Target> {
         Target::at_most(&format!("(11) log rows that are no change, {of}"), stream.extra_rows as f64, 0.0, "rows"),
     ]
 }
+
+/// Figure (12): the slots endpoint answers from its store while Graph is down.
+pub fn slots(slots: &crate::slots::SlotsFigures) -> Target {
+    let run = &slots.runs[0];
+    Target::at_most(&format!("(12) calendar slots p99 at {} req/s, Graph down", run.offered_rps.unwrap_or_default()), run.p99_ms, 10.0, "ms")
+}

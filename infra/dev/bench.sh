@@ -31,7 +31,7 @@ step "build ($profile: the bench and the services it starts)"
 build_started=$SECONDS
 profile_flag=()
 [[ "$profile" == release ]] && profile_flag=(--release)
-cargo build "${profile_flag[@]}" -p brain-bench -p ventures-sync -p projection-writer -p api-gateway -p qbo-mirror
+cargo build "${profile_flag[@]}" -p brain-bench -p ventures-sync -p projection-writer -p api-gateway -p qbo-mirror -p graph-calendar
 log "build: $((SECONDS - build_started)) s"
 
 step "postgres"

@@ -272,6 +272,22 @@ impl Report {
             &format!("{:.1} s · {} · {}", s.converged_seconds, s.qbo_requests, s.throttled),
         );
         println!();
+        let k = &self.slots;
+        println!(
+            "Calendar slots with Graph down (12): {} staff, every Graph call answering 503; the answer holds {} slots, {:.0} s old ({})",
+            k.staff,
+            k.slots_in_answer,
+            k.availability_age_seconds,
+            k.refresh_error.as_deref().unwrap_or("no refresh error recorded")
+        );
+        for run in &k.runs {
+            row(
+                &format!("{} at {}/s: p50 · p95 · p99 · max", run.target, run.offered_rps.unwrap_or_default()),
+                &format!("{:.2} ms · {:.2} ms · {:.2} ms · {:.2} ms ({:.0} req/s, {:.0} % 200)", run.p50_ms, run.p95_ms, run.p99_ms, run.max_ms, run.requests_per_sec, run.success_rate * 100.0),
+            );
+        }
+        row("    slots p99 ÷ bare handler p99", &format!("{:.1} ×", k.p99_vs_bare));
+        println!();
         let c = &self.codec;
         println!(
             "Codec: decoding {} records of {} B into LoanStatusChanged (median of {} rounds)",
