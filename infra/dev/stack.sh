@@ -265,6 +265,8 @@ component_env() {
       echo "GRAPH_CALENDAR__NOTIFICATION_URL=http://127.0.0.1:$GATEWAY_PORT/api/v1/webhooks/graph"
       echo "GRAPH_CALENDAR__CLIENT_STATE=$DEV_GRAPH_CLIENT_STATE"
       echo "GRAPH_CALENDAR__REFRESH_INTERVAL_MS=${GRAPH_REFRESH_INTERVAL_MS:-60000}"
+      echo "GRAPH_CALENDAR__TEAMS_TEAM_ID=dev-team"
+      echo "GRAPH_CALENDAR__TEAMS_CHANNEL_ID=19:loans@thread.tacv2"
       ;;
     api-gateway)
       echo "API_GATEWAY__LISTEN_ADDR=127.0.0.1:$GATEWAY_PORT"

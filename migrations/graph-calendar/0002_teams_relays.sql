@@ -15,6 +15,8 @@ CREATE TABLE teams_relays (
     web_url           text,
     reason            text,
     post_attempts     integer     NOT NULL DEFAULT 0,
+    -- Posts that failed in Graph (5xx, network): RELAY_ATTEMPTS of them and the relay gives up.
+    failures          integer     NOT NULL DEFAULT 0,
     first_attempt_at  timestamptz,
     correlation_id    text        NOT NULL,
     created_at        timestamptz NOT NULL DEFAULT now(),

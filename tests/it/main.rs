@@ -26,6 +26,7 @@ mod reconcile;
 mod replay;
 mod rebalance;
 mod runtime;
+mod scale_out;
 mod sla;
 mod task_actions;
 

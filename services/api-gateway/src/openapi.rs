@@ -202,7 +202,7 @@ mod tests {
     use crate::{AppState, MAX_BODY_BYTES};
 
     /// Every route of the router, as (method, path).
-    const ROUTES: [(&str, &str); 39] = [
+    const ROUTES: [(&str, &str); 40] = [
         ("get", "/api/v1/applications/{id}"),
         ("post", "/api/v1/applications/{id}/status"),
         ("get", "/api/v1/commands/{id}"),
@@ -234,6 +234,7 @@ mod tests {
         ("get", "/api/v1/advisor/decisions"),
         ("post", "/api/v1/documents/ingest"),
         ("get", "/api/v1/applications/{id}/tasks"),
+        ("post", "/api/v1/applications/{id}/tasks/{taskId}/actions"),
         ("get", "/api/v1/inbox"),
         ("get", "/api/v1/calendar/slots"),
         ("post", "/api/v1/calendar/book"),
@@ -243,7 +244,7 @@ mod tests {
         ("post", "/api/v1/meetings/{id}/resend"),
         ("post", "/api/v1/webhooks/graph"),
     ];
-    const AUTHENTICATED: [&str; 27] = [
+    const AUTHENTICATED: [&str; 28] = [
         "/api/v1/applications/{id}",
         "/api/v1/applications/{id}/status",
         "/api/v1/commands/{id}",
@@ -264,6 +265,7 @@ mod tests {
         "/api/v1/advisor/decisions",
         "/api/v1/documents/ingest",
         "/api/v1/applications/{id}/tasks",
+        "/api/v1/applications/{id}/tasks/{taskId}/actions",
         "/api/v1/inbox",
         "/api/v1/calendar/slots",
         "/api/v1/calendar/book",

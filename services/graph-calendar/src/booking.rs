@@ -109,7 +109,18 @@ impl BookingHandler {
         }
         let mut tx = self.pool.begin().await.map_err(db::classify)?;
         db::lock_entity(&mut tx, &staff_lock(&m.staff_id)).await.map_err(db::classify)?;
-        match self.try_book(&mut tx, &m).await {
+        let mut outcome = self.try_book(&mut tx, &m).await;
+        if let Err(BookError::Graph(e)) = &outcome
+            && matches!(graph_error(&self.graph, e).class, ErrorClass::Transient)
+            && attempt >= self.attempts
+        {
+            // Giving up: the last create may have landed with its answer lost; look first.
+            if let Ok(Some(event)) = self.graph.find_by_transaction(&m.staff_id, &m.transaction_id).await {
+                tracing::info!(meeting_id = %meeting_id, "the last create made the event (its answer was lost); taking it");
+                outcome = Ok(Booking::Booked(event));
+            }
+        }
+        match outcome {
             Ok(Booking::Booked(event)) => {
                 m.state = "booked".into();
                 m.join_url = event.join_url().map(str::to_string);

@@ -13,8 +13,9 @@
 //! 4. **Post**, then record `relayed` with the Teams message id and link, and publish.
 //!
 //! Failures: throttling, Graph's breaker open and our credentials refused wait without spending
-//! tries; Graph failing is retried `RELAY_ATTEMPTS` times, then the relay is `failed` with the
-//! reason; a refusal (4xx) fails it at once. Without `TEAMS_TEAM_ID`/`TEAMS_CHANNEL_ID` a
+//! tries; Graph failing (5xx, network) counts a failure in the ledger, and after `RELAY_ATTEMPTS`
+//! of them the channel is searched once more (the last post may have landed with its answer
+//! lost) before the relay is `failed` with the reason; a refusal (4xx) fails it at once. Without `TEAMS_TEAM_ID`/`TEAMS_CHANNEL_ID` a
 //! relay is `skipped`. The `teams` capability flag holds relays (they wait, never dropped).
 
 use std::sync::Arc;
@@ -164,22 +165,37 @@ impl RelayHandler {
             Err(RelayError::Database(error)) => return Err(db::classify(error)),
             Err(RelayError::Graph(g)) => {
                 let error = graph_error(&self.graph, &g);
-                let retry = match error.class {
-                    ErrorClass::Unavailable => true,
-                    ErrorClass::Transient => attempt < self.config.attempts,
-                    ErrorClass::Permanent => false,
+                let give_up = match error.class {
+                    // Throttling, the breaker open, our credentials: wait, no try spent.
+                    ErrorClass::Unavailable => false,
+                    ErrorClass::Transient => self.count_failure(e).await.map_err(db::classify)? >= self.config.attempts as i32,
+                    ErrorClass::Permanent => true,
                 };
-                if retry {
+                if !give_up {
                     tracing::info!(message_id = %e.message_id, attempt, kind = error.kind, error = %g, "message not relayed yet; it is retried");
                     return Err(error);
                 }
-                relay.state = "failed".into();
-                relay.reason = Some(format!("{}: {g} (after {attempt} tries)", g.kind()));
+                // The last post's answer may have been lost after Graph made it: look before failing.
+                let landed = match (&self.config.channel, error.class) {
+                    (Some(channel), ErrorClass::Transient) => {
+                        let since = relay.first_attempt_at.unwrap_or_else(Utc::now) - chrono::Duration::minutes(10);
+                        self.graph.find_channel_message(channel, &relay.marker, since, self.config.search_pages).await.ok().flatten()
+                    }
+                    _ => None,
+                };
+                if let Some(posted) = landed {
+                    relay.state = "relayed".into();
+                    relay.teams_message_id = Some(posted.id);
+                    relay.web_url = posted.web_url;
+                } else {
+                    relay.state = "failed".into();
+                    relay.reason = Some(format!("{}: {g}", g.kind()));
+                }
             }
         }
-        sqlx::query(
+        relay.post_attempts = sqlx::query_scalar(
             "UPDATE teams_relays SET state = $4, teams_message_id = $5, web_url = $6, reason = $7, updated_at = now()
-             WHERE tenant_id = $1 AND application_id = $2 AND message_id = $3",
+             WHERE tenant_id = $1 AND application_id = $2 AND message_id = $3 RETURNING post_attempts",
         )
         .bind(&e.tenant_id)
         .bind(&e.application_id)
@@ -188,7 +204,7 @@ impl RelayHandler {
         .bind(&relay.teams_message_id)
         .bind(&relay.web_url)
         .bind(&relay.reason)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db::classify)?;
         tx.commit().await.map_err(db::classify)?;
@@ -225,6 +241,16 @@ impl RelayHandler {
         .execute(&self.pool)
         .await?;
         Ok(Some(self.graph.post_channel_message(channel, &content(s, &relay.marker)).await?))
+    }
+
+    /// One more post failed in Graph; how many have (kept outside the lock's transaction).
+    async fn count_failure(&self, e: &MessageChanged) -> Result<i32, sqlx::Error> {
+        sqlx::query_scalar("UPDATE teams_relays SET failures = failures + 1 WHERE tenant_id = $1 AND application_id = $2 AND message_id = $3 RETURNING failures")
+            .bind(&e.tenant_id)
+            .bind(&e.application_id)
+            .bind(&e.message_id)
+            .fetch_one(&self.pool)
+            .await
     }
 
     async fn publish(&self, e: &MessageChanged, relay: &Relay) -> Result<(), HandlerError> {

@@ -207,7 +207,7 @@ impl MessageProjector {
                  VALUES ($1, $2, $3, 'message', $4, $5, $6, $7, NULL, $8, $9)",
             )
             .bind(event_id)
-            .bind(if next.relay_status != current.relay_status { "message.relay" } else { "message.delivery" })
+            .bind(if next.status == current.status { "message.relay" } else { "message.delivery" })
             .bind(key.tenant_id)
             .bind(format!("{}:{}:{}", key.tenant_id, key.application_id, key.message_id))
             .bind(next.revision)

@@ -260,7 +260,8 @@ fn evolve(current: Option<TaskRow>, fact: &Fact, at: DateTime<Utc>) -> Option<Ta
             row.document_at = Some(at);
         }
         Kind::Stored { document_id, item_id } => {
-            if row.document_id != Some(*document_id) || row.document_state.as_deref() == Some("stored") {
+            // A copy arriving after the staff rejected that document changes nothing either.
+            if row.document_id != Some(*document_id) || matches!(row.document_state.as_deref(), Some("stored" | "rejected")) {
                 return None;
             }
             row.document_state = Some("stored".into());
@@ -290,6 +291,11 @@ fn evolve(current: Option<TaskRow>, fact: &Fact, at: DateTime<Utc>) -> Option<Ta
     if state != row.state {
         row.state = state.to_string();
         row.state_since = at;
+        if state == "pending_review" {
+            // A document is under review: the request for one is answered.
+            row.upload_requested = false;
+            row.request_note = None;
+        }
     }
     row.revision += 1;
     Some(row)

@@ -1,7 +1,8 @@
 //! ventures-sync: keeps Brain consistent with the Ventures loan origination system.
 //!
 //! - Downstream: a sweep of the Ventures change feed publishes the full state of every changed
-//!   loan to `ventures.loan.status-changed.v1`, keyed by application id (`sweep`).
+//!   loan to `ventures.loan.status-changed.v1`, keyed by application id (`sweep`); one instance
+//!   sweeps per tenant, holding the tenant's lease (`lease`), the others stand by.
 //! - Upstream: status-change commands from `gateway.application.status-change-requested.v1` are
 //!   applied in Ventures exactly once and their outcome published (`commands`); borrowers' draft
 //!   edits from `firestore.document.changed.v1` are pushed to Ventures as drafts (`drafts`);
@@ -16,6 +17,7 @@ pub mod commands;
 pub mod conditions;
 pub mod drafts;
 pub mod events;
+pub mod lease;
 pub mod sweep;
 
 use std::{sync::Arc, time::Duration};

@@ -22,6 +22,7 @@ use crate::{
     client::{Change, Condition, Loan, VenturesClient, VenturesError},
     conditions::{Applications, LookupError, condition_event},
     events::loan_event,
+    lease::Lease,
 };
 
 pub struct Sweep {
@@ -75,15 +76,30 @@ impl Sweep {
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let mut cursor = self.load_cursor().await?;
-        tracing::info!(cursor = cursor.as_deref().unwrap_or("<start>"), "sweeping the Ventures change feed");
+        let leader = metrics::gauge!(metric_name(SERVICE, "sweep_leader"), "tenant" => self.tenant_id.clone());
+        let key = format!("sweep:{}", self.source());
+        while let Some(mut lease) = Lease::acquire(&self.pool, &key, self.interval.max(Duration::from_millis(200)), &shutdown).await {
+            leader.set(1.0);
+            // Another instance may have swept meanwhile: its cursor is the one to go on from.
+            let mut cursor = self.load_cursor().await?;
+            tracing::info!(lease = lease.key(), cursor = cursor.as_deref().unwrap_or("<start>"), "holding the sweep lease: sweeping the Ventures change feed");
+            self.sweep(&mut cursor, &mut lease, &shutdown).await;
+            leader.set(0.0);
+        }
+        self.producer.flush(Duration::from_secs(10));
+        tracing::info!("sweep stopped");
+        Ok(())
+    }
+
+    /// Sweeps while the lease is held and the service runs.
+    async fn sweep(&self, cursor: &mut Option<String>, lease: &mut Lease, shutdown: &CancellationToken) {
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
-            if !self.wait_switched_on(&shutdown).await {
-                break;
+            if !self.wait_switched_on(shutdown).await || !lease.held().await {
+                return;
             }
             let span = tracing::info_span!("sweep", tenant_id = %self.tenant_id);
-            let outcome = self.step(&mut cursor, &shutdown).instrument(span).await;
+            let outcome = self.step(cursor, shutdown).instrument(span).await;
             let delay = match outcome {
                 Ok(Step::More) => {
                     failures = 0;
@@ -101,13 +117,10 @@ impl Sweep {
                     delay
                 }
             };
-            if !sleep_or_cancel(delay, &shutdown).await {
-                break;
+            if !sleep_or_cancel(delay, shutdown).await {
+                return;
             }
         }
-        self.producer.flush(Duration::from_secs(10));
-        tracing::info!("sweep stopped");
-        Ok(())
     }
 
     async fn step(&self, cursor: &mut Option<String>, shutdown: &CancellationToken) -> Result<Step, SweepError> {
@@ -279,7 +292,9 @@ impl Sweep {
         sqlx::query(
             "INSERT INTO sweep_state (source, cursor, last_seq, resyncs) VALUES ($1, $2, $3, $4)
              ON CONFLICT (source) DO UPDATE SET cursor = $2, last_seq = COALESCE($3, sweep_state.last_seq),
-                 resyncs = sweep_state.resyncs + $4, updated_at = now()",
+                 resyncs = sweep_state.resyncs + $4, updated_at = now()
+             -- Forward only: a deposed sweeper's late write cannot set the cursor back.
+             WHERE $3 IS NULL OR sweep_state.last_seq IS NULL OR $3 >= sweep_state.last_seq",
         )
         .bind(self.source())
         .bind(cursor)

@@ -165,6 +165,18 @@ pub async fn post(
     Ok((StatusCode::ACCEPTED, Json(ActionAccepted { command_id, application_id, task_id, action: body.action, state: task_state })))
 }
 
+/// A staff member's user id that can name their Firestore inbox (`staff/{id}/inbox`): 1-128
+/// characters, no `/` or control characters, not `.`, `..` or `__…__` (reserved by Firestore).
+pub fn valid_staff_id(id: &str) -> bool {
+    let chars = id.chars().count();
+    (1..=128).contains(&chars)
+        && !id.contains('/')
+        && !id.chars().any(char::is_control)
+        && id != "."
+        && id != ".."
+        && !(id.len() >= 4 && id.starts_with("__") && id.ends_with("__"))
+}
+
 /// The assignee and reason the action carries, checked.
 fn check(body: &TaskAction, caller: &Principal) -> Result<(Option<String>, Option<String>), ApiError> {
     let unprocessable = |code, detail: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail);
@@ -177,8 +189,8 @@ fn check(body: &TaskAction, caller: &Principal) -> Result<(Option<String>, Optio
     match body.action.as_str() {
         "assign" => {
             let assignee = body.assignee.as_deref().map(str::trim).unwrap_or(&caller.subject).to_string();
-            if assignee.is_empty() || assignee.len() > 128 || assignee.contains('/') || assignee.chars().any(char::is_control) {
-                return Err(unprocessable("invalid_assignee", "assignee is a staff member's user id: 1-128 characters, no '/'".into()));
+            if !valid_staff_id(&assignee) {
+                return Err(unprocessable("invalid_assignee", "assignee is a staff member's user id: 1-128 characters, no '/', not '.', '..' or '__…__'".into()));
             }
             Ok((Some(assignee), None))
         }

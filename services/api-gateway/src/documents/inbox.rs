@@ -90,7 +90,7 @@ pub async fn get(State(state): State<AppState>, Extension(caller): Extension<Pri
         None => (false, None),
         Some("me") => (true, Some(caller.subject.clone())),
         Some("unassigned") => (true, None),
-        Some(a) if !a.is_empty() && a.len() <= 128 && !a.contains('/') && !a.chars().any(char::is_control) => (true, Some(a.to_string())),
+        Some(a) if super::actions::valid_staff_id(a) => (true, Some(a.to_string())),
         Some(_) => return Err(ApiError::bad_request("invalid_query", "assignee is me, unassigned or a staff member's user id (1-128 characters, no '/')")),
     };
     let items: Vec<InboxItem> = sqlx::query_as(

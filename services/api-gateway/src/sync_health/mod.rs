@@ -11,7 +11,8 @@
 //! - the circuit breakers of every live instance: Ventures of ventures-sync
 //!   (`read_api.integration_health`), Firestore of projection-writer
 //!   (`read_api.projection_writer_integration_health`), ShareFile of sharefile-sync
-//!   (`read_api.sharefile_sync_integration_health`);
+//!   (`read_api.sharefile_sync_integration_health`), Graph of graph-calendar (which the Teams
+//!   relay shares; `read_api.graph_calendar_integration_health`);
 //! - dead letters per processed message over the last 5 minutes (from the committed offsets and
 //!   the dead-letter topics' high watermarks, between this gateway's gatherings);
 //! - source event → projection committed over the last 5 minutes, P50 and P95 (the read model);
@@ -51,7 +52,7 @@ const ERROR_WINDOW: Duration = Duration::from_secs(300);
 const OLD: chrono::Duration = chrono::Duration::minutes(15);
 
 /// The integrations and the consumer groups (catalogue names) that carry their work.
-const INTEGRATIONS: [(&str, &[&str]); 4] = [
+const INTEGRATIONS: [(&str, &[&str]); 6] = [
     ("ventures", &["ventures-sync.commands", "ventures-sync.drafts", "ventures-sync.documents"]),
     (
         "firestore",
@@ -63,9 +64,14 @@ const INTEGRATIONS: [(&str, &[&str]); 4] = [
             "projection-writer.task-conditions",
             "projection-writer.task-uploads",
             "projection-writer.task-documents",
+            "projection-writer.task-actions",
+            "projection-writer.messages",
+            "projection-writer.message-relays",
         ],
     ),
     ("sharefile", &["sharefile-sync.documents"]),
+    ("graph", &["graph-calendar.bookings", "graph-calendar.notifications"]),
+    ("teams", &["graph-calendar.relays"]),
     ("qbo", &["qbo-mirror.webhooks"]),
 ];
 
@@ -368,10 +374,11 @@ fn error_rate<'a>(then: &Counters, now: &Counters, groups: impl Iterator<Item = 
 }
 
 /// The live instances' breaker states, one query per publishing service.
-const BREAKER_VIEWS: [&str; 3] = [
+const BREAKER_VIEWS: [&str; 4] = [
     "SELECT integration, breaker_state FROM read_api.integration_health WHERE updated_at > now() - interval '30 seconds'",
     "SELECT integration, breaker_state FROM read_api.projection_writer_integration_health WHERE updated_at > now() - interval '30 seconds'",
     "SELECT integration, breaker_state FROM read_api.sharefile_sync_integration_health WHERE updated_at > now() - interval '30 seconds'",
+    "SELECT integration, breaker_state FROM read_api.graph_calendar_integration_health WHERE updated_at > now() - interval '30 seconds'",
 ];
 
 /// The QBO companies: how many are active, which are revoked, and the stalest sync.
@@ -386,10 +393,11 @@ async fn realm_health(pool: &PgPool) -> Result<RealmHealth, sqlx::Error> {
 }
 
 /// Held events per integration and tenant, one query per service that holds.
-const HELD_VIEWS: [&str; 3] = [
+const HELD_VIEWS: [&str; 4] = [
     "SELECT integration, tenant, events, oldest_held_at FROM read_api.ventures_sync_held_events",
     "SELECT integration, tenant, events, oldest_held_at FROM read_api.projection_writer_held_events",
     "SELECT integration, tenant, events, oldest_held_at FROM read_api.sharefile_sync_held_events",
+    "SELECT integration, tenant, events, oldest_held_at FROM read_api.graph_calendar_held_events",
 ];
 
 #[cfg(test)]

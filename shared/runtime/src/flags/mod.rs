@@ -48,7 +48,7 @@ use crate::{
 
 /// The integrations Brain knows; flags for other names are refused by the writer and warned about
 /// everywhere else.
-pub const INTEGRATIONS: [&str; 5] = ["ventures", "sharefile", "graph", "qbo", "firestore"];
+pub const INTEGRATIONS: [&str; 6] = ["ventures", "sharefile", "graph", "teams", "qbo", "firestore"];
 
 /// One flag's (or one panic mode's) current record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
