@@ -150,34 +150,8 @@ booking_step() {
 }
 # --- Messages (flow 6): a staff message in Firestore → sent, relayed to Teams once; the borrower's receipt → read
 messages_step() {
-  local fs="http://127.0.0.1:$EMULATOR_PORT/v1/projects/brain-dev/databases/(default)/documents" app doc t0 status="" relay="" deadline sent_s relay_s answer
-  app="dev-msgs-$(date +%s)"
-  doc="$fs/applications/$app/messages/m-1"
-  t0="$(now_ms)"
-  get -X PATCH -H 'Authorization: Bearer owner' -H 'Content-Type: application/json' \
-    -d '{"fields":{"text":{"stringValue":"Your appraisal is in; please review the conditions list."},"senderRole":{"stringValue":"staff"},"authorId":{"stringValue":"dev-staff"},"relayToTeams":{"booleanValue":true}}}' \
-    "$doc" >/dev/null || { echo "  Messages: could not write the message into the Firestore emulator"; return 1; }
-  deadline=$((SECONDS + 30))
-  until [[ "$status" == sent && "$relay" == relayed ]]; do
-    ((SECONDS < deadline)) || { echo "  Messages: delivery ${status:-none}, Teams relay ${relay:-none} after 30 s (.dev/logs/firestore-change-listener.log, projection-writer.log, graph-calendar.log)"; return 1; }
-    sleep 0.1
-    answer="$(get -H 'Authorization: Bearer owner' "$doc")" || continue
-    [[ -n "$status" ]] || { status="$(jq -r '.fields.delivery.mapValue.fields.status.stringValue // empty' <<<"$answer")"; [[ -z "$status" ]] || sent_s="$(awk -v ms="$(($(now_ms) - t0))" 'BEGIN { printf "%.2f", ms / 1000 }')"; }
-    [[ -n "$relay" ]] || { relay="$(jq -r '.fields.teamsRelay.mapValue.fields.status.stringValue // empty' <<<"$answer")"; [[ "$relay" != relayed ]] || relay_s="$(awk -v ms="$(($(now_ms) - t0))" 'BEGIN { printf "%.2f", ms / 1000 }')"; }
-    [[ "$relay" == pending ]] && relay=""
-  done
-  t0="$(now_ms)"
-  get -X PATCH -H 'Authorization: Bearer owner' -H 'Content-Type: application/json' -d '{"fields":{"receipts":{"mapValue":{"fields":{"borrower":{"stringValue":"read"}}}}}}' \
-    "$doc?updateMask.fieldPaths=receipts" >/dev/null || { echo "  Messages: could not write the receipt"; return 1; }
-  deadline=$((SECONDS + 30))
-  until [[ "$status" == read ]]; do
-    ((SECONDS < deadline)) || { echo "  Messages: still $status 30 s after the borrower's read receipt (.dev/logs/projection-writer.log)"; return 1; }
-    sleep 0.1
-    status="$(get -H 'Authorization: Bearer owner' "$doc" | jq -r '.fields.delivery.mapValue.fields.status.stringValue // empty')" || status=""
-  done
-  printf '  Messages: staff message in %s → sent in %s s → Teams channel (%s posts there) in %s s → the borrower read it → read in %s s\n' \
-    "$app" "$sent_s" "$(get "http://127.0.0.1:$GRAPH_PORT/control/teams/messages" | jq '.messages | length')" "$relay_s" \
-    "$(awk -v ms="$(($(now_ms) - t0))" 'BEGIN { printf "%.2f", ms / 1000 }')"
+  FIRESTORE_EMULATOR_HOST="127.0.0.1:$EMULATOR_PORT" target/debug/messages-demo --graph "http://127.0.0.1:$GRAPH_PORT" 2>/dev/null \
+    || { echo "  Messages: the message did not go round (.dev/logs/firestore-change-listener.log, projection-writer.log, graph-calendar.log)"; return 1; }
 }
 qbo_status=0
 qbo_step || qbo_status=1

@@ -16,6 +16,7 @@ mod flow;
 mod interop;
 mod listener;
 mod messages;
+mod metrics;
 mod openapi;
 mod ops_page;
 mod outage;

@@ -116,6 +116,8 @@ impl Watcher {
         let name = self.target.name();
         let backoff = Backoff { max: Duration::from_secs(10), ..Backoff::default() };
         let mut attempt = 0;
+        // The series exists from the start (at 0), so the alert's increase() sees the first restart.
+        metrics::counter!(metric_name(SERVICE, "listen_restarts_total"), "target" => name.clone()).increment(0);
         loop {
             let result = self.listen(&shutdown).await;
             if shutdown.is_cancelled() {

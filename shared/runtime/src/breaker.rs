@@ -82,6 +82,11 @@ impl Breaker {
     pub fn new(service: &'static str, integration: &'static str, config: BreakerConfig) -> Self {
         let breaker = Self(Arc::new(Inner { service, integration, config, state: Mutex::new(State::Closed { failures: 0 }), changed: Notify::new(), panic: OnceLock::new() }));
         breaker.publish(State::Closed { failures: 0 });
+        // Every transition's series exists from the start (at 0), so rate() and increase() see
+        // the first one.
+        for to in ["open", "half_open", "closed"] {
+            metrics::counter!(metric_name(service, "breaker_transitions_total"), "integration" => integration, "to" => to).increment(0);
+        }
         breaker
     }
 
