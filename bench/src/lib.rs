@@ -22,6 +22,7 @@ pub mod qbo_stream;
 pub mod qbo_sync;
 pub mod records;
 pub mod replay;
+pub mod scale;
 pub mod slots;
 pub mod report;
 pub mod targets;
@@ -387,7 +388,6 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     .await?;
     stop_sampling.cancel();
     let loaded = sampler.await?;
-    drop(producer);
     let footprint = footprints
         .iter()
         .zip(idle.iter().zip(loaded))
@@ -436,9 +436,16 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         qbo_stream.lost,
         qbo_stream.extra_rows
     );
+    let (scale_records, scale_keys) = if options.smoke { (2_000, 200) } else { (40_000, 2_000) };
+    say!(started, "(13) projection-writer scaled out: {scale_records} events drained by 1, 2 and 3 instances");
+    let scale = scale::measure(&mut stack, &producer, &pool, scale_records, scale_keys, Duration::from_secs(600)).await?;
+    for run in &scale {
+        say!(started, "    {} instance(s): {:.0} events/s ({:.2} × one) in {:.1} s", run.instances, run.records_per_sec, run.vs_one, run.seconds);
+    }
     say!(started, "(12) calendar slots at {}/s with Graph down", options.slots_rps);
     let slots = slots::measure(&mut stack, options.slots_rps, gateway_secs).await?;
     say!(started, "    p50 {:.2} ms · p99 {:.2} ms ({:.1} × the bare handler's p99) · availability {:.0} s old", slots.runs[0].p50_ms, slots.runs[0].p99_ms, slots.p99_vs_bare, slots.availability_age_seconds);
+    drop(producer);
     pool.close().await;
     stack.stop_all().await?;
     let stack_db = stack.db.name.clone();
@@ -491,6 +498,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         qbo_sync,
         qbo_stream,
         slots,
+        scale,
         targets,
         total_seconds: started.elapsed().as_secs_f64(),
     };

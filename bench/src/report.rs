@@ -215,6 +215,7 @@ pub struct Report {
     pub qbo_sync: crate::qbo_sync::QboSyncFigures,
     pub qbo_stream: crate::qbo_stream::QboStreamFigures,
     pub slots: crate::slots::SlotsFigures,
+    pub scale: Vec<crate::scale::ScaleRun>,
     pub targets: Vec<Target>,
     pub total_seconds: f64,
 }

@@ -272,6 +272,14 @@ impl Report {
             &format!("{:.1} s · {} · {}", s.converged_seconds, s.qbo_requests, s.throttled),
         );
         println!();
+        println!("projection-writer scaled out (13): the same backlog drained by 1, 2 and 3 instances of one group");
+        for run in &self.scale {
+            row(
+                &format!("{} instance(s), {} events over {} applications", run.instances, run.records, run.keys),
+                &format!("{:.0} events/s in {:.1} s · {:.2} × one instance", run.records_per_sec, run.seconds, run.vs_one),
+            );
+        }
+        println!();
         let k = &self.slots;
         println!(
             "Calendar slots with Graph down (12): {} staff, every Graph call answering 503; the answer holds {} slots, {:.0} s old ({})",
