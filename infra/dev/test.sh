@@ -2,7 +2,7 @@
 # `make test`: every test, on real parts, from a fresh clone. Installs what is missing, ensures
 # PostgreSQL, starts a Firestore emulator and an Apache Kafka cluster of its own (cluster `test`,
 # one node from TEST_KAFKA_PORT, default 19092; the tests find it through BRAIN_TEST_KAFKA_*), then
-# runs: the schema compatibility check, clippy, all unit/property/integration/system tests (each
+# runs (Jaeger v2 is built once for the traces test): the schema compatibility check, clippy, all unit/property/integration/system tests (each
 # system test starts its own database, registry and simulator), the compose-file validation, the
 # Prometheus rules' checks and unit tests with the dashboards' queries (promtool, built once into
 # .cache/go-bin/) and the lint of the shell scripts (shellcheck).
@@ -20,6 +20,9 @@ fi
 
 step "setup"
 bash infra/dev/setup.sh
+# Jaeger v2 for tests/it/traces.rs (built once from the Go module proxy into .cache/go-bin; the
+# test starts an instance of its own with infra/dev/jaeger.sh start).
+bash infra/dev/jaeger.sh install >/dev/null
 
 step "build"
 cargo build --workspace --bins --tests

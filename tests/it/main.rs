@@ -29,6 +29,7 @@ mod rebalance;
 mod runtime;
 mod scale_out;
 mod sla;
+mod traces;
 mod task_actions;
 
 use std::sync::Once;

@@ -127,6 +127,7 @@ impl Projections {
         self.observe(result)
     }
 
+    #[tracing::instrument(name = "firestore.commit", skip_all, fields(otel.kind = "client", db.system = "firestore", writes = writes.len()))]
     async fn commit_once(&self, writes: Vec<Write>, deadline: Duration) -> Result<Vec<Option<Timestamp>>, Status> {
         if writes.is_empty() {
             return Ok(Vec::new());

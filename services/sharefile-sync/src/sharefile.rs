@@ -145,6 +145,7 @@ impl ShareFileClient {
 
     /// Uploads `bytes` as `file_name` into `folder`: `Upload2` for a `ChunkUri`, then the bytes
     /// to it. A `200` whose body starts with `ERROR:` is a failure.
+    #[tracing::instrument(name = "sharefile.upload", skip_all, fields(otel.kind = "client", file_name, bytes = bytes.len()))]
     pub async fn upload(&self, folder: &str, file_name: &str, bytes: Bytes) -> Result<(), ShareFileError> {
         let spec: UploadSpecification = self
             .call(
@@ -168,6 +169,7 @@ impl ShareFileClient {
         Ok(())
     }
 
+    #[tracing::instrument(name = "sharefile.request", skip_all, fields(otel.kind = "client", http.request.method = %method, url.path = path))]
     async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<Value>) -> Result<T, ShareFileError> {
         for renewed in [false, true] {
             let token = self.token(renewed).await?;

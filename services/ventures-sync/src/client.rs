@@ -259,6 +259,8 @@ impl VenturesClient {
         self.call(Method::GET, path, query, None).await
     }
 
+    /// One call, as a client span of the trace (`ventures.request`).
+    #[tracing::instrument(name = "ventures.request", skip_all, fields(otel.kind = "client", http.request.method = %method, url.path = path))]
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,

@@ -21,6 +21,9 @@ impl Lease {
     pub async fn acquire(pool: &PgPool, key: &str, every: Duration, shutdown: &CancellationToken) -> Option<Self> {
         let mut said = false;
         loop {
+            if shutdown.is_cancelled() {
+                return None;
+            }
             match Self::try_acquire(pool, key).await {
                 Ok(Some(lease)) => return Some(lease),
                 Ok(None) if !said => {

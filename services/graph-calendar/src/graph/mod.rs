@@ -147,6 +147,7 @@ impl GraphClient {
         }
     }
 
+    #[tracing::instrument(name = "graph.request", skip_all, fields(otel.kind = "client", http.request.method = %method, url.path = path))]
     async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<Value>) -> Result<T, GraphError> {
         for renewed in [false, true] {
             let token = self.token(renewed).await?;
