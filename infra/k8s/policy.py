@@ -20,14 +20,13 @@ import yaml
 # Services that must run as exactly one instance (why: the header of each base/<service>.yaml
 # and docs/deploy.md#which-services-scale).
 SINGLE_INSTANCE = {
-    "ventures-sync": "one sweep cursor, no leader election",
     "firestore-change-listener": "one Listen stream and checkpoint per target",
     "qbo-mirror": "in-process scheduler and per-realm rate limits",
     "graph-calendar": "unleased availability refresh and subscription upkeep",
     "dlq-replayer": "one replay at a time, progress in the process",
 }
 # Services scaled on consumer lag (KEDA), with one kafka trigger per consumer group they run.
-LAG_SCALED = ("projection-writer", "sharefile-sync")
+LAG_SCALED = ("projection-writer", "sharefile-sync", "ventures-sync")
 CPU_SCALED = {"api-gateway"}
 BRAIN_SERVICES = set(SINGLE_INSTANCE) | set(LAG_SCALED) | CPU_SCALED
 # Where a secret would go. Names of places (..._URL, ..._ADDR) are not secrets.
