@@ -607,8 +607,10 @@ up_postgres() {
   fi
   pg_data_reachable
   init_local_cluster
+  # 300 connections: system tests run two at a time, each with up to eight services and their
+  # pools (the default 100 can run out when a test runs the whole system).
   local cmd=("$PG_BIN/postgres" -D "$PG_DATA" -c listen_addresses=127.0.0.1 -c "port=$PG_PORT"
-    -c unix_socket_directories=)
+    -c unix_socket_directories= -c max_connections=300)
   if [[ $EUID -eq 0 ]]; then
     cmd=(setpriv --reuid=postgres --regid=postgres --init-groups -- "${cmd[@]}")
   fi
