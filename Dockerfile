@@ -51,6 +51,6 @@ USER 10001:10001
 ENV RUST_LOG=info
 # api-gateway 8000, dlq-replayer serve 8085, schema-registry 8081, ventures-simulator 8090,
 # qbo-simulator 8091, ops ports 9101/9102/9103 and 9106 (qbo-mirror).
-EXPOSE 8000 8081 8085 8090 8091 9101 9102 9103 9106
+EXPOSE 8000 8070 8081 8085 8090 8091 8092 8093 8094 9101 9102 9103 9106 9107 9108
 # No default service: the command names the binary (see docker-compose.yml).
-CMD ["sh", "-c", "echo 'brain image: run one of: ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror api-gateway schema-registry ventures-simulator qbo-simulator dev-oidc' >&2; exit 64"]
+CMD ["sh", "-c", "echo 'brain image: run one of: ventures-sync projection-writer firestore-change-listener dlq-replayer qbo-mirror sharefile-sync graph-calendar api-gateway schema-registry ventures-simulator qbo-simulator storage-simulator sharefile-simulator graph-simulator dev-oidc' >&2; exit 64"]
