@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use brain_events::{CommandOutcome, StatusChangeRequested, StatusChangeResolved};
 use brain_runtime::{
-    flags::Gate,
     consumer::{Applied, Handler, HandlerError, Outcome, Source},
     db,
     telemetry::metric_name,
@@ -57,18 +56,7 @@ pub struct ResolvedHandler {
 impl Handler for RequestedHandler {
     type Event = StatusChangeRequested;
 
-    fn gate(&self) -> Option<&Gate> {
-        self.projector.projections.gate()
-    }
-
-    fn tenant(&self, event: &StatusChangeRequested) -> Option<String> {
-        Some(event.tenant_id.clone())
-    }
-
-    /// While the Firestore breaker is open, the partition waits here.
-    async fn admit(&self, _source: &Source<'_>) {
-        self.projector.projections.ready().await;
-    }
+    crate::firestore::firestore_gated!(projector.projections, StatusChangeRequested);
 
     async fn handle(&self, _source: Source<'_>, e: StatusChangeRequested) -> Outcome {
         let fact = Fact {
@@ -98,18 +86,7 @@ impl Handler for RequestedHandler {
 impl Handler for ResolvedHandler {
     type Event = StatusChangeResolved;
 
-    fn gate(&self) -> Option<&Gate> {
-        self.projector.projections.gate()
-    }
-
-    fn tenant(&self, event: &StatusChangeResolved) -> Option<String> {
-        Some(event.tenant_id.clone())
-    }
-
-    /// While the Firestore breaker is open, the partition waits here.
-    async fn admit(&self, _source: &Source<'_>) {
-        self.projector.projections.ready().await;
-    }
+    crate::firestore::firestore_gated!(projector.projections, StatusChangeResolved);
 
     async fn handle(&self, _source: Source<'_>, e: StatusChangeResolved) -> Outcome {
         let fact = Fact {

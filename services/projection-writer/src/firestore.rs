@@ -326,3 +326,24 @@ pub fn as_i64(value: &Value) -> Option<i64> {
         _ => None,
     }
 }
+
+/// The `gate`, `tenant` and `admit` of a handler whose effect goes through `Projections` (at the
+/// field path given, e.g. `projections` or `projector.projections`): the `firestore` capability
+/// flags, the event's tenant, and waiting while the Firestore breaker is open.
+macro_rules! firestore_gated {
+    ($($field:ident).+, $event:ty) => {
+        fn gate(&self) -> Option<&brain_runtime::flags::Gate> {
+            self.$($field).+.gate()
+        }
+
+        fn tenant(&self, event: &$event) -> Option<String> {
+            Some(event.tenant_id.clone())
+        }
+
+        /// While the Firestore breaker is open, the partition waits here.
+        async fn admit(&self, _source: &brain_runtime::consumer::Source<'_>) {
+            self.$($field).+.ready().await;
+        }
+    };
+}
+pub(crate) use firestore_gated;

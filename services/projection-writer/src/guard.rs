@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 
 use brain_events::{DocumentChanged, ProtectedFieldViolation, topics};
 use brain_runtime::{
-    flags::Gate,
     consumer::{Applied, Handler, HandlerError, Outcome, Source},
     db,
     producer::EventProducer,
@@ -60,18 +59,7 @@ struct Truth {
 impl Handler for ProtectedFieldGuard {
     type Event = DocumentChanged;
 
-    fn gate(&self) -> Option<&Gate> {
-        self.projections.gate()
-    }
-
-    fn tenant(&self, event: &DocumentChanged) -> Option<String> {
-        Some(event.tenant_id.clone())
-    }
-
-    /// While the Firestore breaker is open, the partition waits here.
-    async fn admit(&self, _source: &Source<'_>) {
-        self.projections.ready().await;
-    }
+    crate::firestore::firestore_gated!(projections, DocumentChanged);
 
     async fn handle(&self, source: Source<'_>, change: DocumentChanged) -> Outcome {
         let guarded = change.collection == "applications" && !change.deleted && !change.protected_fields.is_empty() && change.document_path.split('/').count() == 2;

@@ -24,7 +24,6 @@ use std::collections::{HashMap, HashSet};
 
 use brain_events::LoanStatusChanged;
 use brain_runtime::{
-    flags::Gate,
     consumer::{Applied, Delivery, Handler, HandlerError, Outcome, Source},
     db,
     telemetry::metric_name,
@@ -59,18 +58,7 @@ pub struct LoanStatusHandler {
 impl Handler for LoanStatusHandler {
     type Event = LoanStatusChanged;
 
-    fn gate(&self) -> Option<&Gate> {
-        self.projections.gate()
-    }
-
-    fn tenant(&self, event: &LoanStatusChanged) -> Option<String> {
-        Some(event.tenant_id.clone())
-    }
-
-    /// While the Firestore breaker is open, the partition waits here.
-    async fn admit(&self, _source: &Source<'_>) {
-        self.projections.ready().await;
-    }
+    crate::firestore::firestore_gated!(projections, LoanStatusChanged);
 
     async fn handle(&self, source: Source<'_>, event: LoanStatusChanged) -> Outcome {
         let mut outcomes = self.apply(vec![Delivery { source, event }]).await?;

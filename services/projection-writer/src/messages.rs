@@ -20,7 +20,6 @@ use brain_events::{
 use brain_runtime::{
     consumer::{Applied, Handler, HandlerError, Outcome, Source},
     db,
-    flags::Gate,
     telemetry::metric_name,
 };
 use chrono::{DateTime, Utc};
@@ -318,18 +317,7 @@ pub struct RelayedHandler {
 impl Handler for MessageHandler {
     type Event = MessageChanged;
 
-    fn gate(&self) -> Option<&Gate> {
-        self.projector.projections.gate()
-    }
-
-    fn tenant(&self, event: &MessageChanged) -> Option<String> {
-        Some(event.tenant_id.clone())
-    }
-
-    /// While the Firestore breaker is open, the partition waits here.
-    async fn admit(&self, _source: &Source<'_>) {
-        self.projector.projections.ready().await;
-    }
+    crate::firestore::firestore_gated!(projector.projections, MessageChanged);
 
     async fn handle(&self, _source: Source<'_>, e: MessageChanged) -> Outcome {
         let key = Key { tenant_id: &e.tenant_id, application_id: &e.application_id, message_id: &e.message_id };
@@ -342,17 +330,7 @@ impl Handler for MessageHandler {
 impl Handler for RelayedHandler {
     type Event = MessageRelayed;
 
-    fn gate(&self) -> Option<&Gate> {
-        self.projector.projections.gate()
-    }
-
-    fn tenant(&self, event: &MessageRelayed) -> Option<String> {
-        Some(event.tenant_id.clone())
-    }
-
-    async fn admit(&self, _source: &Source<'_>) {
-        self.projector.projections.ready().await;
-    }
+    crate::firestore::firestore_gated!(projector.projections, MessageRelayed);
 
     async fn handle(&self, _source: Source<'_>, e: MessageRelayed) -> Outcome {
         let key = Key { tenant_id: &e.tenant_id, application_id: &e.application_id, message_id: &e.message_id };

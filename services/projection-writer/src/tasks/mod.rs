@@ -28,7 +28,6 @@ use brain_events::{ConditionChanged, DocumentStored, DocumentUploaded, TaskActio
 use brain_runtime::{
     consumer::{Applied, Handler, HandlerError, Outcome, Source},
     db,
-    flags::Gate,
     telemetry::metric_name,
 };
 use chrono::DateTime;
@@ -226,18 +225,7 @@ macro_rules! task_handler {
         impl Handler for $name {
             type Event = $event;
 
-            fn gate(&self) -> Option<&Gate> {
-                self.projector.projections.gate()
-            }
-
-            fn tenant(&self, event: &$event) -> Option<String> {
-                Some(event.tenant_id.clone())
-            }
-
-            /// While the Firestore breaker is open, the partition waits here.
-            async fn admit(&self, _source: &Source<'_>) {
-                self.projector.projections.ready().await;
-            }
+            crate::firestore::firestore_gated!(projector.projections, $event);
 
             async fn handle(&self, _source: Source<'_>, e: $event) -> Outcome {
                 let fact = fact_of(e)?;
