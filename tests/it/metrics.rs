@@ -28,7 +28,11 @@ async fn every_metric_the_alerts_and_dashboards_use_is_exposed() -> anyhow::Resu
     .await?;
     // The gateway's sync-health gauges come with its next refresh (every second here).
     let token = stack.token("ops", system_tests::stack::VENTURES_TENANT);
-    stack.http.get(format!("{}/api/v1/health/sync", stack.gateway_url)).bearer_auth(&token).send().await?.error_for_status()?;
+    wait_for("the gateway's first sync-health gathering", Duration::from_secs(60), || async {
+        let response = stack.http.get(format!("{}/api/v1/health/sync", stack.gateway_url)).bearer_auth(&token).send().await?;
+        Ok(response.status().is_success().then_some(()))
+    })
+    .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let dir = stack.logs.join("scrapes");

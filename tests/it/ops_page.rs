@@ -129,7 +129,7 @@ async fn a_dead_letter_is_replayed_from_the_ops_page_and_applied() -> anyhow::Re
     println!("ops page: {seen}");
     assert_eq!(seen["tokenLeftInAddress"], false, "?token= is removed from the address: {seen}");
     let integrations: Vec<&str> = seen["integrations"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-    assert_eq!(integrations, ["ventures", "firestore", "sharefile", "qbo"], "{seen}");
+    assert_eq!(integrations, ["ventures", "firestore", "sharefile", "graph", "teams", "qbo"], "{seen}");
     assert_eq!(seen["listed"], 1, "{seen}");
     assert_eq!(seen["event"]["to_status"], "Open", "the original event, decoded: {seen}");
     assert_eq!(seen["event"]["application_id"], app, "{seen}");
