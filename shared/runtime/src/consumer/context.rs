@@ -186,9 +186,16 @@ impl ConsumerContext for LoopContext {
         if let Rebalance::Revoke(revoked) = rebalance {
             tracing::info!(partitions = revoked.count(), "partitions revoked: draining and committing");
             self.drain(revoked);
-            match consumer.commit_consumer_state(CommitMode::Sync) {
+            // A synchronous commit can wait on a coordinator busy with the rebalance: off the
+            // runtime's worker threads, so the process's other consumers (ten in one process)
+            // and its signal handling keep running meanwhile.
+            let commit = || match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
                 Err(e) => tracing::warn!(error = %e, "commit on revoke failed; those messages will be redelivered"),
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(commit),
+                _ => commit(),
             }
         }
     }
