@@ -60,7 +60,13 @@ async fn an_expired_cursor_triggers_a_full_resync() -> anyhow::Result<()> {
     stack.service(VENTURES_SYNC).start().await?;
 
     let report = converge(&stack, &pool, &expected).await?;
-    let resyncs: i64 = sqlx::query_scalar("SELECT resyncs FROM ventures_sync.sweep_state").fetch_one(&pool).await?;
+    // The resync stores its cursor (and counts itself) just after its events are acknowledged,
+    // which the projection may beat: wait for it.
+    let resyncs: i64 = system_tests::wait_for("the resync recorded", Duration::from_secs(30), || async {
+        let n: i64 = sqlx::query_scalar("SELECT resyncs FROM ventures_sync.sweep_state").fetch_one(&pool).await?;
+        Ok((n >= 1).then_some(n))
+    })
+    .await?;
     println!("resync: resyncs {resyncs} → {report}");
     assert_eq!(resyncs, 1);
     assert!(report.is_clean(), "{report}");
