@@ -13,6 +13,7 @@
 pub mod advisor;
 pub mod codec;
 pub mod connect;
+pub mod end_to_end;
 pub mod footprint;
 pub mod gateway;
 pub mod options;
