@@ -17,6 +17,7 @@ pub mod end_to_end;
 pub mod footprint;
 pub mod gateway;
 pub mod options;
+pub mod peer;
 pub mod perf_test;
 pub mod pipeline;
 pub mod qbo_stream;
@@ -175,7 +176,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     for size in [1, batch_size] {
         say!(started, "(3) Python peer, batches of {size}");
         let cpu = meter.start();
-        let peer = throughput::peer(
+        let peer = peer::peer(
             &python,
             &script,
             &broker.bootstrap,
