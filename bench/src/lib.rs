@@ -10,9 +10,17 @@
 //! Every figure is as measured in this run, and every ratio is computed within it: the machine is
 //! shared, so figures from different runs are not comparable.
 
+/// Progress on stderr, with the seconds since the start of the run.
+macro_rules! say {
+    ($started:expr, $($arg:tt)*) => {
+        eprintln!("bench [{:6.1} s] {}", $started.elapsed().as_secs_f64(), format!($($arg)*))
+    };
+}
+
 pub mod advisor;
 pub mod codec;
 pub mod connect;
+pub mod databases;
 pub mod end_to_end;
 pub mod footprint;
 pub mod gateway;
@@ -20,6 +28,7 @@ pub mod options;
 pub mod peer;
 pub mod perf_test;
 pub mod pipeline;
+pub mod qbo_figures;
 pub mod qbo_stream;
 pub mod qbo_sync;
 pub mod records;
@@ -42,14 +51,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::options::Options;
 
+pub use databases::drop_database;
+
 use crate::report::{Build, Machine, PipelineFigures, Ratios, Report, ThroughputFigures};
 
-/// Progress on stderr, with the seconds since the start of the run.
-macro_rules! say {
-    ($started:expr, $($arg:tt)*) => {
-        eprintln!("bench [{:6.1} s] {}", $started.elapsed().as_secs_f64(), format!($($arg)*))
-    };
-}
 
 /// Runs every benchmark, prints the table and writes the JSON; returns the report and its path.
 pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
@@ -410,34 +415,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     for run in &advisor.runs {
         say!(started, "    {}: p95 {:.2} ms · {:.0} req/s", run.target, run.p95_ms, run.requests_per_sec);
     }
-    let (qbo_realms, qbo_documents) = if options.smoke { (10, 500) } else { (100, 5_000) };
-    say!(started, "(10) qbo-mirror initial sync: {qbo_realms} realms × {qbo_documents} documents");
-    let qbo_timeout = Duration::from_secs(if options.smoke { 300 } else { 1_800 });
-    let qbo_sync = qbo_sync::measure(&mut stack, qbo_realms, qbo_documents, qbo_timeout).await?;
-    say!(
-        started,
-        "    {:.0} documents/s ({} in {:.1} s) · {} QBO requests · {} 429s · fetch {:.0} documents/s",
-        qbo_sync.documents_per_sec,
-        qbo_sync.documents,
-        qbo_sync.sync_seconds,
-        qbo_sync.qbo_requests,
-        qbo_sync.throttled,
-        qbo_sync.fetch.documents_per_sec
-    );
-    let stream_secs = Duration::from_secs(if options.smoke { 10 } else { 60 });
-    say!(started, "(11) qbo-mirror under a webhook stream for {} s (10 % dropped, 10 % twice)", stream_secs.as_secs());
-    let qbo_stream = qbo_stream::measure(&mut stack, stream_secs, qbo_stream::BACKSTOP + Duration::from_secs(180)).await?;
-    say!(
-        started,
-        "    {} changes ({:.1}/s): lag p50 {:.1} s · p95 {:.1} s · max {:.1} s · {} lost · {} extra log rows",
-        qbo_stream.changes,
-        qbo_stream.changes_per_sec,
-        qbo_stream.lag_p50_s,
-        qbo_stream.lag_p95_s,
-        qbo_stream.lag_max_s,
-        qbo_stream.lost,
-        qbo_stream.extra_rows
-    );
+    let (qbo_sync, qbo_stream) = qbo_figures::measure(&mut stack, options.smoke, started).await?;
     let (scale_records, scale_keys) = if options.smoke { (2_000, 200) } else { (40_000, 2_000) };
     say!(started, "(13) projection-writer scaled out: {scale_records} events drained by 1, 2 and 3 instances");
     let scale = scale::measure(&mut stack, &producer, &pool, scale_records, scale_keys, Duration::from_secs(600)).await?;
@@ -514,16 +492,4 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
     )?;
     println!("figures written to {}", path.display());
     Ok((report, path))
-}
-
-/// Drops a database the bench created (they hold hundreds of thousands of rows).
-async fn drop_database(name: &str) -> anyhow::Result<()> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&Database::server_url()).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await?;
-    Ok(())
 }
