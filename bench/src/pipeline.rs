@@ -340,10 +340,11 @@ pub async fn warm_up(
             )
         })
         .collect();
+    // The floor before sending: a fast projection-writer may commit them before it is read.
+    let floor = max_event_log_id(pool).await?;
     producer
         .send_all::<LoanStatusChanged, _>(topics::LOAN_STATUS_CHANGED, &events)
         .await?;
-    let floor = max_event_log_id(pool).await?;
     let (_, complete) = observe_commits(pool.clone(), prefix, events.len(), floor, timeout).await?;
     anyhow::ensure!(
         complete,
