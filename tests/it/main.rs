@@ -23,6 +23,7 @@ mod outage;
 mod poison;
 mod qbo;
 mod readiness;
+mod reassign;
 mod reconcile;
 mod replay;
 mod rebalance;

@@ -1,11 +1,19 @@
 //! Rebalance, statistics and error callbacks of the consumer loop, and the registry of partition
 //! workers they act on.
 //!
-//! On assign, each new partition's queue is split off the main queue (after librdkafka's assign,
-//! which would otherwise undo it) and handed to the loop, which starts its worker. On revoke, the
-//! revoked partitions' workers are told to stop, get `drain_timeout` to finish the batch in hand,
-//! and are then aborted before the stored offsets are committed: once the callback returns, no
-//! task of this member works on a revoked partition.
+//! On assign, each new partition's queue is split off the main queue *before* librdkafka's assign
+//! (a split queue is marked as forwarded by the application, so the fetcher that assign starts
+//! never routes it to the main queue) and handed to the loop, which starts its worker. On revoke,
+//! the revoked partitions' workers are told to stop, get `drain_timeout` to finish the batch in
+//! hand, and are then aborted before the stored offsets are committed: once the callback returns,
+//! no task of this member works on a revoked partition.
+//!
+//! A partition's queue is split once per consumer and reused on every later assignment of that
+//! partition: rdkafka's `StreamPartitionQueue` switches the librdkafka queue's wake-up callback
+//! off when it is dropped, and every handle of a partition shares that one queue, so an old
+//! handle dropped after a new one was split (an aborted worker is dropped a little later) would
+//! leave the new worker waiting forever on a partition full of messages. The queue's lock makes
+//! a partition's workers take turns: a new one starts only once the one before it is gone.
 
 use std::{
     collections::HashMap,
@@ -28,10 +36,13 @@ use tokio_util::sync::CancellationToken;
 use super::TopicPartition;
 use crate::{ops::Check, telemetry::metric_name};
 
-/// A partition queue split off at assignment, waiting for its worker.
+/// A partition's own queue; its lock is held by the partition's worker for the worker's life.
+pub(super) type PartitionQueue = Arc<tokio::sync::Mutex<StreamPartitionQueue<LoopContext>>>;
+
+/// A partition queue handed out at assignment, waiting for its worker.
 pub(super) struct Assigned {
     pub tp: TopicPartition,
-    pub queue: StreamPartitionQueue<LoopContext>,
+    pub queue: PartitionQueue,
 }
 
 /// A running partition worker.
@@ -46,10 +57,16 @@ pub(super) struct Slot {
 struct State {
     assigned: Vec<Assigned>,
     slots: HashMap<TopicPartition, Slot>,
+    /// Every partition queue split so far (see the module docs); released at shutdown.
+    queues: HashMap<TopicPartition, PartitionQueue>,
+    /// Partitions restarted from a stray message since their last rebalance, and from where.
+    restarts: HashMap<TopicPartition, i64>,
 }
 
 pub struct LoopContext {
     service: &'static str,
+    /// The consumer group's real name, for the rebalance logs (a process runs several groups).
+    group: String,
     drain_timeout: Duration,
     kafka: Check,
     consumer: OnceLock<Weak<StreamConsumer<LoopContext>>>,
@@ -58,9 +75,9 @@ pub struct LoopContext {
 }
 
 impl LoopContext {
-    pub(super) fn new(service: &'static str, drain_timeout: Duration, kafka: Check) -> Self {
+    pub(super) fn new(service: &'static str, group: String, drain_timeout: Duration, kafka: Check) -> Self {
         kafka.set(true, "");
-        Self { service, drain_timeout, kafka, consumer: OnceLock::new(), state: Mutex::default(), notify: Notify::new() }
+        Self { service, group, drain_timeout, kafka, consumer: OnceLock::new(), state: Mutex::default(), notify: Notify::new() }
     }
 
     /// Lets the callbacks reach the consumer they belong to (to split partition queues).
@@ -88,15 +105,49 @@ impl LoopContext {
         }
     }
 
-    /// Splits the partition's queue off the main queue and queues it for a worker.
-    pub(super) fn split(&self, consumer: &Arc<StreamConsumer<LoopContext>>, topic: &str, partition: i32) {
-        match consumer.split_partition_queue(topic, partition) {
-            Some(queue) => {
-                self.state().assigned.push(Assigned { tp: (topic.to_string(), partition), queue });
-                self.notify.notify_one();
+    /// Hands the partition's queue (split off the main queue on its first assignment) to the
+    /// loop for a new worker.
+    pub(super) fn hand_out(&self, consumer: &Arc<StreamConsumer<LoopContext>>, topic: &str, partition: i32) {
+        let tp = (topic.to_string(), partition);
+        let mut state = self.state();
+        let queue = match state.queues.get(&tp) {
+            Some(queue) => queue.clone(),
+            None => match consumer.split_partition_queue(topic, partition) {
+                Some(queue) => {
+                    let queue = Arc::new(tokio::sync::Mutex::new(queue));
+                    state.queues.insert(tp.clone(), queue.clone());
+                    queue
+                }
+                None => {
+                    tracing::error!(topic, partition, "could not split the partition's queue; its messages reach the main queue");
+                    return;
+                }
+            },
+        };
+        state.assigned.push(Assigned { tp, queue });
+        drop(state);
+        self.notify.notify_one();
+    }
+
+    /// Whether a stray message at `offset` calls for restarting its partition from it: not when
+    /// the partition was restarted from an offset at or below it since its last rebalance (the
+    /// strays that followed the first one are fetched again through the partition's queue).
+    pub(super) fn restart_from(&self, tp: &TopicPartition, offset: i64) -> bool {
+        let mut state = self.state();
+        match state.restarts.get(tp) {
+            Some(from) if *from <= offset => false,
+            _ => {
+                state.restarts.insert(tp.clone(), offset);
+                true
             }
-            None => tracing::error!(topic, partition, "could not split the partition's queue; its messages reach the main queue"),
         }
+    }
+
+    /// Drops the partition queues (they hold the consumer): the loop's last step.
+    pub(super) fn release_queues(&self) {
+        let mut state = self.state();
+        state.assigned.clear();
+        state.queues.clear();
     }
 
     /// Aborts the partition's worker at once (its unfinished batch is redone by the next one).
@@ -125,6 +176,7 @@ impl LoopContext {
             let mut state = self.state();
             let revoked: Vec<TopicPartition> = revoked.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
             state.assigned.retain(|a| !revoked.contains(&a.tp));
+            state.restarts.retain(|tp, _| !revoked.contains(tp));
             revoked.iter().filter_map(|tp| state.slots.remove(tp)).collect()
         };
         for slot in &stopped {
@@ -183,8 +235,17 @@ impl ClientContext for LoopContext {
 
 impl ConsumerContext for LoopContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(assigned) = rebalance {
+            // Before librdkafka's assign starts the fetchers (see the module docs).
+            tracing::info!(group = %self.group, partitions = %list(assigned), "partitions assigned");
+            let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else { return };
+            self.state().restarts.retain(|tp, _| !assigned.elements().iter().any(|e| e.topic() == tp.0 && e.partition() == tp.1));
+            for element in assigned.elements() {
+                self.hand_out(&consumer, element.topic(), element.partition());
+            }
+        }
         if let Rebalance::Revoke(revoked) = rebalance {
-            tracing::info!(partitions = revoked.count(), "partitions revoked: draining and committing");
+            tracing::info!(group = %self.group, partitions = %list(revoked), "partitions revoked: draining and committing");
             self.drain(revoked);
             // A synchronous commit can wait on a coordinator busy with the rebalance: off the
             // runtime's worker threads, so the process's other consumers (ten in one process)
@@ -201,23 +262,27 @@ impl ConsumerContext for LoopContext {
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(assigned) => {
-                tracing::info!(partitions = assigned.count(), "partitions assigned");
-                let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else { return };
-                for element in assigned.elements() {
-                    self.split(&consumer, element.topic(), element.partition());
-                }
-            }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-            Rebalance::Revoke(_) => {}
+        if let Rebalance::Error(e) = rebalance {
+            tracing::warn!(group = %self.group, error = %e, "rebalance error");
         }
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         match result {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry with the next commit"),
+            Err(e) => tracing::warn!(group = %self.group, error = %e, "offset commit failed; will retry with the next commit"),
         }
     }
+}
+
+/// `topic[0,3,5]`, for the rebalance logs.
+fn list(partitions: &TopicPartitionList) -> String {
+    let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
+    for e in partitions.elements() {
+        match by_topic.iter_mut().find(|(t, _)| t == e.topic()) {
+            Some((_, ps)) => ps.push(e.partition()),
+            None => by_topic.push((e.topic().to_string(), vec![e.partition()])),
+        }
+    }
+    by_topic.iter().map(|(t, ps)| format!("{t}{ps:?}")).collect::<Vec<_>>().join(" ")
 }

@@ -223,7 +223,7 @@ pub async fn run<H: Handler>(
     let kafka_check = readiness.check("kafka");
     let handler_check = readiness.check("handler");
     handler_check.set(true, "");
-    let context = LoopContext::new(config.service, config.drain_timeout, kafka_check);
+    let context = LoopContext::new(config.service, group.clone(), config.drain_timeout, kafka_check);
     let mut client = kafka::client_config(&kafka_settings, config.service);
     config.apply(&mut client, &group);
     let consumer: Arc<StreamConsumer<LoopContext>> = Arc::new(client.create_with_context(context)?);
@@ -282,12 +282,13 @@ pub async fn run<H: Handler>(
         Err(e) => tracing::warn!(error = %e, "final offset commit failed; uncommitted messages will be redelivered"),
     }
     consumer.unsubscribe();
+    consumer.context().release_queues();
     producer.flush(Duration::from_secs(10));
     tracing::info!("consumer stopped");
     Ok(())
 }
 
-/// Starts a worker for every partition queue the rebalance callback split off.
+/// Starts a worker for every partition queue the rebalance callback handed out.
 fn spawn_assigned<H: Handler>(shared: &Arc<worker::Shared<H>>, workers: &mut JoinSet<()>, shutdown: &CancellationToken) {
     for assigned in shared.consumer.context().take_assigned() {
         let stop = shutdown.child_token();
@@ -299,8 +300,10 @@ fn spawn_assigned<H: Handler>(shared: &Arc<worker::Shared<H>>, workers: &mut Joi
 }
 
 /// A message of a partition that has its own queue reached the main queue: librdkafka fetched it
-/// before the queue was split. Its partition restarts from that message: the worker is aborted,
-/// the stored offset and the fetch position go back to the message, and a new worker starts.
+/// before the queue was split (the split happens before assign, so this is a safety net). Its
+/// partition restarts from that message: the worker is aborted, the stored offset and the fetch
+/// position go back to the message, and a new worker starts once the old one is gone. The strays
+/// after the first one are fetched again through the partition's queue, so they restart nothing.
 fn recover_stray<H: Handler>(
     shared: &Arc<worker::Shared<H>>,
     workers: &mut JoinSet<()>,
@@ -309,10 +312,15 @@ fn recover_stray<H: Handler>(
     partition: i32,
     offset: i64,
 ) {
-    metrics::counter!(telemetry::metric_name(shared.config.service, "consumer_stray_messages_total")).increment(1);
-    tracing::warn!(topic, partition, offset, "message reached the main queue; restarting its partition from it");
     let context = shared.consumer.context();
-    context.abort((topic.to_string(), partition));
+    let tp = (topic.to_string(), partition);
+    metrics::counter!(telemetry::metric_name(shared.config.service, "consumer_stray_messages_total")).increment(1);
+    if !context.restart_from(&tp, offset) {
+        tracing::debug!(topic, partition, offset, "stray message after a restart from below it: fetched again");
+        return;
+    }
+    tracing::warn!(topic, partition, offset, "message reached the main queue; restarting its partition from it");
+    context.abort(tp);
     let mut tpl = TopicPartitionList::new();
     if tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).is_err() {
         return;
@@ -325,6 +333,6 @@ fn recover_stray<H: Handler>(
     if let Err(e) = shared.consumer.seek_partitions(tpl, Duration::from_secs(5)) {
         tracing::warn!(topic, partition, error = %e, "seek failed");
     }
-    context.split(&shared.consumer, topic, partition);
+    context.hand_out(&shared.consumer, topic, partition);
     spawn_assigned(shared, workers, shutdown);
 }

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::{
     ConsumerConfig, Delivery, ErrorClass, Handler, HandlerError, Source, TopicPartition,
-    context::LoopContext,
+    context::{LoopContext, PartitionQueue},
     dead_letter, fair,
     gate::{self, Holding},
 };
@@ -60,10 +60,17 @@ pub(super) enum Disposition {
 pub(super) async fn run<H: Handler>(
     shared: Arc<Shared<H>>,
     tp: TopicPartition,
-    queue: StreamPartitionQueue<LoopContext>,
+    queue: PartitionQueue,
     stop: CancellationToken,
     busy: Arc<AtomicBool>,
 ) {
+    // The worker before this one on the partition (aborted on revoke or restart) may not be
+    // dropped yet: take turns, so no two workers ever read the partition at once.
+    let queue = tokio::select! {
+        biased;
+        _ = stop.cancelled() => return,
+        queue = queue.lock_owned() => queue,
+    };
     tracing::debug!(topic = %tp.0, partition = tp.1, "partition worker started");
     let Some(mut holding) = Holding::load(&shared, &tp, &stop).await else { return };
     loop {
