@@ -28,6 +28,8 @@ pub mod options;
 pub mod peer;
 pub mod perf_test;
 pub mod pipeline;
+#[cfg(test)]
+mod pipeline_alone;
 pub mod qbo_figures;
 pub mod qbo_stream;
 pub mod qbo_sync;
