@@ -19,6 +19,7 @@ macro_rules! say {
 
 pub mod advisor;
 pub mod codec;
+pub mod commits;
 pub mod connect;
 pub mod databases;
 pub mod end_to_end;
@@ -418,7 +419,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, PathBuf)> {
         say!(started, "    {}: p95 {:.2} ms · {:.0} req/s", run.target, run.p95_ms, run.requests_per_sec);
     }
     let (qbo_sync, qbo_stream) = qbo_figures::measure(&mut stack, options.smoke, started).await?;
-    let (scale_records, scale_keys) = if options.smoke { (2_000, 200) } else { (40_000, 2_000) };
+    let (scale_records, scale_keys) = if options.smoke { (2_000, 200) } else { (200_000, 2_000) };
     say!(started, "(13) projection-writer scaled out: {scale_records} events drained by 1, 2 and 3 instances");
     let scale = scale::measure(&mut stack, &producer, &pool, scale_records, scale_keys, Duration::from_secs(600)).await?;
     for run in &scale {

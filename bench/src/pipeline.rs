@@ -3,7 +3,7 @@
 //! - **Fixed rate:** `LoanStatusChanged` events produced by the bench onto the flow topic at a
 //!   fixed rate, through projection-writer (Firestore emulator + read model). Two figures per
 //!   event: *committed* = first time the bench sees its `event_log` row (visible only after the
-//!   transaction commits; polled every 10 ms) minus the event's `occurred_at`; and *event_log* =
+//!   transaction commits; told by a notification at commit, `crate::commits`) minus the event's `occurred_at`; and *event_log* =
 //!   `recorded_at - occurred_at` (`workload::projection_lags`), where `recorded_at` is the
 //!   transaction's start (PostgreSQL `now()`), so it excludes the Firestore write and the commit.
 //!   While it runs, projection-writer's largest `VmRSS` and the CPU seconds of projection-writer
@@ -143,7 +143,7 @@ pub async fn fixed_rate(
     );
     let total = (rate as f64 * duration.as_secs_f64()).round().max(1.0) as usize;
     let floor = max_event_log_id(pool).await?;
-    let observer = tokio::spawn(observe_commits(
+    let observer = tokio::spawn(crate::commits::observe(
         pool.clone(),
         prefix.clone(),
         total,
@@ -345,85 +345,13 @@ pub async fn warm_up(
     producer
         .send_all::<LoanStatusChanged, _>(topics::LOAN_STATUS_CHANGED, &events)
         .await?;
-    let (_, complete) = observe_commits(pool.clone(), prefix, events.len(), floor, timeout).await?;
+    let (_, complete) = crate::commits::observe(pool.clone(), prefix, events.len(), floor, timeout).await?;
     anyhow::ensure!(
         complete,
         "the warm-up events were not committed within {timeout:?}"
     );
     Ok(())
 }
-
-/// Polls `event_log` every 10 ms; for each new row of `prefix`, the time it became visible minus
-/// its `occurred_at`, in seconds. Returns once `total` rows were seen (`true`), or what was seen
-/// when `timeout` passed (`false`).
-///
-/// Rows are read by id above a floor that advances over every id seen without a gap: ids are taken
-/// at insert and become visible at commit, so a batch's rows may appear after rows with higher ids
-/// of another partition's batch. A gap that stays open for 2 s (the ids of a rolled-back
-/// transaction) is skipped whole.
-async fn observe_commits(
-    pool: PgPool,
-    prefix: String,
-    total: usize,
-    mut floor: i64,
-    timeout: Duration,
-) -> anyhow::Result<(Vec<f64>, bool)> {
-    let deadline = Instant::now() + timeout;
-    let mut above: std::collections::BTreeSet<i64> = Default::default();
-    let (mut lags, mut gap_since) = (Vec::with_capacity(total), None::<Instant>);
-    let mut skipped: Vec<(i64, Instant)> = Vec::new();
-    while lags.len() < total {
-        if Instant::now() >= deadline {
-            return Ok((lags, false));
-        }
-        // Skipped ids are still looked for a while: a batch slower than 2 s shows up late.
-        skipped.retain(|(_, at)| at.elapsed() < Duration::from_secs(30));
-        let late: Vec<i64> = skipped.iter().map(|(id, _)| *id).collect();
-        let rows: Vec<(i64, bool, f64)> = sqlx::query_as(
-            "SELECT id, starts_with(entity_id, $2), EXTRACT(EPOCH FROM occurred_at)::float8
-             FROM projection_writer.event_log WHERE id > $1 OR id = ANY($3)",
-        )
-        .bind(floor)
-        .bind(&prefix)
-        .bind(&late)
-        .fetch_all(&pool)
-        .await?;
-        let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
-        for (id, ours, occurred) in rows {
-            if id <= floor {
-                skipped.retain(|(s, _)| *s != id);
-                if ours {
-                    lags.push(now - occurred);
-                }
-                continue;
-            }
-            if above.insert(id) && ours {
-                lags.push(now - occurred);
-            }
-        }
-        while above.remove(&(floor + 1)) {
-            floor += 1;
-            gap_since = None;
-        }
-        if above.is_empty() {
-            gap_since = None;
-        } else if gap_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(2) {
-            // The whole gap below the lowest id seen (a rolled-back batch burns all its ids):
-            // one id at a time would hold the floor for 2 s per id while every poll re-reads
-            // the growing rows above it.
-            let to = above.first().copied().map_or(floor + 1, |lowest| lowest - 1);
-            skipped.extend((floor + 1..=to).map(|id| (id, Instant::now())));
-            floor = to;
-            while above.remove(&(floor + 1)) {
-                floor += 1;
-            }
-            gap_since = None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok((lags, true))
-}
-
 
 /// projection-writer's own counters (its `/metrics`): batches, their events and time, and the
 /// time in Firestore `Commit`s. Sums since start-up; `since` gives a run's share.
