@@ -28,14 +28,21 @@ step "build"
 cargo build --workspace --bins --tests
 
 step "postgres"
-bash infra/dev/stack.sh up postgres
 # shellcheck source=infra/dev/ports.env
 source infra/dev/ports.env
+# A PostgreSQL already running (the dev stack's) is used and left running; one started here is
+# stopped when the tests end.
+pg_started_here=0
+port_open "$PG_PORT" || pg_started_here=1
+bash infra/dev/stack.sh up postgres
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+stop_test_postgres() {
+  if [[ "$pg_started_here" == 1 ]]; then bash infra/dev/stack.sh down postgres >/dev/null 2>&1 || true; fi
+}
 
 step "firestore emulator (tests' own)"
 start_private_emulator
-trap 'stop_private_emulator; stop_test_kafka' EXIT
+trap 'stop_private_emulator; stop_test_kafka; stop_test_postgres' EXIT
 
 step "kafka (tests' own cluster)"
 start_test_kafka test "${TEST_KAFKA_PORT:-19092}" 1
