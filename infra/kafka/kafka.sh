@@ -164,6 +164,7 @@ ensure_cds() {
   log "kafka: making the class data sharing archive ${CDS_ARCHIVE#"$REPO_ROOT"/} (one broker start)"
   if (
     CLUSTER="cds-$$" CDIR="$tmp" NODES=1 PORT=""
+    mkdir -p "$RUN_DIR" "$LOG_DIR" # a fresh clone has neither; the format's log goes there
     while :; do # two free ports
       PORT=$((20000 + RANDOM % 20000 * 2))
       port_listening "$PORT" || port_listening "$((PORT + 1))" || break
