@@ -11,10 +11,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
+use simulator_kit::inject::{Injected, keep};
 
 use crate::{
     error::{SfError, UploadError},
-    faults::Answer,
+    faults::{Answer, Call},
     ledger::LedgerEntry,
     oauth::Refused,
     state::SharedState,
@@ -23,10 +24,6 @@ use crate::{
 /// Response marker: the path of the folder created or the file stored.
 #[derive(Debug, Clone)]
 pub struct Target(pub String);
-
-/// Response marker: an injected fault fired on this request.
-#[derive(Debug, Clone, Copy)]
-struct Injected;
 
 pub async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -70,37 +67,20 @@ pub async fn inject_faults(
     let path = request.uri().path().to_owned();
     let hit = {
         let mut rng = state.rng();
-        state.faults().fire(&method, &path, &mut rng)
+        state.faults().fire(
+            &Call {
+                method: &method,
+                path: &path,
+            },
+            &mut *rng,
+        )
     };
-    let Some(hit) = hit else {
-        return next.run(request).await;
-    };
-    let mut response = if hit.after_effect {
-        let response = next.run(request).await;
-        tokio::time::sleep(hit.latency).await;
-        match hit.answer {
-            Some(answer) => {
-                // The effect happened: the ledger still names it.
-                let target = response.extensions().get::<Target>().cloned();
-                let mut lost = render(answer).await;
-                if let Some(target) = target {
-                    lost.extensions_mut().insert(target);
-                }
-                lost
-            }
-            None => response,
+    match hit {
+        Some(hit) => {
+            simulator_kit::inject::run_with(hit, request, next, render, keep::<Target>).await
         }
-    } else {
-        if !hit.latency.is_zero() {
-            tokio::time::sleep(hit.latency).await;
-        }
-        match hit.answer {
-            Some(answer) => render(answer).await,
-            None => next.run(request).await,
-        }
-    };
-    response.extensions_mut().insert(Injected);
-    response
+        None => next.run(request).await,
+    }
 }
 
 async fn render(answer: Answer) -> Response {

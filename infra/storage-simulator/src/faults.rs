@@ -1,60 +1,49 @@
 //! Injected faults for `/storage`, `/upload` and `/download` requests (never `/control`).
 //!
-//! A fault matches requests whose path contains `pathContains` (default: all) and, with
-//! `method`, only that method; it fires with `probability` (the simulator's seeded RNG) and ends
-//! after `count` firings or `durationSecs`, whichever comes first. It answers a GCS error (`status`
-//! 429 `rateLimitExceeded`, with `Retry-After` when `retryAfterSecs` is given, or a 5xx), or holds
-//! the request for `holdSecs` and then answers 504 (`timeout`), each after `latencyMs`. Several faults may fire
-//! on one request: latencies add up and the first with an answer (in creation order) decides it.
+//! Lifetime and latency (`probability`, `count`, `durationSecs`, `latencyMs`, `afterEffect`) are
+//! the shared ones of `simulator_kit::faults`. This simulator's part matches requests whose path
+//! contains `pathContains` (default: all) and, with `method`, only that method; it answers a GCS
+//! error (`status` 429 `rateLimitExceeded`, with `Retry-After` when `retryAfterSecs` is given, or
+//! a 5xx), or holds the request for `holdSecs` (default 600) and then answers 504 (`timeout`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use rand::{Rng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
+use simulator_kit::{FaultKind, PathScope, Reply, StatusAnswer, StatusFields};
 
 use crate::error::GcsError;
 
-const ALLOWED_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
-const DEFAULT_HOLD_SECS: f64 = 600.0;
+const DEFAULT_HOLD: Duration = Duration::from_secs(600);
+
+/// The active faults.
+pub type Faults = simulator_kit::Faults<GcsFault>;
+/// A posted fault.
+pub type FaultSpec = simulator_kit::FaultSpec<GcsFaultSpec>;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FaultSpec {
+#[serde(rename_all = "camelCase")]
+pub struct GcsFaultSpec {
     pub status: Option<u16>,
     pub retry_after_secs: Option<u64>,
-    pub latency_ms: Option<u64>,
     pub timeout: Option<bool>,
     pub hold_secs: Option<f64>,
     pub path_contains: Option<String>,
     pub method: Option<String>,
-    pub probability: Option<f64>,
-    pub count: Option<u32>,
-    pub duration_secs: Option<f64>,
-    /// The request runs (its effect happens), then the fault answers: a lost response.
-    pub after_effect: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InjectedFault {
-    pub id: u64,
-    pub status: Option<u16>,
-    pub retry_after_secs: Option<u64>,
-    pub latency_ms: Option<u64>,
-    pub timeout: bool,
-    pub hold_secs: f64,
-    pub path_contains: Option<String>,
-    pub method: Option<String>,
-    pub probability: f64,
-    /// Firings left, when count-limited.
-    pub remaining: Option<u32>,
-    pub after_effect: bool,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub fired: u64,
-    #[serde(skip)]
-    deadline: Option<Instant>,
+pub struct GcsFault {
+    #[serde(flatten)]
+    scope: PathScope,
+    #[serde(flatten)]
+    answer: StatusAnswer,
+}
+
+/// A request as faults see it: method and path.
+pub struct Call<'r> {
+    pub method: &'r str,
+    pub path: &'r str,
 }
 
 /// What a fired fault answers instead of the simulator.
@@ -65,167 +54,62 @@ pub enum Answer {
     Hold(Duration),
 }
 
-impl InjectedFault {
-    fn is_live(&self, now: Instant) -> bool {
-        self.remaining != Some(0) && self.deadline.is_none_or(|d| now < d)
+impl FaultKind for GcsFault {
+    type Spec = GcsFaultSpec;
+    type Request<'r> = Call<'r>;
+    type Answer = Answer;
+    const ANSWERS: &'static str = "status, timeout";
+
+    fn from_spec(spec: GcsFaultSpec) -> Result<Self, String> {
+        let fields = StatusFields {
+            status: spec.status,
+            retry_after_secs: spec.retry_after_secs,
+            timeout: spec.timeout,
+            hold_secs: spec.hold_secs,
+        };
+        Ok(Self {
+            scope: PathScope::new(spec.path_contains, spec.method)?,
+            answer: StatusAnswer::new(fields, DEFAULT_HOLD)?,
+        })
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
-        self.path_contains
-            .as_deref()
-            .is_none_or(|p| path.contains(p))
-            && self
-                .method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+    fn matches(&self, call: &Call<'_>) -> bool {
+        self.scope.matches(call.method, call.path)
     }
 
     fn answer(&self) -> Option<Answer> {
-        if self.timeout {
-            return Some(Answer::Hold(Duration::from_secs_f64(self.hold_secs)));
-        }
-        let error = match self.status? {
-            429 => GcsError::rate_limited(None),
-            s => {
-                GcsError::server(StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE))
+        Some(match self.answer.reply()? {
+            Reply::Hold(hold) => Answer::Hold(hold),
+            Reply::Error {
+                status,
+                retry_after_secs,
+            } => {
+                let error = if status == StatusCode::TOO_MANY_REQUESTS {
+                    GcsError::rate_limited(None)
+                } else {
+                    GcsError::server(status)
+                };
+                Answer::Error(GcsError {
+                    retry_after_secs,
+                    ..error
+                })
             }
-        };
-        Some(Answer::Error(GcsError {
-            retry_after_secs: self.retry_after_secs,
-            ..error
-        }))
-    }
-}
-
-/// What the faults that fired on one request ask for.
-#[derive(Debug)]
-pub struct Hit {
-    pub latency: Duration,
-    pub answer: Option<Answer>,
-    pub after_effect: bool,
-}
-
-#[derive(Debug, Default)]
-pub struct Faults {
-    active: Vec<InjectedFault>,
-    next_id: u64,
-}
-
-fn positive_secs(field: &str, value: Option<f64>) -> Result<Option<f64>, String> {
-    match value {
-        Some(s) if !(s.is_finite() && s > 0.0) => Err(format!("{field} must be positive")),
-        other => Ok(other),
-    }
-}
-
-impl Faults {
-    pub fn add(&mut self, spec: FaultSpec) -> Result<u64, String> {
-        let timeout = spec.timeout.unwrap_or(false);
-        let answers = usize::from(spec.status.is_some()) + usize::from(timeout);
-        if answers == 0 && spec.latency_ms.is_none() {
-            return Err("a fault needs status, timeout or latencyMs".into());
-        }
-        if answers > 1 {
-            return Err("status and timeout exclude each other".into());
-        }
-        if spec.status.is_some_and(|s| !ALLOWED_STATUSES.contains(&s)) {
-            return Err("status must be one of 429, 500, 502, 503, 504".into());
-        }
-        if spec.retry_after_secs.is_some() && spec.status.is_none() {
-            return Err("retryAfterSecs needs a status".into());
-        }
-        let probability = spec.probability.unwrap_or(1.0);
-        if !(0.0..=1.0).contains(&probability) {
-            return Err("probability must be between 0 and 1".into());
-        }
-        if spec.count == Some(0) {
-            return Err("count must be at least 1".into());
-        }
-        let hold_secs = positive_secs("holdSecs", spec.hold_secs)?.unwrap_or(DEFAULT_HOLD_SECS);
-        let duration =
-            positive_secs("durationSecs", spec.duration_secs)?.map(Duration::from_secs_f64);
-        if spec
-            .path_contains
-            .as_deref()
-            .is_some_and(|p| p.contains("/control"))
-        {
-            return Err("faults never apply to /control".into());
-        }
-        self.next_id += 1;
-        self.active.push(InjectedFault {
-            id: self.next_id,
-            status: spec.status,
-            retry_after_secs: spec.retry_after_secs,
-            latency_ms: spec.latency_ms,
-            timeout,
-            hold_secs,
-            path_contains: spec.path_contains,
-            method: spec.method,
-            probability,
-            remaining: spec.count,
-            after_effect: spec.after_effect.unwrap_or(false),
-            expires_at: duration
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-                .map(|d| Utc::now() + d),
-            fired: 0,
-            deadline: duration.map(|d| Instant::now() + d),
-        });
-        Ok(self.next_id)
-    }
-
-    pub fn list(&mut self) -> Vec<InjectedFault> {
-        let now = Instant::now();
-        self.active.retain(|f| f.is_live(now));
-        self.active.clone()
-    }
-
-    pub fn clear(&mut self) {
-        self.active.clear();
-    }
-
-    pub fn remove(&mut self, id: u64) -> bool {
-        let before = self.active.len();
-        self.active.retain(|f| f.id != id);
-        self.active.len() != before
-    }
-
-    /// Rolls every live fault matching the request; `None` when none fired.
-    pub fn fire(&mut self, method: &str, path: &str, rng: &mut StdRng) -> Option<Hit> {
-        let now = Instant::now();
-        self.active.retain(|f| f.is_live(now));
-        let mut hit: Option<Hit> = None;
-        for fault in self.active.iter_mut().filter(|f| f.matches(method, path)) {
-            if fault.probability < 1.0 && rng.random::<f64>() >= fault.probability {
-                continue;
-            }
-            if let Some(n) = fault.remaining.as_mut() {
-                *n -= 1;
-            }
-            fault.fired += 1;
-            let hit = hit.get_or_insert(Hit {
-                latency: Duration::ZERO,
-                answer: None,
-                after_effect: false,
-            });
-            hit.after_effect |= fault.after_effect;
-            hit.latency += Duration::from_millis(fault.latency_ms.unwrap_or(0));
-            if hit.answer.is_none() {
-                hit.answer = fault.answer();
-            }
-        }
-        self.active.retain(|f| f.is_live(now));
-        hit
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
+    use rand::{SeedableRng, rngs::StdRng};
 
     use super::*;
 
     fn spec(json: &str) -> FaultSpec {
         serde_json::from_str(json).unwrap()
+    }
+
+    fn call<'r>(method: &'r str, path: &'r str) -> Call<'r> {
+        Call { method, path }
     }
 
     #[test]
@@ -234,14 +118,13 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let storm = r#"{"status": 429, "retryAfterSecs": 7, "method": "POST", "pathContains": "/upload/", "count": 1}"#;
         faults.add(spec(storm)).unwrap();
+        let upload = call("POST", "/upload/storage/v1/b/b/o");
         assert!(
             faults
-                .fire("GET", "/storage/v1/b/b/o/x", &mut rng)
+                .fire(&call("GET", "/storage/v1/b/b/o/x"), &mut rng)
                 .is_none()
         );
-        let hit = faults
-            .fire("POST", "/upload/storage/v1/b/b/o", &mut rng)
-            .unwrap();
+        let hit = faults.fire(&upload, &mut rng).unwrap();
         let Some(Answer::Error(e)) = hit.answer else {
             panic!("expected an error answer");
         };
@@ -249,15 +132,13 @@ mod tests {
             (e.reason, e.retry_after_secs),
             ("rateLimitExceeded", Some(7))
         );
-        assert!(
-            faults
-                .fire("POST", "/upload/storage/v1/b/b/o", &mut rng)
-                .is_none()
-        );
+        assert!(faults.fire(&upload, &mut rng).is_none());
         faults
             .add(spec(r#"{"timeout": true, "holdSecs": 2}"#))
             .unwrap();
-        let hit = faults.fire("GET", "/storage/v1/b/b/o/x", &mut rng).unwrap();
+        let hit = faults
+            .fire(&call("GET", "/storage/v1/b/b/o/x"), &mut rng)
+            .unwrap();
         assert!(matches!(hit.answer, Some(Answer::Hold(d)) if d == Duration::from_secs(2)));
     }
 

@@ -12,16 +12,18 @@ use axum::{
 };
 use chrono::Utc;
 use secrecy::ExposeSecret;
+use simulator_kit::inject::{Injected, keep};
 
-use crate::{error::GcsError, faults::Answer, ledger::LedgerEntry, state::SharedState};
+use crate::{
+    error::GcsError,
+    faults::{Answer, Call},
+    ledger::LedgerEntry,
+    state::SharedState,
+};
 
 /// Response marker: the `bucket/object` an upload or delete changed.
 #[derive(Debug, Clone)]
 pub struct Target(pub String);
-
-/// Response marker: an injected fault fired on this request.
-#[derive(Debug, Clone, Copy)]
-struct Injected;
 
 pub async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -64,36 +66,20 @@ pub async fn inject_faults(
     let path = request.uri().path().to_owned();
     let hit = {
         let mut rng = state.rng();
-        state.faults().fire(&method, &path, &mut rng)
+        state.faults().fire(
+            &Call {
+                method: &method,
+                path: &path,
+            },
+            &mut *rng,
+        )
     };
-    let Some(hit) = hit else {
-        return next.run(request).await;
-    };
-    let mut response = if hit.after_effect {
-        let response = next.run(request).await;
-        tokio::time::sleep(hit.latency).await;
-        match hit.answer {
-            Some(answer) => {
-                let target = response.extensions().get::<Target>().cloned();
-                let mut lost = render(answer).await;
-                if let Some(target) = target {
-                    lost.extensions_mut().insert(target);
-                }
-                lost
-            }
-            None => response,
+    match hit {
+        Some(hit) => {
+            simulator_kit::inject::run_with(hit, request, next, render, keep::<Target>).await
         }
-    } else {
-        if !hit.latency.is_zero() {
-            tokio::time::sleep(hit.latency).await;
-        }
-        match hit.answer {
-            Some(answer) => render(answer).await,
-            None => next.run(request).await,
-        }
-    };
-    response.extensions_mut().insert(Injected);
-    response
+        None => next.run(request).await,
+    }
 }
 
 async fn render(answer: Answer) -> Response {
