@@ -14,10 +14,12 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
+use simulator_kit::inject::{Injected, nothing};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     error::GraphError,
-    faults::Hit,
+    faults::{Answer, Call},
     ledger::{CLIENT_CLOSED, LedgerEntry},
     state::SharedState,
 };
@@ -28,10 +30,6 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 /// Response marker: a create answered with the event of an earlier `transactionId`.
 #[derive(Debug, Clone, Copy)]
 pub struct Replayed;
-
-/// Response marker: an injected fault fired on this request.
-#[derive(Debug, Clone, Copy)]
-struct Injected;
 
 /// Response marker: refused by the mailbox concurrency limit.
 #[derive(Debug, Clone, Copy)]
@@ -189,46 +187,32 @@ pub async fn inject_faults(
         .collect();
     let hit = {
         let mut rng = state.rng();
-        let method = request.method().as_str();
-        state.faults().fire(method, &path, &users, &mut rng)
+        let call = Call {
+            method: request.method().as_str(),
+            path: &path,
+            users: &users,
+        };
+        state.faults().fire(&call, &mut *rng)
     };
     let Some(hit) = hit else {
         return next.run(request).await;
     };
-    let mut response = if hit.after_effect {
-        let response = next.run(request).await;
-        wait(&state, &hit).await;
-        failure(hit).unwrap_or(response)
-    } else {
-        wait(&state, &hit).await;
-        match failure(hit) {
-            Some(response) => response,
-            None => next.run(request).await,
-        }
-    };
-    response.extensions_mut().insert(Injected);
-    response
+    let release = state.release.clone();
+    let render = |answer| render(answer, release);
+    simulator_kit::inject::run_with(hit, request, next, render, nothing).await
 }
 
-/// The summed latency, then the hold of a `timeout` fault (cut short at shutdown).
-async fn wait(state: &SharedState, hit: &Hit) {
-    tokio::time::sleep(hit.latency).await;
-    if let Some(hold) = hit.hold {
-        tokio::select! {
-            () = tokio::time::sleep(hold) => {}
-            () = state.release.cancelled() => {}
+/// The fault's answer: its error, or 504 after a hold (cut short at shutdown).
+async fn render(answer: Answer, release: CancellationToken) -> Response {
+    match answer {
+        Answer::Error(error) => error.into_response(),
+        Answer::Hold(hold) => {
+            tokio::select! {
+                () = tokio::time::sleep(hold) => {}
+                () = release.cancelled() => {}
+            }
+            GraphError::server(StatusCode::GATEWAY_TIMEOUT, None).into_response()
         }
-    }
-}
-
-/// The fault's answer: its error, or 504 after a hold; `None` lets the request through.
-fn failure(hit: Hit) -> Option<Response> {
-    match (hit.error, hit.hold) {
-        (Some(error), _) => Some(error.into_response()),
-        (None, Some(_)) => {
-            Some(GraphError::server(StatusCode::GATEWAY_TIMEOUT, None).into_response())
-        }
-        (None, None) => None,
     }
 }
 

@@ -102,7 +102,9 @@ pub async fn list_messages(
             .parse::<usize>()
             .ok()
             .filter(|t| (1..=50).contains(t))
-            .ok_or_else(|| GraphError::bad_request(format!("Invalid $top '{t}': expected 1 to 50.")))?,
+            .ok_or_else(|| {
+                GraphError::bad_request(format!("Invalid $top '{t}': expected 1 to 50."))
+            })?,
     };
     let skip = match query.get("$skiptoken") {
         None => 0,

@@ -44,18 +44,47 @@ async fn channel_messages_are_listed_newest_first_in_pages() {
         let response = t.api(&token, Method::POST, path, Some(&body)).await;
         assert_eq!(response.status(), StatusCode::CREATED);
     }
-    let response = t.api(&token, Method::GET, &format!("{path}?$top=2"), None).await;
+    let response = t
+        .api(&token, Method::GET, &format!("{path}?$top=2"), None)
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let page: Value = response.json().await.unwrap();
-    let contents: Vec<&str> = page["value"].as_array().unwrap().iter().map(|m| m["body"]["content"].as_str().unwrap()).collect();
+    let contents: Vec<&str> = page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"]["content"].as_str().unwrap())
+        .collect();
     assert_eq!(contents, ["message 4", "message 3"]);
     let next = page["@odata.nextLink"].as_str().unwrap();
     let rest = next.split_once("/v1.0").unwrap().1;
-    let last: Value = t.api(&token, Method::GET, &format!("/v1.0{}", rest.replace("$top=2", "$top=50")), None).await.json().await.unwrap();
+    let last: Value = t
+        .api(
+            &token,
+            Method::GET,
+            &format!("/v1.0{}", rest.replace("$top=2", "$top=50")),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(last["value"].as_array().unwrap().len(), 3);
     assert!(last.get("@odata.nextLink").is_none());
-    let other: Value = t.api(&token, Method::GET, "/v1.0/teams/team-1/channels/other/messages", None).await.json().await.unwrap();
+    let other: Value = t
+        .api(
+            &token,
+            Method::GET,
+            "/v1.0/teams/team-1/channels/other/messages",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(other["value"].as_array().unwrap().is_empty());
-    let response = t.api(&token, Method::GET, &format!("{path}?$top=51"), None).await;
+    let response = t
+        .api(&token, Method::GET, &format!("{path}?$top=51"), None)
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
