@@ -222,5 +222,5 @@ pub enum SimError {
     #[error("serving HTTP failed")]
     Serve(#[source] io::Error),
     #[error("the simulator task panicked")]
-    Panicked(#[source] tokio::task::JoinError),
+    Panicked(#[from] tokio::task::JoinError),
 }

@@ -1,69 +1,77 @@
 //! Injected faults for `/v3` and `/oauth2` requests (never `/control`).
 //!
-//! A fault matches requests whose path contains `pathContains` (default: all) and, with
-//! `realmId`, only that realm's; it fires with `probability` (the simulator's seeded RNG) and
-//! ends after `count` firings or `durationSecs`, whichever comes first. It answers 429
-//! `ThrottleExceeded` (a 429 storm), a 5xx `SystemFault` (an outage), or a `SystemFault` inside an
-//! HTTP 200 (`faultIn200`), after `latencyMs`. Several faults may fire on one request: latencies
-//! add up and the first with an answer (in creation order) decides it.
-
-use std::time::{Duration, Instant};
+//! Lifetime and latency (`probability`, `count`, `durationSecs`, `latencyMs`, `afterEffect`) are
+//! the shared ones of `simulator_kit::faults`. This simulator's part matches requests whose path
+//! contains `pathContains` (default: all) and, with `realmId`, only that realm's; it answers 429
+//! `ThrottleExceeded` (a 429 storm), a 5xx `SystemFault` (an outage), or a `SystemFault` inside
+//! an HTTP 200 (`faultIn200`).
 
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use rand::{Rng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
+use simulator_kit::faults::{FaultKind, check_status, outside_control};
 
 use crate::error::Fault;
 
-const ALLOWED_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
+/// The active faults.
+pub type Faults = simulator_kit::Faults<QboFault>;
+/// A posted fault.
+pub type FaultSpec = simulator_kit::FaultSpec<QboFaultSpec>;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FaultSpec {
+#[serde(rename_all = "camelCase")]
+pub struct QboFaultSpec {
     pub status: Option<u16>,
     #[serde(rename = "faultIn200")]
     pub fault_in_200: Option<bool>,
-    pub latency_ms: Option<u64>,
     pub realm_id: Option<String>,
     pub path_contains: Option<String>,
-    pub probability: Option<f64>,
-    pub count: Option<u32>,
-    pub duration_secs: Option<f64>,
-    /// The request runs (its write happens), then the fault answers: a lost response.
-    pub after_effect: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InjectedFault {
-    pub id: u64,
-    pub status: Option<u16>,
+pub struct QboFault {
+    status: Option<u16>,
     #[serde(rename = "faultIn200")]
-    pub fault_in_200: bool,
-    pub latency_ms: Option<u64>,
-    pub realm_id: Option<String>,
-    pub path_contains: Option<String>,
-    pub probability: f64,
-    /// Firings left, when count-limited.
-    pub remaining: Option<u32>,
-    pub after_effect: bool,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub fired: u64,
-    #[serde(skip)]
-    deadline: Option<Instant>,
+    fault_in_200: bool,
+    realm_id: Option<String>,
+    path_contains: Option<String>,
 }
 
-impl InjectedFault {
-    fn is_live(&self, now: Instant) -> bool {
-        self.remaining != Some(0) && self.deadline.is_none_or(|d| now < d)
+/// A request as faults see it: its path and the realm in it.
+pub struct Call<'r> {
+    pub path: &'r str,
+    pub realm_id: Option<&'r str>,
+}
+
+impl FaultKind for QboFault {
+    type Spec = QboFaultSpec;
+    type Request<'r> = Call<'r>;
+    type Answer = Fault;
+    const ANSWERS: &'static str = "status, faultIn200";
+
+    fn from_spec(spec: QboFaultSpec) -> Result<Self, String> {
+        let fault_in_200 = spec.fault_in_200.unwrap_or(false);
+        if spec.status.is_some() && fault_in_200 {
+            return Err("status and faultIn200 exclude each other".into());
+        }
+        check_status(spec.status)?;
+        outside_control(spec.path_contains.as_deref())?;
+        Ok(Self {
+            status: spec.status,
+            fault_in_200,
+            realm_id: spec.realm_id,
+            path_contains: spec.path_contains,
+        })
     }
 
-    fn matches(&self, path: &str, realm_id: Option<&str>) -> bool {
+    fn matches(&self, call: &Call<'_>) -> bool {
         self.path_contains
             .as_deref()
-            .is_none_or(|p| path.contains(p))
-            && self.realm_id.as_deref().is_none_or(|r| Some(r) == realm_id)
+            .is_none_or(|p| call.path.contains(p))
+            && self
+                .realm_id
+                .as_deref()
+                .is_none_or(|r| Some(r) == call.realm_id)
     }
 
     fn answer(&self) -> Option<Fault> {
@@ -79,126 +87,18 @@ impl InjectedFault {
     }
 }
 
-/// What the faults that fired on one request ask for.
-#[derive(Debug)]
-pub struct Hit {
-    pub latency: Duration,
-    pub fault: Option<Fault>,
-    pub after_effect: bool,
-}
-
-#[derive(Debug, Default)]
-pub struct Faults {
-    active: Vec<InjectedFault>,
-    next_id: u64,
-}
-
-impl Faults {
-    pub fn add(&mut self, spec: FaultSpec) -> Result<u64, String> {
-        let fault_in_200 = spec.fault_in_200.unwrap_or(false);
-        if spec.latency_ms.is_none() && spec.status.is_none() && !fault_in_200 {
-            return Err("a fault needs status, faultIn200 or latencyMs".into());
-        }
-        if spec.status.is_some() && fault_in_200 {
-            return Err("status and faultIn200 exclude each other".into());
-        }
-        if spec.status.is_some_and(|s| !ALLOWED_STATUSES.contains(&s)) {
-            return Err("status must be one of 429, 500, 502, 503, 504".into());
-        }
-        let probability = spec.probability.unwrap_or(1.0);
-        if !(0.0..=1.0).contains(&probability) {
-            return Err("probability must be between 0 and 1".into());
-        }
-        if spec.count == Some(0) {
-            return Err("count must be at least 1".into());
-        }
-        let duration = match spec.duration_secs {
-            Some(s) if !(s.is_finite() && s > 0.0) => {
-                return Err("durationSecs must be positive".into());
-            }
-            Some(s) => Some(Duration::from_secs_f64(s)),
-            None => None,
-        };
-        if spec
-            .path_contains
-            .as_deref()
-            .is_some_and(|p| p.contains("/control"))
-        {
-            return Err("faults never apply to /control".into());
-        }
-        self.next_id += 1;
-        self.active.push(InjectedFault {
-            id: self.next_id,
-            status: spec.status,
-            fault_in_200,
-            latency_ms: spec.latency_ms,
-            realm_id: spec.realm_id,
-            path_contains: spec.path_contains,
-            probability,
-            remaining: spec.count,
-            after_effect: spec.after_effect.unwrap_or(false),
-            expires_at: duration
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-                .map(|d| Utc::now() + d),
-            fired: 0,
-            deadline: duration.map(|d| Instant::now() + d),
-        });
-        Ok(self.next_id)
-    }
-
-    pub fn list(&mut self) -> Vec<InjectedFault> {
-        let now = Instant::now();
-        self.active.retain(|f| f.is_live(now));
-        self.active.clone()
-    }
-
-    pub fn clear(&mut self) {
-        self.active.clear();
-    }
-
-    pub fn remove(&mut self, id: u64) -> bool {
-        let before = self.active.len();
-        self.active.retain(|f| f.id != id);
-        self.active.len() != before
-    }
-
-    /// Rolls every live fault matching the request; `None` when none fired.
-    pub fn fire(&mut self, path: &str, realm_id: Option<&str>, rng: &mut StdRng) -> Option<Hit> {
-        let now = Instant::now();
-        self.active.retain(|f| f.is_live(now));
-        let mut hit: Option<Hit> = None;
-        for fault in self.active.iter_mut().filter(|f| f.matches(path, realm_id)) {
-            if fault.probability < 1.0 && rng.random::<f64>() >= fault.probability {
-                continue;
-            }
-            if let Some(n) = fault.remaining.as_mut() {
-                *n -= 1;
-            }
-            fault.fired += 1;
-            let hit = hit.get_or_insert(Hit {
-                latency: Duration::ZERO,
-                fault: None,
-                after_effect: false,
-            });
-            hit.after_effect |= fault.after_effect;
-            hit.latency += Duration::from_millis(fault.latency_ms.unwrap_or(0));
-            if hit.fault.is_none() {
-                hit.fault = fault.answer();
-            }
-        }
-        self.active.retain(|f| f.is_live(now));
-        hit
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
+    use rand::{SeedableRng, rngs::StdRng};
 
     use super::*;
 
     fn spec(json: &str) -> FaultSpec {
         serde_json::from_str(json).unwrap()
+    }
+
+    fn call<'r>(path: &'r str, realm_id: Option<&'r str>) -> Call<'r> {
+        Call { path, realm_id }
     }
 
     #[test]
@@ -213,22 +113,22 @@ mod tests {
             .unwrap();
         assert!(
             faults
-                .fire("/v3/company/8/query", Some("8"), &mut rng)
+                .fire(&call("/v3/company/8/query", Some("8")), &mut rng)
                 .is_none()
         );
         let hit = faults
-            .fire("/v3/company/7/query", Some("7"), &mut rng)
+            .fire(&call("/v3/company/7/query", Some("7")), &mut rng)
             .unwrap();
-        assert_eq!(hit.fault.unwrap().error.code, "3001");
+        assert_eq!(hit.answer.unwrap().error.code, "3001");
         assert!(
             faults
-                .fire("/v3/company/7/query", Some("7"), &mut rng)
+                .fire(&call("/v3/company/7/query", Some("7")), &mut rng)
                 .is_none()
         );
         let hit = faults
-            .fire("/v3/company/7/cdc", Some("7"), &mut rng)
+            .fire(&call("/v3/company/7/cdc", Some("7")), &mut rng)
             .unwrap();
-        assert_eq!(hit.fault.unwrap().status, StatusCode::OK);
+        assert_eq!(hit.answer.unwrap().status, StatusCode::OK);
     }
 
     #[test]

@@ -40,11 +40,12 @@ mod seed;
 mod state;
 mod webhooks;
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use axum::{Router, http::StatusCode, response::IntoResponse};
-use tokio::{net::TcpListener, task::JoinHandle};
-use tokio_util::sync::{CancellationToken, DropGuard};
+use simulator_kit::url_of;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use crate::{
     config::{Config, WebhookConfig, WebhookFormat},
@@ -56,9 +57,6 @@ use crate::{
     state::AppState,
     webhooks::Queue,
 };
-
-/// How long in-flight requests (e.g. ones held by an injected latency) may run after shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Simulator {
     listener: TcpListener,
@@ -119,15 +117,9 @@ impl Simulator {
             self.queue,
             shutdown.clone(),
         ));
-        let server = axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let result = tokio::select! {
-            result = server => result.map_err(SimError::Serve),
-            () = grace_elapsed(&shutdown) => {
-                tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "shutdown grace elapsed; dropping open requests");
-                Ok(())
-            }
-        };
+        let result = simulator_kit::serve(self.listener, self.app, &shutdown)
+            .await
+            .map_err(SimError::Serve);
         shutdown.cancel();
         let _ = sender.await;
         result
@@ -135,61 +127,9 @@ impl Simulator {
 
     /// Runs on a background task until the returned handle is stopped or dropped.
     pub fn spawn(self) -> RunningSimulator {
-        let addr = self.addr;
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(self.run_until(shutdown.clone()));
-        RunningSimulator {
-            addr,
-            task: Some(task),
-            shutdown: shutdown.clone(),
-            guard: Some(shutdown.drop_guard()),
-        }
+        RunningSimulator::spawn(self.addr, |shutdown| self.run_until(shutdown))
     }
-}
-
-async fn grace_elapsed(shutdown: &CancellationToken) {
-    shutdown.cancelled().await;
-    tokio::time::sleep(SHUTDOWN_GRACE).await;
 }
 
 /// A simulator serving on a background task; dropping it shuts the server down.
-pub struct RunningSimulator {
-    addr: SocketAddr,
-    task: Option<JoinHandle<Result<(), SimError>>>,
-    shutdown: CancellationToken,
-    guard: Option<DropGuard>,
-}
-
-impl RunningSimulator {
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    /// `http://127.0.0.1:<port>`: prefix of `/oauth2/...`, `/v3/...` and `/control/...`.
-    pub fn base_url(&self) -> String {
-        url_of(self.addr)
-    }
-
-    /// Cancelling this token shuts the server down.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
-    /// Shuts down and waits for the server to finish.
-    pub async fn stop(mut self) -> Result<(), SimError> {
-        drop(self.guard.take());
-        match self.task.take() {
-            Some(task) => task.await.map_err(SimError::Panicked)?,
-            None => Ok(()),
-        }
-    }
-}
-
-/// A URL to reach `addr` (loopback when bound to every interface).
-fn url_of(addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        format!("http://127.0.0.1:{}", addr.port())
-    } else {
-        format!("http://{addr}")
-    }
-}
+pub type RunningSimulator = simulator_kit::Running<SimError>;

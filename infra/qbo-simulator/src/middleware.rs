@@ -13,7 +13,9 @@ use axum::{
 };
 use chrono::Utc;
 
-use crate::{error::Fault, ledger::LedgerEntry, state::SharedState};
+use simulator_kit::inject::{Injected, nothing};
+
+use crate::{error::Fault, faults::Call, ledger::LedgerEntry, state::SharedState};
 
 /// Response marker: the realm a request concerned, when not in its path (token refreshes).
 #[derive(Debug, Clone)]
@@ -28,10 +30,6 @@ pub struct Replayed {
 /// Response marker: the answer is a Fault already rendered (a stored write answer).
 #[derive(Debug, Clone)]
 pub struct FaultCode(pub String);
-
-/// Response marker: an injected fault fired on this request.
-#[derive(Debug, Clone, Copy)]
-struct Injected;
 
 /// Response marker: refused by the rate or concurrency limit.
 #[derive(Debug, Clone, Copy)]
@@ -118,26 +116,19 @@ pub async fn inject_faults(
     let path = request.uri().path().to_owned();
     let hit = {
         let mut rng = state.rng();
-        state.faults().fire(&path, realm_in_path(&path), &mut rng)
+        let call = Call {
+            path: &path,
+            realm_id: realm_in_path(&path),
+        };
+        state.faults().fire(&call, &mut *rng)
     };
-    let Some(hit) = hit else {
-        return next.run(request).await;
-    };
-    let mut response = if hit.after_effect {
-        let response = next.run(request).await;
-        tokio::time::sleep(hit.latency).await;
-        hit.fault.map_or(response, IntoResponse::into_response)
-    } else {
-        if !hit.latency.is_zero() {
-            tokio::time::sleep(hit.latency).await;
+    match hit {
+        Some(hit) => {
+            let render = |fault: Fault| async move { fault.into_response() };
+            simulator_kit::inject::run_with(hit, request, next, render, nothing).await
         }
-        match hit.fault {
-            Some(fault) => fault.into_response(),
-            None => next.run(request).await,
-        }
-    };
-    response.extensions_mut().insert(Injected);
-    response
+        None => next.run(request).await,
+    }
 }
 
 /// Requires `Authorization: Bearer <access token>` issued for the realm in the path.
