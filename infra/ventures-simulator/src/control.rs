@@ -99,7 +99,10 @@ async fn update_loan(
 }
 
 /// The loan as Ventures has it now, without a token (the API's `GET /loans/{id}` needs one).
-async fn get_loan(State(state): State<SharedState>, Path(loan_id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_loan(
+    State(state): State<SharedState>,
+    Path(loan_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let loan = state.lock().loan(&loan_id)?.loan.clone();
     Ok(Json(json!(loan)))
 }
@@ -143,7 +146,11 @@ async fn add_condition(
 
 async fn add_fault(State(state): State<SharedState>, body: Bytes) -> Result<Created, ApiError> {
     let spec: FaultSpec = parse_json(&body)?;
-    let id = state.lock().faults.add(spec)?;
+    let id = state
+        .lock()
+        .faults
+        .add(spec)
+        .map_err(ApiError::unprocessable)?;
     Ok((StatusCode::CREATED, Json(json!({"id": id}))))
 }
 

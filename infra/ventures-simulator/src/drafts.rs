@@ -33,10 +33,16 @@ fn view(loan_id: &str, draft: &Draft) -> Value {
     json!({ "loanId": loan_id, "draft": draft.fields, "draftVersion": draft.version, "updatedAt": draft.updated_at })
 }
 
-pub async fn get_draft(State(state): State<SharedState>, Path(loan_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_draft(
+    State(state): State<SharedState>,
+    Path(loan_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let store = state.lock();
     store.loan(&loan_id)?;
-    Ok(Json(view(&loan_id, &store.drafts.get(&loan_id).cloned().unwrap_or_default())))
+    Ok(Json(view(
+        &loan_id,
+        &store.drafts.get(&loan_id).cloned().unwrap_or_default(),
+    )))
 }
 
 pub async fn update_draft(
@@ -52,13 +58,17 @@ pub async fn update_draft(
         .and_then(Value::as_object)
         .cloned()
         .ok_or_else(|| ApiError::bad_request("the body is {\"fields\": {...}}"))?;
-    idempotent(&state, &headers, &uri, body, |store| apply(store, &loan_id, fields))
+    idempotent(&state, &headers, &uri, body, |store| {
+        apply(store, &loan_id, fields)
+    })
 }
 
 fn apply(store: &mut Store, loan_id: &str, fields: Map<String, Value>) -> Result<Value, ApiError> {
     store.loan(loan_id)?;
     if fields.is_empty() {
-        return Err(ApiError::unprocessable("nothing to update: send at least one field"));
+        return Err(ApiError::unprocessable(
+            "nothing to update: send at least one field",
+        ));
     }
     for (name, value) in &fields {
         check(name, value)?;
@@ -77,13 +87,21 @@ fn apply(store: &mut Store, loan_id: &str, fields: Map<String, Value>) -> Result
 }
 
 fn check(name: &str, value: &Value) -> Result<(), ApiError> {
-    let invalid = |why: &str| Err(ApiError::unprocessable(format!("draft field {name}: {why}")));
+    let invalid = |why: &str| {
+        Err(ApiError::unprocessable(format!(
+            "draft field {name}: {why}"
+        )))
+    };
     if !FIELDS.contains(&name) {
         return invalid(&format!("unknown; drafts take {}", FIELDS.join(", ")));
     }
     match (name, value) {
         (_, Value::Null) => Ok(()),
-        ("amountRequested", Value::Number(n)) if n.as_f64().is_some_and(|a| (0.0..=1e10).contains(&a)) => Ok(()),
+        ("amountRequested", Value::Number(n))
+            if n.as_f64().is_some_and(|a| (0.0..=1e10).contains(&a)) =>
+        {
+            Ok(())
+        }
         ("amountRequested", _) => invalid("a number between 0 and 10,000,000,000"),
         ("businessName", Value::String(s)) if s.chars().count() <= 200 => Ok(()),
         ("purpose", Value::String(s)) if s.chars().count() <= 1000 => Ok(()),

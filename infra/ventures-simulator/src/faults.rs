@@ -1,181 +1,86 @@
 //! Injected faults for `/api/v4` requests (never `/control`).
 //!
-//! Each active fault matches requests whose path starts with its `pathPrefix`, fires with its
-//! `probability`, and ends after `count` firings or `durationSecs`, whichever comes first.
-//! Several faults may fire on one request: their latencies add up and the first one with a
-//! `status` (in creation order) decides the error returned after the delay.
-
-use std::time::{Duration, Instant};
+//! Lifetime and latency (`probability`, `count`, `durationSecs`, `latencyMs`, `afterEffect`) are
+//! the shared ones of `simulator_kit::faults`. This simulator's part matches requests whose path
+//! starts with `pathPrefix` (default `/api/v4`) and answers `status` (429 `RATE_LIMITED` or a 5xx
+//! `UNAVAILABLE`, with `Retry-After` when `retryAfterSecs` is given).
 
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use simulator_kit::faults::{FaultKind, check_status};
 
 use crate::error::ApiError;
 
-const ALLOWED_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
+const API_PREFIX: &str = "/api/v4";
+
+/// The active faults.
+pub type Faults = simulator_kit::Faults<VenturesFault>;
+/// A posted fault.
+pub type FaultSpec = simulator_kit::FaultSpec<VenturesFaultSpec>;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FaultSpec {
-    pub latency_ms: Option<u64>,
+#[serde(rename_all = "camelCase")]
+pub struct VenturesFaultSpec {
     pub status: Option<u16>,
     pub retry_after_secs: Option<u64>,
-    pub probability: Option<f64>,
-    pub count: Option<u32>,
-    pub duration_secs: Option<f64>,
     pub path_prefix: Option<String>,
-    /// Let the request make its change first, then wait and answer with the fault: the change
-    /// happened but the caller does not know (a lost response).
-    pub after_effect: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Fault {
-    pub id: u64,
-    pub latency_ms: Option<u64>,
-    pub status: Option<u16>,
-    pub retry_after_secs: Option<u64>,
-    pub probability: f64,
-    /// Firings left, when count-limited.
-    pub remaining: Option<u32>,
-    pub path_prefix: String,
-    pub after_effect: bool,
-    pub expires_at: Option<DateTime<Utc>>,
-    #[serde(skip)]
-    deadline: Option<Instant>,
+pub struct VenturesFault {
+    status: Option<u16>,
+    retry_after_secs: Option<u64>,
+    path_prefix: String,
 }
 
-impl Fault {
-    fn is_live(&self, now: Instant) -> bool {
-        self.remaining != Some(0) && self.deadline.is_none_or(|d| now < d)
-    }
-}
+impl FaultKind for VenturesFault {
+    type Spec = VenturesFaultSpec;
+    /// The request's path.
+    type Request<'r> = &'r str;
+    type Answer = ApiError;
+    const ANSWERS: &'static str = "status";
 
-/// What the faults that fired on one request ask for.
-#[derive(Debug)]
-pub struct Hit {
-    pub latency: Duration,
-    pub error: Option<ApiError>,
-    /// The request runs first; the latency and the error come after it.
-    pub after_effect: bool,
-}
-
-#[derive(Debug, Default)]
-pub struct Faults {
-    active: Vec<Fault>,
-    next_id: u64,
-}
-
-impl Faults {
-    pub fn add(&mut self, spec: FaultSpec) -> Result<u64, ApiError> {
-        let invalid = |m: &str| Err(ApiError::unprocessable(m));
-        if spec.latency_ms.is_none() && spec.status.is_none() {
-            return invalid("a fault needs latencyMs, status or both");
+    fn from_spec(spec: VenturesFaultSpec) -> Result<Self, String> {
+        check_status(spec.status)?;
+        let path_prefix = spec.path_prefix.unwrap_or_else(|| API_PREFIX.to_owned());
+        if !path_prefix.starts_with(API_PREFIX) {
+            return Err(
+                "pathPrefix must start with /api/v4 (faults never apply to /control)".into(),
+            );
         }
-        if spec.status.is_some_and(|s| !ALLOWED_STATUSES.contains(&s)) {
-            return invalid("status must be one of 429, 500, 502, 503, 504");
-        }
-        let probability = spec.probability.unwrap_or(1.0);
-        if !(0.0..=1.0).contains(&probability) {
-            return invalid("probability must be between 0 and 1");
-        }
-        if spec.count == Some(0) {
-            return invalid("count must be at least 1");
-        }
-        let duration = match spec.duration_secs {
-            Some(s) if !(s.is_finite() && s > 0.0) => {
-                return invalid("durationSecs must be positive");
-            }
-            Some(s) => Some(Duration::from_secs_f64(s)),
-            None => None,
-        };
-        let path_prefix = spec.path_prefix.unwrap_or_else(|| "/api/v4".to_owned());
-        if !path_prefix.starts_with("/api/v4") {
-            return invalid("pathPrefix must start with /api/v4 (faults never apply to /control)");
-        }
-        self.next_id += 1;
-        let id = self.next_id;
-        self.active.push(Fault {
-            id,
-            latency_ms: spec.latency_ms,
+        Ok(Self {
             status: spec.status,
             retry_after_secs: spec.retry_after_secs,
-            probability,
-            remaining: spec.count,
             path_prefix,
-            after_effect: spec.after_effect.unwrap_or(false),
-            expires_at: duration
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-                .map(|d| Utc::now() + d),
-            deadline: duration.map(|d| Instant::now() + d),
-        });
-        Ok(id)
+        })
     }
 
-    pub fn list(&mut self) -> Vec<Fault> {
-        let now = Instant::now();
-        self.active.retain(|f| f.is_live(now));
-        self.active.clone()
+    fn matches(&self, path: &&str) -> bool {
+        path.starts_with(&self.path_prefix)
     }
 
-    pub fn clear(&mut self) {
-        self.active.clear();
+    fn answer(&self) -> Option<ApiError> {
+        let status = StatusCode::from_u16(self.status?).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let mut error = if status == StatusCode::TOO_MANY_REQUESTS {
+            ApiError::new(status, "RATE_LIMITED", "rate limit exceeded")
+        } else {
+            ApiError::new(status, "UNAVAILABLE", "service temporarily unavailable")
+        };
+        error.retry_after_secs = self.retry_after_secs;
+        Some(error)
     }
-
-    pub fn remove(&mut self, id: u64) -> bool {
-        let before = self.active.len();
-        self.active.retain(|f| f.id != id);
-        self.active.len() != before
-    }
-
-    /// Rolls every live fault matching `path`; `None` when none fired.
-    pub fn fire(&mut self, path: &str) -> Option<Hit> {
-        let now = Instant::now();
-        self.active.retain(|f| f.is_live(now));
-        let mut hit: Option<Hit> = None;
-        for fault in self
-            .active
-            .iter_mut()
-            .filter(|f| path.starts_with(&f.path_prefix))
-        {
-            if fault.probability < 1.0 && rand::random::<f64>() >= fault.probability {
-                continue;
-            }
-            if let Some(n) = fault.remaining.as_mut() {
-                *n -= 1;
-            }
-            let hit = hit.get_or_insert(Hit {
-                latency: Duration::ZERO,
-                error: None,
-                after_effect: false,
-            });
-            hit.after_effect |= fault.after_effect;
-            hit.latency += Duration::from_millis(fault.latency_ms.unwrap_or(0));
-            if hit.error.is_none() {
-                hit.error = fault.status.map(|s| error_for(s, fault.retry_after_secs));
-            }
-        }
-        self.active.retain(|f| f.is_live(now));
-        hit
-    }
-}
-
-fn error_for(status: u16, retry_after_secs: Option<u64>) -> ApiError {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let mut error = if status == StatusCode::TOO_MANY_REQUESTS {
-        ApiError::new(status, "RATE_LIMITED", "rate limit exceeded")
-    } else {
-        ApiError::new(status, "UNAVAILABLE", "service temporarily unavailable")
-    };
-    error.retry_after_secs = retry_after_secs;
-    error
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    fn fire(faults: &mut Faults, path: &str) -> Option<simulator_kit::Hit<ApiError>> {
+        faults.fire(&path, &mut rand::rng())
+    }
 
     fn spec(json: &str) -> FaultSpec {
         serde_json::from_str(json).unwrap()
@@ -186,11 +91,15 @@ mod tests {
         let mut faults = Faults::default();
         faults.add(spec(r#"{"status": 500, "count": 2}"#)).unwrap();
         assert_eq!(
-            faults.fire("/api/v4/loans").unwrap().error.unwrap().status,
+            fire(&mut faults, "/api/v4/loans")
+                .unwrap()
+                .answer
+                .unwrap()
+                .status,
             500
         );
-        assert!(faults.fire("/api/v4/loans").is_some());
-        assert!(faults.fire("/api/v4/loans").is_none());
+        assert!(fire(&mut faults, "/api/v4/loans").is_some());
+        assert!(fire(&mut faults, "/api/v4/loans").is_none());
         assert!(faults.list().is_empty());
     }
 
@@ -205,11 +114,11 @@ mod tests {
                 r#"{"latencyMs": 7, "status": 429, "retryAfterSecs": 3}"#,
             ))
             .unwrap();
-        let hit = faults.fire("/api/v4/changes").unwrap();
+        let hit = fire(&mut faults, "/api/v4/changes").unwrap();
         assert_eq!(hit.latency, Duration::from_millis(12));
-        assert_eq!(hit.error.unwrap().retry_after_secs, Some(3));
+        assert_eq!(hit.answer.unwrap().retry_after_secs, Some(3));
         assert_eq!(
-            faults.fire("/api/v4/loans").unwrap().latency,
+            fire(&mut faults, "/api/v4/loans").unwrap().latency,
             Duration::from_millis(7)
         );
     }
@@ -234,6 +143,6 @@ mod tests {
                 .add(spec(r#"{"status": 503, "probability": 0}"#))
                 .is_ok()
         );
-        assert!(faults.fire("/api/v4/loans").is_none());
+        assert!(fire(&mut faults, "/api/v4/loans").is_none());
     }
 }

@@ -27,18 +27,16 @@ mod model;
 mod records;
 mod store;
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::{Router, response::IntoResponse};
-use tokio::{net::TcpListener, task::JoinHandle};
-use tokio_util::sync::{CancellationToken, DropGuard};
+use simulator_kit::url_of;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use crate::config::Config;
 use crate::{error::ApiError, store::AppState};
-
-/// How long in-flight requests (e.g. ones held by an injected latency) may run after shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Simulator {
     listener: TcpListener,
@@ -76,72 +74,21 @@ impl Simulator {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port())
+        url_of(self.addr)
     }
 
     /// Serves until `shutdown` fires, then drains in-flight requests for up to 5 s.
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let server = axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        tokio::select! {
-            result = server => result.context("serving HTTP")?,
-            () = grace_elapsed(&shutdown) => {
-                tracing::warn!(
-                    grace_secs = SHUTDOWN_GRACE.as_secs(),
-                    "shutdown grace period elapsed; dropping open requests"
-                );
-            }
-        }
-        Ok(())
+        simulator_kit::serve(self.listener, self.app, &shutdown)
+            .await
+            .context("serving HTTP")
     }
 
     /// Runs on a background task until the returned handle is stopped or dropped.
     pub fn spawn(self) -> RunningSimulator {
-        let port = self.port();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(self.run_until(shutdown.clone()));
-        RunningSimulator {
-            port,
-            task: Some(task),
-            shutdown: shutdown.clone(),
-            guard: Some(shutdown.drop_guard()),
-        }
+        RunningSimulator::spawn(self.addr, |shutdown| self.run_until(shutdown))
     }
-}
-
-async fn grace_elapsed(shutdown: &CancellationToken) {
-    shutdown.cancelled().await;
-    tokio::time::sleep(SHUTDOWN_GRACE).await;
 }
 
 /// A simulator serving on a background task; dropping it shuts the server down.
-pub struct RunningSimulator {
-    port: u16,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-    shutdown: CancellationToken,
-    guard: Option<DropGuard>,
-}
-
-impl RunningSimulator {
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Cancelling this token shuts the server down.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
-    /// Shuts down and waits for the server to finish.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        drop(self.guard.take());
-        match self.task.take() {
-            Some(task) => task.await.context("simulator task panicked")?,
-            None => Ok(()),
-        }
-    }
-}
+pub type RunningSimulator = simulator_kit::Running<anyhow::Error>;

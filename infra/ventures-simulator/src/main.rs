@@ -1,18 +1,11 @@
 //! `ventures-simulator`: config from `VENTURES_SIM__*`, JSON logs, serve until SIGINT/SIGTERM.
 
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 use ventures_simulator::{Config, Simulator};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-
+    simulator_kit::init_json_logs();
     let config = Config::from_env()?;
     let simulator = Simulator::start(config).await?;
     tracing::info!(
@@ -20,34 +13,10 @@ async fn main() -> anyhow::Result<()> {
         base_url = %simulator.base_url(),
         "ventures simulator listening"
     );
-
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let signals = tokio::spawn(simulator_kit::cancel_on_signal(shutdown.clone()));
     simulator.run_until(shutdown).await?;
+    signals.abort();
     tracing::info!("ventures simulator stopped");
     Ok(())
-}
-
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the simulator");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown signal received");
-    shutdown.cancel();
 }

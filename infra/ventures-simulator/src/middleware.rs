@@ -9,6 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
+use simulator_kit::inject::{Injected, nothing};
 
 use crate::{
     error::ApiError,
@@ -19,10 +20,6 @@ use crate::{
 /// Response marker: the body was replayed from an earlier request with the same idempotency key.
 #[derive(Debug, Clone, Copy)]
 pub struct Replayed;
-
-/// Response marker: at least one injected fault fired on this request.
-#[derive(Debug, Clone, Copy)]
-struct Faulted;
 
 /// Counts every `/api/v4` request and logs each state-changing one (not token requests) as an
 /// effect, with the status finally returned.
@@ -37,7 +34,7 @@ pub async fn observe(State(state): State<SharedState>, request: Request, next: N
     let response = next.run(request).await;
 
     let status = response.status().as_u16();
-    let faulted = response.extensions().get::<Faulted>().is_some();
+    let faulted = response.extensions().get::<Injected>().is_some();
     let changes_state =
         !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) && path != "/api/v4/token";
     let route = route_label(method.as_str(), &path);
@@ -65,26 +62,17 @@ pub async fn inject_faults(
     request: Request,
     next: Next,
 ) -> Response {
-    let hit = state.lock().faults.fire(request.uri().path());
-    let Some(hit) = hit else {
-        return next.run(request).await;
-    };
-    if hit.after_effect {
-        let response = next.run(request).await;
-        tokio::time::sleep(hit.latency).await;
-        let mut response = hit.error.map_or(response, IntoResponse::into_response);
-        response.extensions_mut().insert(Faulted);
-        return response;
-    }
-    if !hit.latency.is_zero() {
-        tokio::time::sleep(hit.latency).await;
-    }
-    let mut response = match hit.error {
-        Some(error) => error.into_response(),
+    let hit = state
+        .lock()
+        .faults
+        .fire(&request.uri().path(), &mut rand::rng());
+    match hit {
+        Some(hit) => {
+            let render = |error: ApiError| async move { error.into_response() };
+            simulator_kit::inject::run_with(hit, request, next, render, nothing).await
+        }
         None => next.run(request).await,
-    };
-    response.extensions_mut().insert(Faulted);
-    response
+    }
 }
 
 /// Requires `Authorization: Bearer <token>` with a token from `POST /api/v4/token` that has not

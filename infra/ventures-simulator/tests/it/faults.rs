@@ -171,7 +171,10 @@ async fn a_lost_response_after_the_change_is_answered_from_the_idempotency_store
     let first = t.put_status("L-lost", "key-1", "Open", 1).await;
     assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
     let loan: Value = t.get("/api/v4/loans/L-lost").await.json().await.unwrap();
-    assert_eq!((loan["status"].as_str(), loan["version"].as_i64()), (Some("Open"), Some(2)));
+    assert_eq!(
+        (loan["status"].as_str(), loan["version"].as_i64()),
+        (Some("Open"), Some(2))
+    );
     // … and its retry with the same key gets the change's answer, without a second change.
     let retry = t.put_status("L-lost", "key-1", "Open", 1).await;
     assert_eq!(retry.status(), StatusCode::OK);
@@ -181,7 +184,12 @@ async fn a_lost_response_after_the_change_is_answered_from_the_idempotency_store
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["status"].as_i64().unwrap(), e["replayed"].as_bool().unwrap()))
+        .map(|e| {
+            (
+                e["status"].as_i64().unwrap(),
+                e["replayed"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(statuses, vec![(503, false), (200, true)]);
 }
