@@ -2,11 +2,11 @@
 //! failing variable named. The tenant id and the client credentials have no defaults: the
 //! start-up scripts and the tests generate them, so none is stored in the repository.
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use secrecy::SecretString;
 
-use crate::error::ConfigError;
+use simulator_kit::settings::{ConfigError, Env, constraint};
 
 const PREFIX: &str = "GRAPH_SIM__";
 
@@ -124,60 +124,40 @@ impl Config {
 
     /// Same as [`Config::from_env`] with an injectable lookup, for unit tests.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |field: &str| {
-            lookup(&format!("{PREFIX}{field}"))
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |field: &'static str| {
-            get(field).ok_or_else(|| constraint(field, &format!("{PREFIX}{field} is required")))
-        };
+        let env = Env::new(PREFIX, lookup);
         let mut c = Self::new(
-            required("TENANT_ID")?,
-            required("CLIENT_ID")?,
-            required("CLIENT_SECRET")?,
+            env.required("TENANT_ID")?,
+            env.required("CLIENT_ID")?,
+            env.required("CLIENT_SECRET")?,
         );
         fn id<T>(v: T) -> T {
             v
         }
         let secs = Duration::from_secs;
         let millis = Duration::from_millis;
-        set(&get, "LISTEN_ADDR", &mut c.listen_addr, id)?;
-        set(&get, "ACCESS_TOKEN_TTL_SECS", &mut c.access_token_ttl, secs)?;
-        set(&get, "MAILBOX_CONCURRENCY", &mut c.mailbox_concurrency, id)?;
-        set(
-            &get,
+        env.set("LISTEN_ADDR", &mut c.listen_addr, id)?;
+        env.set("ACCESS_TOKEN_TTL_SECS", &mut c.access_token_ttl, secs)?;
+        env.set("MAILBOX_CONCURRENCY", &mut c.mailbox_concurrency, id)?;
+        env.set(
             "CONCURRENCY_RETRY_AFTER_SECS",
             &mut c.concurrency_retry_after,
             secs,
         )?;
-        set(
-            &get,
+        env.set(
             "MAX_SUBSCRIPTION_MINUTES",
             &mut c.max_subscription_lifetime,
             |m: u64| Duration::from_secs(m.saturating_mul(60)),
         )?;
-        set(&get, "STRICT_CONFLICTS", &mut c.strict_conflicts, id)?;
-        set(&get, "LEDGER_CAPACITY", &mut c.ledger_capacity, id)?;
-        set(&get, "SEED", &mut c.seed, id)?;
+        env.set("STRICT_CONFLICTS", &mut c.strict_conflicts, id)?;
+        env.set("LEDGER_CAPACITY", &mut c.ledger_capacity, id)?;
+        env.set("SEED", &mut c.seed, id)?;
         let n = &mut c.notifications;
-        set(
-            &get,
-            "VALIDATION_TIMEOUT_MS",
-            &mut n.validation_timeout,
-            millis,
-        )?;
-        set(&get, "NOTIFICATION_TIMEOUT_MS", &mut n.timeout, millis)?;
-        set(&get, "NOTIFICATION_MAX_ATTEMPTS", &mut n.max_attempts, id)?;
-        set(
-            &get,
-            "NOTIFICATION_RETRY_DELAY_MS",
-            &mut n.retry_delay,
-            millis,
-        )?;
-        set(&get, "NOTIFICATION_DROP_PERCENT", &mut n.drop_percent, id)?;
-        set(
-            &get,
+        env.set("VALIDATION_TIMEOUT_MS", &mut n.validation_timeout, millis)?;
+        env.set("NOTIFICATION_TIMEOUT_MS", &mut n.timeout, millis)?;
+        env.set("NOTIFICATION_MAX_ATTEMPTS", &mut n.max_attempts, id)?;
+        env.set("NOTIFICATION_RETRY_DELAY_MS", &mut n.retry_delay, millis)?;
+        env.set("NOTIFICATION_DROP_PERCENT", &mut n.drop_percent, id)?;
+        env.set(
             "NOTIFICATION_DUPLICATE_PERCENT",
             &mut n.duplicate_percent,
             id,
@@ -211,35 +191,6 @@ impl Config {
         }
         self.notifications.validate()
     }
-}
-
-fn constraint(field: &'static str, message: &str) -> ConfigError {
-    ConfigError::Constraint {
-        field,
-        message: message.to_owned(),
-    }
-}
-
-/// Parses `{PREFIX}{field}` when set and stores `map(value)` in `target`.
-fn set<V, T>(
-    get: &impl Fn(&str) -> Option<String>,
-    field: &str,
-    target: &mut T,
-    map: impl FnOnce(V) -> T,
-) -> Result<(), ConfigError>
-where
-    V: FromStr,
-    V::Err: fmt::Display,
-{
-    if let Some(value) = get(field) {
-        let parsed = value.parse::<V>().map_err(|e| ConfigError::Invalid {
-            var: format!("{PREFIX}{field}"),
-            value: value.clone(),
-            source: e.to_string().into(),
-        })?;
-        *target = map(parsed);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ConfigError;
+use simulator_kit::settings::{ConfigError, Env, constraint};
 
 const PREFIX: &str = "QBO_SIM__";
 
@@ -167,59 +167,41 @@ impl Config {
 
     /// Same as [`Config::from_env`] with an injectable lookup, for unit tests.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |field: &str| {
-            lookup(&format!("{PREFIX}{field}"))
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |field: &'static str| {
-            get(field).ok_or_else(|| constraint(field, &format!("{PREFIX}{field} is required")))
-        };
+        let env = Env::new(PREFIX, lookup);
         let mut c = Self::new(
-            required("CLIENT_ID")?,
-            required("CLIENT_SECRET")?,
-            required("WEBHOOK_VERIFIER_TOKEN")?,
+            env.required("CLIENT_ID")?,
+            env.required("CLIENT_SECRET")?,
+            env.required("WEBHOOK_VERIFIER_TOKEN")?,
         );
         let secs = |v: f64| Duration::from_secs_f64(v);
         let millis = Duration::from_millis;
-        set(&get, "LISTEN_ADDR", &mut c.listen_addr, |v| v)?;
-        set(&get, "ACCESS_TOKEN_TTL_SECS", &mut c.access_token_ttl, secs)?;
-        set(
-            &get,
-            "REFRESH_TOKEN_TTL_SECS",
-            &mut c.refresh_token_ttl,
-            secs,
-        )?;
-        set(&get, "TIME_SCALE", &mut c.time_scale, |v| v)?;
-        set(&get, "UTC_OFFSET_MINUTES", &mut c.utc_offset_minutes, |v| v)?;
-        set(&get, "RATE_LIMIT", &mut c.rate_limit, |v| v)?;
-        set(&get, "RATE_WINDOW_SECS", &mut c.rate_window, secs)?;
-        set(
-            &get,
+        env.set("LISTEN_ADDR", &mut c.listen_addr, |v| v)?;
+        env.set("ACCESS_TOKEN_TTL_SECS", &mut c.access_token_ttl, secs)?;
+        env.set("REFRESH_TOKEN_TTL_SECS", &mut c.refresh_token_ttl, secs)?;
+        env.set("TIME_SCALE", &mut c.time_scale, |v| v)?;
+        env.set("UTC_OFFSET_MINUTES", &mut c.utc_offset_minutes, |v| v)?;
+        env.set("RATE_LIMIT", &mut c.rate_limit, |v| v)?;
+        env.set("RATE_WINDOW_SECS", &mut c.rate_window, secs)?;
+        env.set(
             "MAX_CONCURRENT_PER_REALM",
             &mut c.max_concurrent_per_realm,
             |v| v,
         )?;
-        set(&get, "CDC_LOOKBACK_SECS", &mut c.cdc_lookback, secs)?;
-        set(&get, "CDC_MAX_OBJECTS", &mut c.cdc_max_objects, |v| v)?;
-        set(&get, "LEDGER_CAPACITY", &mut c.ledger_capacity, |v| v)?;
-        set(&get, "SEED", &mut c.seed, |v| v)?;
+        env.set("CDC_LOOKBACK_SECS", &mut c.cdc_lookback, secs)?;
+        env.set("CDC_MAX_OBJECTS", &mut c.cdc_max_objects, |v| v)?;
+        env.set("LEDGER_CAPACITY", &mut c.ledger_capacity, |v| v)?;
+        env.set("SEED", &mut c.seed, |v| v)?;
         let w = &mut c.webhook;
-        w.url = get("WEBHOOK_URL");
-        set(&get, "WEBHOOK_FORMAT", &mut w.format, |v| v)?;
-        set(&get, "WEBHOOK_DROP_PERCENT", &mut w.drop_percent, |v| v)?;
-        set(
-            &get,
-            "WEBHOOK_DUPLICATE_PERCENT",
-            &mut w.duplicate_percent,
-            |v| v,
-        )?;
-        set(&get, "WEBHOOK_BATCH_DELAY_MS", &mut w.batch_delay, millis)?;
-        set(&get, "WEBHOOK_MAX_ATTEMPTS", &mut w.max_attempts, |v| v)?;
-        set(&get, "WEBHOOK_RETRY_DELAY_MS", &mut w.retry_delay, millis)?;
-        set(&get, "WEBHOOK_TIMEOUT_MS", &mut w.timeout, millis)?;
-        set(&get, "WEBHOOK_MAX_EVENTS", &mut w.max_events, |v| v)?;
-        if let Some(content_type) = get("WEBHOOK_CLOUDEVENTS_CONTENT_TYPE") {
+        w.url = env.get("WEBHOOK_URL");
+        env.set("WEBHOOK_FORMAT", &mut w.format, |v| v)?;
+        env.set("WEBHOOK_DROP_PERCENT", &mut w.drop_percent, |v| v)?;
+        env.set("WEBHOOK_DUPLICATE_PERCENT", &mut w.duplicate_percent, |v| v)?;
+        env.set("WEBHOOK_BATCH_DELAY_MS", &mut w.batch_delay, millis)?;
+        env.set("WEBHOOK_MAX_ATTEMPTS", &mut w.max_attempts, |v| v)?;
+        env.set("WEBHOOK_RETRY_DELAY_MS", &mut w.retry_delay, millis)?;
+        env.set("WEBHOOK_TIMEOUT_MS", &mut w.timeout, millis)?;
+        env.set("WEBHOOK_MAX_EVENTS", &mut w.max_events, |v| v)?;
+        if let Some(content_type) = env.get("WEBHOOK_CLOUDEVENTS_CONTENT_TYPE") {
             w.cloudevents_content_type = content_type;
         }
         c.validate()?;
@@ -258,35 +240,6 @@ impl Config {
         }
         self.webhook.validate()
     }
-}
-
-fn constraint(field: &'static str, message: &str) -> ConfigError {
-    ConfigError::Constraint {
-        field,
-        message: message.to_owned(),
-    }
-}
-
-/// Parses `{PREFIX}{field}` when set and stores `map(value)` in `target`.
-fn set<V, T>(
-    get: &impl Fn(&str) -> Option<String>,
-    field: &str,
-    target: &mut T,
-    map: impl FnOnce(V) -> T,
-) -> Result<(), ConfigError>
-where
-    V: FromStr,
-    V::Err: fmt::Display,
-{
-    if let Some(value) = get(field) {
-        let parsed = value.parse::<V>().map_err(|e| ConfigError::Invalid {
-            var: format!("{PREFIX}{field}"),
-            value: value.clone(),
-            source: e.to_string().into(),
-        })?;
-        *target = map(parsed);
-    }
-    Ok(())
 }
 
 /// Secrets are redacted by `SecretString`.

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 
 use crate::clock::SimClock;
 
+pub use simulator_kit::ConfigError;
+
 /// `Fault.type` values the real API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum FaultType {
@@ -187,23 +189,6 @@ impl IntoResponse for ControlError {
         };
         (status, Json(json!({"error": message}))).into_response()
     }
-}
-
-/// A setting that is missing or invalid, naming the variable or field.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{var}: invalid value {value:?}")]
-    Invalid {
-        var: String,
-        value: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("{field}: {message}")]
-    Constraint {
-        field: &'static str,
-        message: String,
-    },
 }
 
 /// Why the simulator could not start or stopped serving.

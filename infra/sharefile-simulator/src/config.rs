@@ -2,11 +2,11 @@
 //! the failing variable named. The OAuth client and the user's credentials have no defaults: the
 //! start-up scripts (or the test) generate them, so none is stored in the repository.
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{fmt, net::SocketAddr, time::Duration};
 
 use secrecy::SecretString;
 
-use crate::error::ConfigError;
+use simulator_kit::settings::{ConfigError, Env, constraint};
 
 const PREFIX: &str = "SHAREFILE_SIM__";
 
@@ -85,50 +85,35 @@ impl Config {
 
     /// Same as [`Config::from_env`] with an injectable lookup, for unit tests.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |field: &str| {
-            lookup(&format!("{PREFIX}{field}"))
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |field: &'static str| {
-            get(field).ok_or_else(|| constraint(field, &format!("{PREFIX}{field} is required")))
-        };
+        let env = Env::new(PREFIX, lookup);
         let mut c = Self::new(
-            required("CLIENT_ID")?,
-            required("CLIENT_SECRET")?,
-            required("USERNAME")?,
-            required("PASSWORD")?,
+            env.required("CLIENT_ID")?,
+            env.required("CLIENT_SECRET")?,
+            env.required("USERNAME")?,
+            env.required("PASSWORD")?,
         );
         let secs = |v: f64| Duration::from_secs_f64(v);
-        set(&get, "LISTEN_ADDR", &mut c.listen_addr, |v| v)?;
-        c.public_url = get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
-        set(&get, "SUBDOMAIN", &mut c.subdomain, |v| v)?;
-        set(&get, "APICP", &mut c.apicp, |v| v)?;
-        set(&get, "APPCP", &mut c.appcp, |v| v)?;
-        set(&get, "ACCESS_TOKEN_TTL_SECS", &mut c.access_token_ttl, secs)?;
-        set(
-            &get,
-            "ROTATE_REFRESH_TOKENS",
-            &mut c.rotate_refresh_tokens,
-            |v| v,
-        )?;
-        if let Some(folders) = get("ROOT_FOLDERS") {
+        env.set("LISTEN_ADDR", &mut c.listen_addr, |v| v)?;
+        c.public_url = env
+            .get("PUBLIC_URL")
+            .map(|u| u.trim_end_matches('/').to_owned());
+        env.set("SUBDOMAIN", &mut c.subdomain, |v| v)?;
+        env.set("APICP", &mut c.apicp, |v| v)?;
+        env.set("APPCP", &mut c.appcp, |v| v)?;
+        env.set("ACCESS_TOKEN_TTL_SECS", &mut c.access_token_ttl, secs)?;
+        env.set("ROTATE_REFRESH_TOKENS", &mut c.rotate_refresh_tokens, |v| v)?;
+        if let Some(folders) = env.get("ROOT_FOLDERS") {
             c.root_folders = folders
                 .split(',')
                 .map(|f| f.trim().to_owned())
                 .filter(|f| !f.is_empty())
                 .collect();
         }
-        set(
-            &get,
-            "MAX_FILE_SIZE_BYTES",
-            &mut c.max_file_size_bytes,
-            Some,
-        )?;
-        set(&get, "QUOTA_BYTES", &mut c.quota_bytes, Some)?;
-        set(&get, "MAX_BODY_BYTES", &mut c.max_body_bytes, |v| v)?;
-        set(&get, "LEDGER_CAPACITY", &mut c.ledger_capacity, |v| v)?;
-        set(&get, "SEED", &mut c.seed, |v| v)?;
+        env.set("MAX_FILE_SIZE_BYTES", &mut c.max_file_size_bytes, Some)?;
+        env.set("QUOTA_BYTES", &mut c.quota_bytes, Some)?;
+        env.set("MAX_BODY_BYTES", &mut c.max_body_bytes, |v| v)?;
+        env.set("LEDGER_CAPACITY", &mut c.ledger_capacity, |v| v)?;
+        env.set("SEED", &mut c.seed, |v| v)?;
         c.validate()?;
         Ok(c)
     }
@@ -163,35 +148,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-fn constraint(field: &'static str, message: &str) -> ConfigError {
-    ConfigError::Constraint {
-        field,
-        message: message.to_owned(),
-    }
-}
-
-/// Parses `{PREFIX}{field}` when set and stores `map(value)` in `target`.
-fn set<V, T>(
-    get: &impl Fn(&str) -> Option<String>,
-    field: &str,
-    target: &mut T,
-    map: impl FnOnce(V) -> T,
-) -> Result<(), ConfigError>
-where
-    V: FromStr,
-    V::Err: fmt::Display,
-{
-    if let Some(value) = get(field) {
-        let parsed = value.parse::<V>().map_err(|e| ConfigError::Invalid {
-            var: format!("{PREFIX}{field}"),
-            value: value.clone(),
-            source: e.to_string().into(),
-        })?;
-        *target = map(parsed);
-    }
-    Ok(())
 }
 
 /// Secrets are redacted by `SecretString`.

@@ -15,6 +15,8 @@ use axum::{
 };
 use serde_json::json;
 
+pub use simulator_kit::ConfigError;
+
 /// A ShareFile API error.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{status} {reason}: {message}")]
@@ -168,23 +170,6 @@ impl IntoResponse for ControlError {
         };
         (status, Json(json!({"error": message}))).into_response()
     }
-}
-
-/// A setting that is missing or invalid, naming the variable or field.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{var}: invalid value {value:?}")]
-    Invalid {
-        var: String,
-        value: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("{field}: {message}")]
-    Constraint {
-        field: &'static str,
-        message: String,
-    },
 }
 
 /// Why the simulator could not start or stopped serving.

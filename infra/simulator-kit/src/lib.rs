@@ -2,7 +2,8 @@
 //!
 //! - [`server`]: serving a router until a shutdown token fires, with one drain deadline; a
 //!   simulator running on a background task ([`Running`]); the binary's JSON logs and
-//!   SIGINT/SIGTERM handling.
+//!   SIGINT/SIGTERM handling; [`settings`]: `{PREFIX}{FIELD}` variables parsed with the failing
+//!   one named.
 //! - [`faults`]: the `/control/faults` machinery: a fault's scope and lifetime (`probability`,
 //!   `count`, `durationSecs`, `latencyMs`, `afterEffect`) around the simulator's own part (which
 //!   requests it matches, what it answers), checked the same way everywhere; [`answers`]: the
@@ -14,7 +15,9 @@ pub mod answers;
 pub mod faults;
 pub mod inject;
 pub mod server;
+pub mod settings;
 
 pub use answers::{PathScope, Reply, StatusAnswer, StatusFields};
 pub use faults::{FaultKind, FaultSpec, Faults, Hit, InjectedFault};
 pub use server::{Running, cancel_on_signal, init_json_logs, serve, url_of};
+pub use settings::{ConfigError, Env};

@@ -2,11 +2,11 @@
 //! the failing variable named. Nothing is required: without `BEARER_TOKEN` the API takes
 //! anonymous calls (as the dev stack's emulators do).
 
-use std::{fmt, net::SocketAddr, str::FromStr};
+use std::{fmt, net::SocketAddr};
 
 use secrecy::SecretString;
 
-use crate::error::ConfigError;
+use simulator_kit::settings::{ConfigError, Env, constraint};
 
 const PREFIX: &str = "STORAGE_SIM__";
 
@@ -54,25 +54,23 @@ impl Config {
 
     /// Same as [`Config::from_env`] with an injectable lookup, for unit tests.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |field: &str| {
-            lookup(&format!("{PREFIX}{field}"))
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let env = Env::new(PREFIX, lookup);
         let mut c = Self::default();
-        set(&get, "LISTEN_ADDR", &mut c.listen_addr, |v| v)?;
-        c.public_url = get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(buckets) = get("BUCKETS") {
+        env.set("LISTEN_ADDR", &mut c.listen_addr, |v| v)?;
+        c.public_url = env
+            .get("PUBLIC_URL")
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(buckets) = env.get("BUCKETS") {
             c.buckets = buckets
                 .split(',')
                 .map(|b| b.trim().to_owned())
                 .filter(|b| !b.is_empty())
                 .collect();
         }
-        c.bearer_token = get("BEARER_TOKEN").map(SecretString::from);
-        set(&get, "MAX_BODY_BYTES", &mut c.max_body_bytes, |v| v)?;
-        set(&get, "LEDGER_CAPACITY", &mut c.ledger_capacity, |v| v)?;
-        set(&get, "SEED", &mut c.seed, |v| v)?;
+        c.bearer_token = env.get("BEARER_TOKEN").map(SecretString::from);
+        env.set("MAX_BODY_BYTES", &mut c.max_body_bytes, |v| v)?;
+        env.set("LEDGER_CAPACITY", &mut c.ledger_capacity, |v| v)?;
+        env.set("SEED", &mut c.seed, |v| v)?;
         c.validate()?;
         Ok(c)
     }
@@ -114,35 +112,6 @@ pub fn valid_bucket_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
         && edge_ok(name.chars().next())
         && edge_ok(name.chars().last())
-}
-
-fn constraint(field: &'static str, message: &str) -> ConfigError {
-    ConfigError::Constraint {
-        field,
-        message: message.to_owned(),
-    }
-}
-
-/// Parses `{PREFIX}{field}` when set and stores `map(value)` in `target`.
-fn set<V, T>(
-    get: &impl Fn(&str) -> Option<String>,
-    field: &str,
-    target: &mut T,
-    map: impl FnOnce(V) -> T,
-) -> Result<(), ConfigError>
-where
-    V: FromStr,
-    V::Err: fmt::Display,
-{
-    if let Some(value) = get(field) {
-        let parsed = value.parse::<V>().map_err(|e| ConfigError::Invalid {
-            var: format!("{PREFIX}{field}"),
-            value: value.clone(),
-            source: e.to_string().into(),
-        })?;
-        *target = map(parsed);
-    }
-    Ok(())
 }
 
 /// The bearer token is redacted by `SecretString`.
