@@ -3,8 +3,6 @@
 //! "inside Outlook", read Teams messages and subscriptions, toggle strict conflicts. Faults, the
 //! ledger, stats, notifications, tokens and reset are in [`crate::control_ops`].
 
-use std::collections::HashMap;
-
 use axum::{
     Json, Router,
     body::Bytes,
@@ -13,7 +11,7 @@ use axum::{
     routing::{delete, get, post},
 };
 use chrono::Utc;
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
@@ -24,6 +22,8 @@ use crate::{
     seed::{BusySpec, SeedSpec},
     state::{SharedStaff, SharedState, lock},
 };
+
+pub use simulator_kit::control::{params, parse};
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -44,15 +44,6 @@ pub fn router() -> Router<SharedState> {
         .route("/control/subscriptions", get(subscriptions))
         .route("/control/settings", get(settings).put(set_settings))
         .merge(crate::control_ops::router())
-}
-
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
-    serde_json::from_slice(body).map_err(ControlError::Json)
-}
-
-pub fn params(raw: Option<String>) -> HashMap<String, String> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
 }
 
 fn staff(state: &SharedState, user: &str) -> Result<SharedStaff, ControlError> {

@@ -15,7 +15,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-pub use simulator_kit::ConfigError;
+pub use simulator_kit::{ConfigError, control::ControlError};
 
 /// A Graph API error: HTTP status, `error.code`, `error.message`, and an optional `Retry-After`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -153,31 +153,6 @@ impl IntoResponse for GraphError {
         }
         response.extensions_mut().insert(self);
         response
-    }
-}
-
-/// Errors of the `/control` API: `{"error": "..."}`.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("invalid JSON body")]
-    Json(#[source] serde_json::Error),
-}
-
-impl IntoResponse for ControlError {
-    fn into_response(self) -> Response {
-        let status = match self {
-            Self::BadRequest(_) | Self::Json(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-        };
-        let message = match &self {
-            Self::Json(source) => format!("{self}: {source}"),
-            other => other.to_string(),
-        };
-        (status, Json(json!({"error": message}))).into_response()
     }
 }
 

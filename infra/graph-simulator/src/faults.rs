@@ -21,8 +21,6 @@ const DEFAULT_HOLD: Duration = Duration::from_secs(300);
 
 /// The active faults.
 pub type Faults = simulator_kit::Faults<GraphFault>;
-/// A posted fault.
-pub type FaultSpec = simulator_kit::FaultSpec<GraphFaultSpec>;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -119,6 +117,8 @@ mod tests {
     use rand::{SeedableRng, rngs::StdRng};
 
     use super::*;
+
+    type FaultSpec = simulator_kit::FaultSpec<GraphFaultSpec>;
 
     fn spec(json: &str) -> FaultSpec {
         serde_json::from_str(json).unwrap()

@@ -11,7 +11,6 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::{
@@ -21,6 +20,8 @@ use crate::{
     seed::{self, SeedSpec},
     state::{SharedState, lock},
 };
+
+pub use simulator_kit::control::parse;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -37,10 +38,6 @@ pub fn router() -> Router<SharedState> {
         .route("/control/realms/{realm_id}/{entity}/{id}", get(entity))
         .route("/control/changes", post(many_changes))
         .merge(crate::control_ops::router())
-}
-
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
-    serde_json::from_slice(body).map_err(ControlError::Json)
 }
 
 /// `{"realms": N, "documentsPerRealm": M, "seed": S, ...}` → the realms with their refresh

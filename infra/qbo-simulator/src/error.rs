@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::clock::SimClock;
 
-pub use simulator_kit::ConfigError;
+pub use simulator_kit::{ConfigError, control::ControlError};
 
 /// `Fault.type` values the real API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -163,31 +163,6 @@ impl IntoResponse for Fault {
         let mut response = (self.status, Json(self.body(&time))).into_response();
         response.extensions_mut().insert(self);
         response
-    }
-}
-
-/// Errors of the `/control` API: `{"error": "..."}`.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("invalid JSON body")]
-    Json(#[source] serde_json::Error),
-}
-
-impl IntoResponse for ControlError {
-    fn into_response(self) -> Response {
-        let status = match self {
-            Self::BadRequest(_) | Self::Json(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-        };
-        let message = match &self {
-            Self::Json(source) => format!("{self}: {source}"),
-            other => other.to_string(),
-        };
-        (status, Json(json!({"error": message}))).into_response()
     }
 }
 

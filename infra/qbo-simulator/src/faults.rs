@@ -14,8 +14,6 @@ use crate::error::Fault;
 
 /// The active faults.
 pub type Faults = simulator_kit::Faults<QboFault>;
-/// A posted fault.
-pub type FaultSpec = simulator_kit::FaultSpec<QboFaultSpec>;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +90,8 @@ mod tests {
     use rand::{SeedableRng, rngs::StdRng};
 
     use super::*;
+
+    type FaultSpec = simulator_kit::FaultSpec<QboFaultSpec>;
 
     fn spec(json: &str) -> FaultSpec {
         serde_json::from_str(json).unwrap()

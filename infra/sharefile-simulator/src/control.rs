@@ -1,8 +1,6 @@
 //! `/control` for test machinery, part one: the item tree (create folders, list items and files,
 //! read a file's bytes and hash), the account's limits and the tokens.
 
-use std::collections::HashMap;
-
 use axum::{
     Json, Router,
     body::Bytes,
@@ -11,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
@@ -20,6 +18,8 @@ use crate::{
     render,
     state::{Limits, SharedState},
 };
+
+pub use simulator_kit::control::{params, parse};
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -36,15 +36,6 @@ pub fn router() -> Router<SharedState> {
         .route("/control/tokens/expire", post(expire_tokens))
         .route("/control/tokens/revoke", post(revoke_tokens))
         .merge(crate::control_ops::router())
-}
-
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
-    serde_json::from_slice(body).map_err(ControlError::Json)
-}
-
-pub fn params(raw: Option<String>) -> HashMap<String, String> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]

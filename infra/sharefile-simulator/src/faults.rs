@@ -22,8 +22,6 @@ const DEFAULT_HOLD: Duration = Duration::from_secs(600);
 
 /// The active faults.
 pub type Faults = simulator_kit::Faults<SfFault>;
-/// A posted fault.
-pub type FaultSpec = simulator_kit::FaultSpec<SfFaultSpec>;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -130,6 +128,8 @@ mod tests {
     use rand::{SeedableRng, rngs::StdRng};
 
     use super::*;
+
+    type FaultSpec = simulator_kit::FaultSpec<SfFaultSpec>;
 
     fn spec(json: &str) -> FaultSpec {
         serde_json::from_str(json).unwrap()

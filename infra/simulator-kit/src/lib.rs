@@ -4,6 +4,8 @@
 //!   simulator running on a background task ([`Running`]); the binary's JSON logs and
 //!   SIGINT/SIGTERM handling; [`settings`]: `{PREFIX}{FIELD}` variables parsed with the failing
 //!   one named.
+//! - [`control`]: the `/control` API's error, body and query parsing, and the `/control/faults`
+//!   routes.
 //! - [`faults`]: the `/control/faults` machinery: a fault's scope and lifetime (`probability`,
 //!   `count`, `durationSecs`, `latencyMs`, `afterEffect`) around the simulator's own part (which
 //!   requests it matches, what it answers), checked the same way everywhere; [`answers`]: the
@@ -12,6 +14,7 @@
 //!   response after the effect).
 
 pub mod answers;
+pub mod control;
 pub mod faults;
 pub mod inject;
 pub mod server;

@@ -1,8 +1,6 @@
 //! `/control` for test machinery, part one: buckets, and objects put, listed and read directly
 //! (not API calls: no faults, no ledger entry, no effect counted).
 
-use std::collections::HashMap;
-
 use axum::{
     Json, Router,
     body::Bytes,
@@ -11,10 +9,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{config::valid_bucket_name, error::ControlError, objects::Object, state::SharedState};
+
+pub use simulator_kit::control::{params, parse};
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -29,15 +29,6 @@ pub fn router() -> Router<SharedState> {
             get(object).put(put_object),
         )
         .merge(crate::control_ops::router())
-}
-
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
-    serde_json::from_slice(body).map_err(ControlError::Json)
-}
-
-pub fn params(raw: Option<String>) -> HashMap<String, String> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
 }
 
 /// What `/control` shows of an object (`md5Hash` and `crc32c` as the API spells them).

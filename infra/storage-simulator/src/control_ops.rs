@@ -1,78 +1,25 @@
 //! `/control` for test machinery, part two: injected faults, the call ledger, the effect
 //! counters, and reset.
 
-use std::collections::HashMap;
-
 use axum::{
     Json, Router,
-    body::Bytes,
-    extract::{Path, RawQuery, State},
+    extract::{RawQuery, State},
     http::StatusCode,
-    routing::{delete, get, post},
+    routing::{get, post},
 };
 use serde_json::{Value, json};
 
-use crate::{
-    control::{params, parse},
-    error::ControlError,
-    faults::FaultSpec,
-    state::SharedState,
-};
+use crate::{control::params, error::ControlError, state::SharedState};
+use simulator_kit::control::{faults_router, number};
 
 const DEFAULT_PAGE: usize = 1000;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
-        .route(
-            "/control/faults",
-            post(add_fault).get(list_faults).delete(clear_faults),
-        )
-        .route("/control/faults/{id}", delete(remove_fault))
+        .merge(faults_router(|state: &SharedState| state.faults()))
         .route("/control/ledger", get(ledger))
         .route("/control/stats", get(stats))
         .route("/control/reset", post(reset))
-}
-
-fn number<T: std::str::FromStr>(
-    p: &HashMap<String, String>,
-    name: &str,
-    default: T,
-) -> Result<T, ControlError> {
-    match p.get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| ControlError::BadRequest(format!("{name} must be a number"))),
-    }
-}
-
-async fn add_fault(
-    State(state): State<SharedState>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ControlError> {
-    let spec: FaultSpec = parse(&body)?;
-    let id = state.faults().add(spec).map_err(ControlError::BadRequest)?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id}))))
-}
-
-async fn list_faults(State(state): State<SharedState>) -> Json<Value> {
-    Json(json!(state.faults().list()))
-}
-
-async fn clear_faults(State(state): State<SharedState>) -> StatusCode {
-    state.faults().clear();
-    StatusCode::NO_CONTENT
-}
-
-async fn remove_fault(
-    State(state): State<SharedState>,
-    Path(id): Path<u64>,
-) -> Result<StatusCode, ControlError> {
-    if state.faults().remove(id) {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ControlError::NotFound(format!("fault {id}")))
-    }
 }
 
 /// `?after=<seq>&limit=<n>`: every `/storage`, `/upload` and `/download` call in order.

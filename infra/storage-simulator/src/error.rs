@@ -13,7 +13,7 @@ use axum::{
 };
 use serde_json::json;
 
-pub use simulator_kit::ConfigError;
+pub use simulator_kit::{ConfigError, control::ControlError};
 
 /// A Cloud Storage API error.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -150,31 +150,6 @@ impl IntoResponse for GcsError {
         }
         response.extensions_mut().insert(self);
         response
-    }
-}
-
-/// Errors of the `/control` API: `{"error": "..."}`.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("invalid JSON body")]
-    Json(#[source] serde_json::Error),
-}
-
-impl IntoResponse for ControlError {
-    fn into_response(self) -> Response {
-        let status = match self {
-            Self::BadRequest(_) | Self::Json(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-        };
-        let message = match &self {
-            Self::Json(source) => format!("{self}: {source}"),
-            other => other.to_string(),
-        };
-        (status, Json(json!({"error": message}))).into_response()
     }
 }
 

@@ -18,8 +18,6 @@ const DEFAULT_HOLD: Duration = Duration::from_secs(600);
 
 /// The active faults.
 pub type Faults = simulator_kit::Faults<GcsFault>;
-/// A posted fault.
-pub type FaultSpec = simulator_kit::FaultSpec<GcsFaultSpec>;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -103,6 +101,8 @@ mod tests {
     use rand::{SeedableRng, rngs::StdRng};
 
     use super::*;
+
+    type FaultSpec = simulator_kit::FaultSpec<GcsFaultSpec>;
 
     fn spec(json: &str) -> FaultSpec {
         serde_json::from_str(json).unwrap()
