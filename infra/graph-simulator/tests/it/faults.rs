@@ -158,12 +158,28 @@ async fn latency_and_a_held_request_that_answers_504() {
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(graph_error(response).await, "timeout");
 
-    let bad = t
-        .http
-        .post(t.url("/control/faults"))
-        .json(&json!({"status": 404}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    for (spec, reason) in [
+        (json!({"status": 404}), "status must be one of"),
+        (
+            json!({"status": 503, "colour": "red"}),
+            "unknown field `colour`",
+        ),
+        (
+            json!({"retryAfterSecs": 2, "latencyMs": 5}),
+            "retryAfterSecs needs a status",
+        ),
+        (json!({"status": "503"}), "invalid JSON body"),
+    ] {
+        let bad = t
+            .http
+            .post(t.url("/control/faults"))
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{spec}");
+        let body: serde_json::Value = bad.json().await.unwrap();
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(reason), "{spec}: {error}");
+    }
 }
