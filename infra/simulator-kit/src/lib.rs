@@ -22,5 +22,5 @@ pub mod settings;
 
 pub use answers::{PathScope, Reply, StatusAnswer, StatusFields};
 pub use faults::{FaultKind, FaultSpec, Faults, Hit, InjectedFault};
-pub use server::{Running, cancel_on_signal, init_json_logs, serve, url_of};
+pub use server::{Running, cancel_on_signal, init_json_logs, run_until_signal, serve, url_of};
 pub use settings::{ConfigError, Env};

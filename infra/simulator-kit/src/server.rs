@@ -101,6 +101,20 @@ pub fn init_json_logs() {
         .init();
 }
 
+/// Runs `run` (a simulator's `run_until`) until SIGINT or SIGTERM, then lets it drain.
+pub async fn run_until_signal<F, E>(run: impl FnOnce(CancellationToken) -> F) -> Result<(), E>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    let shutdown = CancellationToken::new();
+    let run = run(shutdown.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => result,
+        () = cancel_on_signal(shutdown) => run.await,
+    }
+}
+
 /// Cancels `shutdown` on SIGINT or SIGTERM (SIGINT alone where SIGTERM cannot be heard).
 pub async fn cancel_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use storage_simulator::{Config, Simulator};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,10 +13,7 @@ async fn main() -> anyhow::Result<()> {
         base_url = %simulator.base_url(),
         "storage simulator listening"
     );
-    let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(simulator_kit::cancel_on_signal(shutdown.clone()));
-    simulator.run_until(shutdown).await?;
-    signals.abort();
+    simulator_kit::run_until_signal(|shutdown| simulator.run_until(shutdown)).await?;
     tracing::info!("storage simulator stopped");
     Ok(())
 }

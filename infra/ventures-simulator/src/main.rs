@@ -1,6 +1,5 @@
 //! `ventures-simulator`: config from `VENTURES_SIM__*`, JSON logs, serve until SIGINT/SIGTERM.
 
-use tokio_util::sync::CancellationToken;
 use ventures_simulator::{Config, Simulator};
 
 #[tokio::main]
@@ -13,10 +12,7 @@ async fn main() -> anyhow::Result<()> {
         base_url = %simulator.base_url(),
         "ventures simulator listening"
     );
-    let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(simulator_kit::cancel_on_signal(shutdown.clone()));
-    simulator.run_until(shutdown).await?;
-    signals.abort();
+    simulator_kit::run_until_signal(|shutdown| simulator.run_until(shutdown)).await?;
     tracing::info!("ventures simulator stopped");
     Ok(())
 }
